@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine with python3 and make:
+#   make book   - install the locked environment, build the book on the embedded default
+#   make test   - install the locked environment, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: book test bench lock clean
+
+$(BIN)/nrf: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+book: $(BIN)/nrf
+	$(BIN)/jupyter-book build book $(BOOKFLAGS)
+	@echo "The book is at book/_build/html/index.html"
+
+test: $(BIN)/nrf
+	$(BIN)/python -m pytest -q $(TESTFLAGS)
+
+# Comparison-only environment (torchattacks, ART); kept apart from the book's.
+.venv-bench/bin/python: requirements.lock
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet -r requirements.lock
+	.venv-bench/bin/pip install --quiet --no-deps -e .
+	.venv-bench/bin/pip install --quiet "torchattacks>=3.5" "adversarial-robustness-toolbox>=1.17"
+
+bench: .venv-bench/bin/python
+	.venv-bench/bin/python bench/bench_pgd.py
+
+# Regenerate the lock file (needs network access to PyPI).
+lock:
+	$(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv pip compile pyproject.toml --extra book --extra test \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean:
+	rm -rf book/_build

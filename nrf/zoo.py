@@ -1,0 +1,85 @@
+"""Trained models and their data, fetched from the artifact store or trained on a miss.
+
+Every section asks for the models it needs by their training recipe; the first section that
+asks trains them, later ones (and later builds) load them. The recipe names the data by its
+content identity, not its path, so the same recipe gives the same key on every machine.
+"""
+
+from pathlib import Path
+
+import torch
+
+from . import data as nrf_data
+from . import models, store, train
+from .runtime import default_device
+
+ROLES = ("natural", "natural_seed1", "robust", "vgg16", "vgg11")
+
+
+def resolve_data(source: str) -> str:
+    """'sample' (embedded), 'cifar10' (full CIFAR-10 where present), or a path, checked."""
+    if source == "cifar10":
+        found = nrf_data.full_cifar10_path()
+        if found is None:
+            raise ValueError(
+                "data='cifar10' needs full CIFAR-10: set NRF_CIFAR10 to a cifar-10-batches-py root, "
+                "an ImageFolder tree or its .tar.gz, or pass data='sample' for the embedded sample"
+            )
+        return str(found)
+    return source
+
+
+def load_data(source: str) -> tuple:
+    """(train, test) Data for a data parameter."""
+    source = resolve_data(source)
+    return nrf_data.load_cifar10(source, "train"), nrf_data.load_cifar10(source, "test")
+
+
+def recipe(cfg: dict, role: str, data_identity: str) -> dict:
+    """The training recipe of one of the models the book uses, from a profile's settings."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    robust = role == "robust"
+    epochs = cfg["robust_epochs"] if robust else cfg["epochs"]
+    return {
+        "arch": {"vgg16": "vgg16", "vgg11": "vgg11"}.get(role, "resnet18"),
+        "width": cfg["width"],
+        "data": data_identity,
+        "epochs": epochs,
+        "lr": cfg["lr"],
+        "batch_size": cfg["batch_size"],
+        "milestones": [m for m in cfg["milestones"] if m < epochs],
+        "weight_decay": cfg["weight_decay"],
+        "seed": cfg["seed"] + (1 if role == "natural_seed1" else 0),
+        "adv": {"norm": cfg["norm"], "eps": cfg["eps"], "steps": cfg["adv_steps"],
+                "step_size": 2 / 3 * cfg["eps"]} if robust else None,
+        "eval": {"norm": cfg["norm"], "eps": cfg["eps"], "steps": cfg["eval_steps"],
+                 "step_size": 2.5 * cfg["eps"] / cfg["eval_steps"]},
+    }
+
+
+def trained(spec: dict, train_data, test_data, device: torch.device | None = None,
+            root: Path | None = None, progress: bool = True):
+    """(model, meta) for a recipe: loaded from the store, or trained (resumably) and stored."""
+    device = device or default_device()
+    if train_data.identity != spec["data"]:
+        raise ValueError(f"spec was made for data {spec['data']!r}, got {train_data.identity!r}")
+
+    def compute(workdir: Path) -> dict:
+        model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"]).to(device)
+        history = train.train(
+            model, train_data, test_data, epochs=spec["epochs"], lr=spec["lr"], batch_size=spec["batch_size"],
+            milestones=spec["milestones"], weight_decay=spec["weight_decay"], adv=spec["adv"], seed=spec["seed"],
+            checkpoint=workdir / "checkpoint.pt", device=device, progress=progress,
+        )
+        x, y = test_data.x.to(device), test_data.y.to(device)
+        meta = {**spec, "test_data": test_data.identity, "history": history,
+                "clean_acc": train.accuracy(model, x, y),
+                "robust_acc": train.robust_accuracy(model, x, y, **spec["eval"])}
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}
+
+    result = store.fetch("models", spec, compute, root)
+    model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"])
+    model.load_state_dict(result["state_dict"])
+    meta = {**result["meta"], "provenance": store.meta("models", spec, root)}
+    return model.to(device).eval(), meta
