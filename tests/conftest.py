@@ -1,0 +1,28 @@
+"""Shared fixtures: a throw-away artifact store per test session, and tiny section settings."""
+
+import os
+
+import pytest
+
+# Settings small enough that a section's `run` finishes in seconds on 2 CPU cores: they test
+# that the code runs and its outputs are well formed, not the paper's effect sizes.
+TINY = {"width": 4, "epochs": 1, "robust_epochs": 1, "milestones": []}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_cache(tmp_path_factory):
+    """Decoded data sets are cached in a temporary folder, never in the user's ~/.cache/nrf."""
+    os.environ.setdefault("NRF_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def session_store(tmp_path_factory):
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture()
+def tiny(session_store, monkeypatch):
+    """Overrides for `nrf.sections.*.run` on the smoke profile, with results kept in a
+    session-wide temporary store so the tiny models are trained once for all section tests."""
+    monkeypatch.setenv("NRF_STORE", str(session_store))
+    return dict(TINY)
