@@ -66,7 +66,7 @@ def trained(spec: dict, train_data, test_data, device: torch.device | None = Non
         raise ValueError(f"spec was made for data {spec['data']!r}, got {train_data.identity!r}")
 
     def compute(workdir: Path) -> dict:
-        model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"]).to(device)
+        model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"], seed=spec["seed"]).to(device)
         history = train.train(
             model, train_data, test_data, epochs=spec["epochs"], lr=spec["lr"], batch_size=spec["batch_size"],
             milestones=spec["milestones"], weight_decay=spec["weight_decay"], adv=spec["adv"], seed=spec["seed"],
@@ -79,7 +79,7 @@ def trained(spec: dict, train_data, test_data, device: torch.device | None = Non
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}
 
     result = store.fetch("models", spec, compute, root)
-    model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"])
+    model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"], seed=spec["seed"])
     model.load_state_dict(result["state_dict"])
     meta = {**result["meta"], "provenance": store.meta("models", spec, root)}
     return model.to(device).eval(), meta

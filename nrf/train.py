@@ -1,0 +1,199 @@
+"""Natural and PGD adversarial training, resumable to the bit, and (robust) accuracy.
+
+The training set lives on the device as uint8 for the whole run; every epoch is one seeded
+permutation and batched on-device augmentation, so there is no DataLoader and no per-sample
+Python. All randomness of epoch e comes from generators seeded by (seed, e), so a run
+resumed from the checkpoint of epoch e replays exactly what an uninterrupted run does.
+"""
+
+import hashlib
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from nrf import attacks
+from nrf.data import Data, crop_flip, resized_crop_flip, to_float
+from nrf.models import save_atomic
+from nrf.runtime import autocast, default_device, generator
+
+AUGMENTS = ("crop_flip", "resized_crop_flip", None)
+NORMS = ("l2", "linf")
+ADV_KEYS = {"norm", "eps", "steps", "step_size"}
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from a tuple of ints: independent streams per (seed, epoch, batch), no state."""
+    return int.from_bytes(hashlib.sha256(repr(tuple(int(p) for p in parts)).encode()).digest()[:8], "little") >> 1
+
+
+def _check(epochs, lr, batch_size, milestones, gamma, weight_decay, momentum, adv, augment):
+    if not isinstance(epochs, int) or epochs <= 0:
+        raise ValueError(f"epochs must be a positive int; got {epochs!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0; got {lr!r}")
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    if any(not isinstance(m, int) or not 0 < m < epochs for m in milestones):
+        raise ValueError(f"milestones must be ints inside (0, epochs={epochs}); got {list(milestones)!r}")
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0; got {gamma!r}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must lie in [0, 1); got {momentum!r}")
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {list(AUGMENTS)}; got {augment!r}")
+    if adv is not None:
+        if not isinstance(adv, dict) or set(adv) != ADV_KEYS:
+            raise ValueError(f"adv must be None or a dict with exactly the keys {sorted(ADV_KEYS)}; got {adv!r}")
+        if adv["norm"] not in NORMS:
+            raise ValueError(f"adv['norm'] must be one of {NORMS}; got {adv['norm']!r}")
+        if not isinstance(adv["steps"], int) or adv["steps"] <= 0:
+            raise ValueError(f"adv['steps'] must be a positive int; got {adv['steps']!r}")
+        for key in ("eps", "step_size"):
+            if not adv[key] > 0:
+                raise ValueError(f"adv[{key!r}] must be > 0; got {adv[key]!r}")
+
+
+def _augment(x, augment, g):
+    """uint8 batch -> float [0, 1] batch, augmented on its device (crops keep the image size)."""
+    if augment == "crop_flip":
+        return to_float(crop_flip(x, generator=g))  # the gather is cheaper on uint8
+    if augment == "resized_crop_flip":
+        return resized_crop_flip(x, size=x.shape[-1], generator=g)
+    return to_float(x)
+
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, batch_size: int,
+          milestones=(), gamma: float = 0.1, weight_decay: float = 5e-4, momentum: float = 0.9,
+          adv: dict | None = None, augment: str | None = "crop_flip", seed: int = 0,
+          checkpoint=None, device=None, progress: bool = True) -> dict:
+    """Train `model` in place with SGD and cross-entropy; returns the per-epoch history.
+
+    lr is multiplied by `gamma` at each milestone epoch. With `adv`, every batch is replaced
+    by untargeted PGD examples (random start) made on the augmented batch with the model in
+    eval mode: the attack then sees the function that is evaluated (running BN statistics,
+    per-image and independent of batch mates), and only the training forward pass updates the
+    BN statistics. `seed` drives data order, augmentation and the attack's random starts (the
+    initial weights come from `models.build(..., seed=)`). With `checkpoint` (a path), the
+    state after every epoch is written there and a later call with the same arguments resumes
+    from it, ending with the same weights as an uninterrupted run. The model ends in eval mode.
+    history: per-epoch lists train_loss and train_acc (on the batches trained on, adversarial
+    ones with `adv`), test_acc (clean), lr and seconds.
+    """
+    milestones = sorted(milestones)
+    _check(epochs, lr, batch_size, milestones, gamma, weight_decay, momentum, adv, augment)
+    device = torch.device(device) if device is not None else default_device()
+    config = {"model": getattr(model, "config", None), "train": train_data.identity, "test": test_data.identity,
+              "epochs": epochs, "lr": lr, "batch_size": batch_size, "milestones": milestones,
+              "gamma": gamma, "weight_decay": weight_decay, "momentum": momentum, "adv": adv,
+              "augment": augment, "seed": seed}
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    history = {"train_loss": [], "train_acc": [], "test_acc": [], "lr": [], "seconds": []}
+    start = 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        if state["config"] != config:
+            diff = sorted(k for k in config if state["config"].get(k) != config[k])
+            raise ValueError(f"checkpoint {checkpoint} was made with other arguments ({', '.join(diff)}); "
+                             "delete it to start afresh")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start = state["history"], state["epoch"]
+
+    x, y = train_data.x.to(device), train_data.y.to(device)
+    x_test, y_test = test_data.x.to(device), test_data.y.to(device)
+    n = len(y)
+    steps = -(-n // batch_size)
+    bar = tqdm(total=epochs * steps, initial=start * steps, unit="batch", disable=not progress,
+               desc="adversarial training" if adv else "training")
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        epoch_lr = lr * gamma ** sum(m <= epoch for m in milestones)
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr
+        g = generator(derive_seed(seed, epoch), device)
+        order = torch.randperm(n, generator=g, device=device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        model.train()
+        for i in range(steps):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            xb, yb = _augment(x[idx], augment, g), y[idx]
+            if device.type == "cuda":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            if adv is not None:  # attacks.perturb runs the model in eval mode, then restores train mode
+                xb = xb + attacks.pgd(model, xb, yb, norm=adv["norm"], eps=adv["eps"], steps=adv["steps"],
+                                      step_size=adv["step_size"], targeted=False, random_start=True,
+                                      seed=derive_seed(seed, epoch, i))
+            with autocast(device):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.argmax(1) == yb).sum()
+            bar.update()
+        history["train_loss"].append(loss_sum.item() / n)
+        history["train_acc"].append(correct.item() / n)
+        history["test_acc"].append(accuracy(model, x_test, y_test, progress=False))
+        history["lr"].append(epoch_lr)
+        history["seconds"].append(time.perf_counter() - t0)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{history['train_loss'][-1]:.3f}",
+                        acc=f"{history['train_acc'][-1]:.3f}", test=f"{history['test_acc'][-1]:.3f}")
+        if checkpoint is not None:
+            save_atomic({"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "history": history, "epoch": epoch + 1}, checkpoint)
+    bar.close()
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def accuracy(model, x, y, batch_size: int = 500, progress: bool = False) -> float:
+    """Share of x (uint8 or float [0, 1], any device) classified as y, in eval mode on the model's device."""
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    device, was_training = _device_of(model), model.training
+    model.eval()
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for i in tqdm(range(0, len(y), batch_size), desc="accuracy", disable=not progress):
+        xb = x[i:i + batch_size].to(device)
+        xb = to_float(xb) if xb.dtype == torch.uint8 else xb
+        with autocast(device):
+            correct += (model(xb).argmax(1) == y[i:i + batch_size].to(device)).sum()
+    model.train(was_training)
+    return correct.item() / len(y)
+
+
+def robust_accuracy(model, x, y, *, norm: str, eps: float, steps: int, step_size: float,
+                    batch_size: int = 500, progress: bool = True) -> float:
+    """Accuracy under untargeted PGD at `eps` (no random start, so it repeats exactly)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    device, was_training = _device_of(model), model.training
+    model.eval()
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for i in tqdm(range(0, len(y), batch_size), desc="robust accuracy", disable=not progress):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        xb = to_float(xb) if xb.dtype == torch.uint8 else xb
+        xb = xb + attacks.pgd(model, xb, yb, norm=norm, eps=eps, steps=steps, step_size=step_size,
+                              targeted=False, random_start=False)
+        with torch.no_grad(), autocast(device):
+            correct += (model(xb).argmax(1) == yb).sum()
+    model.train(was_training)
+    return correct.item() / len(y)

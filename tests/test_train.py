@@ -1,0 +1,152 @@
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import nrf
+from nrf import models
+from nrf.data import Data, load_cifar10
+from nrf.train import accuracy, robust_accuracy, train
+
+ROOT = Path(nrf.__file__).resolve().parents[1]
+
+
+def subset(data: Data, n: int) -> Data:
+    """n images spread evenly over the (class-grouped) data set, so every class is present."""
+    idx = torch.linspace(0, len(data) - 1, n).long()
+    return Data(data.x[idx], data.y[idx], data.classes, f"{data.identity}-sub{n}")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_cifar10("sample", "train", progress=False), load_cifar10("sample", "test", progress=False)
+
+
+@pytest.fixture(scope="module")
+def natural(sample):
+    """A small natural model trained on 1000 sample images: the shared subject of several tests."""
+    tr, te = subset(sample[0], 1000), subset(sample[1], 300)
+    model = models.build("resnet18", width=8, seed=0)
+    history = train(model, tr, te, epochs=3, lr=0.05, batch_size=50, milestones=(2,), augment=None,
+                    device="cpu", progress=False)
+    return model, history, te
+
+
+def test_natural_training_beats_chance(natural):
+    model, history, te = natural
+    assert set(history) == {"train_loss", "train_acc", "test_acc", "lr", "seconds"}
+    assert all(len(v) == 3 for v in history.values())
+    assert history["lr"] == pytest.approx([0.05, 0.05, 0.005])
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert not model.training
+    acc = accuracy(model, te.x, te.y, batch_size=64)
+    assert acc == history["test_acc"][-1]
+    assert acc > 0.2  # chance is 0.1 (seeds 0-2 give 0.26-0.33)
+    assert accuracy(model, te.x.float() / 255, te.y) == acc  # uint8 and float inputs agree
+
+
+def test_robust_accuracy_is_below_clean_accuracy(natural):
+    model, _, te = natural
+    robust = robust_accuracy(model, te.x[:100], te.y[:100], norm="l2", eps=1.0, steps=5, step_size=0.5,
+                             progress=False)
+    assert robust < accuracy(model, te.x[:100], te.y[:100])
+
+
+def test_adversarial_training_runs_and_robust_accuracy_is_at_most_clean(sample):
+    tr, te = subset(sample[0], 200), subset(sample[1], 100)
+    model = models.build("resnet18", width=4)
+    adv = {"norm": "linf", "eps": 8 / 255, "steps": 2, "step_size": 2 / 3 * 8 / 255}
+    history = train(model, tr, te, epochs=1, lr=0.05, batch_size=50, adv=adv, device="cpu", progress=False)
+    assert len(history["train_loss"]) == 1 and history["train_loss"][0] > 0
+    natural = models.build("resnet18", width=4)
+    train(natural, tr, te, epochs=1, lr=0.05, batch_size=50, device="cpu", progress=False)
+    assert not torch.equal(model.head.weight, natural.head.weight)  # the attack changed what was learnt
+    clean = accuracy(model, te.x, te.y)
+    assert robust_accuracy(model, te.x, te.y, norm="linf", eps=8 / 255, steps=3, step_size=4 / 255,
+                           progress=False) <= clean
+
+
+def test_same_seed_same_weights_other_seed_other_weights(sample):
+    tr, te = subset(sample[0], 200), subset(sample[1], 50)
+    kw = dict(epochs=1, lr=0.05, batch_size=64, augment="resized_crop_flip", device="cpu", progress=False)
+    a, b, c = (models.build("vgg11", width=8) for _ in range(3))
+    train(a, tr, te, seed=5, **kw)
+    train(b, tr, te, seed=5, **kw)
+    train(c, tr, te, seed=6, **kw)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.head.weight, c.head.weight)
+
+
+CHILD = """
+import json, sys, torch
+from nrf import models
+from nrf.data import Data, load_cifar10
+from nrf.train import train
+{subset}
+kw = json.loads({kw!r})
+tr, te = subset(load_cifar10("sample", "train", progress=False), 300), subset(load_cifar10("sample", "test", progress=False), 50)
+train(models.build("resnet18", width=4), tr, te, checkpoint=sys.argv[1], device="cpu", progress=False, **kw)
+"""
+KILL_KW = {"epochs": 3, "lr": 0.05, "batch_size": 50, "milestones": [2], "seed": 3,
+           "adv": {"norm": "l2", "eps": 0.5, "steps": 1, "step_size": 0.5}}
+
+
+def test_killed_run_resumes_to_bit_identical_weights(sample, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    script = CHILD.format(subset=inspect.getsource(subset), kw=json.dumps(KILL_KW))
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    child = subprocess.Popen([sys.executable, "-c", script, str(ckpt)], env=env)
+    try:
+        while not ckpt.exists():
+            assert child.poll() is None, "the training subprocess died before its first checkpoint"
+            time.sleep(0.01)
+        first = torch.load(ckpt, weights_only=True)
+        time.sleep(first["history"]["seconds"][0] / 2)  # into the middle of the next epoch
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    killed_at = torch.load(ckpt, weights_only=True)["epoch"]
+    assert 1 <= killed_at < KILL_KW["epochs"]  # it really was cut off
+
+    tr, te = subset(sample[0], 300), subset(sample[1], 50)
+    resumed = models.build("resnet18", width=4, seed=99)  # the checkpoint must overwrite these weights
+    h_resumed = train(resumed, tr, te, checkpoint=ckpt, device="cpu", progress=False, **KILL_KW)
+    straight = models.build("resnet18", width=4)
+    h_straight = train(straight, tr, te, device="cpu", progress=False, **KILL_KW)
+    assert all(torch.equal(p, q) for p, q in zip(resumed.state_dict().values(), straight.state_dict().values()))
+    assert h_resumed["train_loss"] == h_straight["train_loss"]
+    assert h_resumed["test_acc"] == h_straight["test_acc"]
+
+    with pytest.raises(ValueError, match="other arguments.*lr"):
+        train(resumed, tr, te, checkpoint=ckpt, device="cpu", progress=False, **{**KILL_KW, "lr": 0.1})
+
+
+BAD = [({"epochs": 0}, "epochs"), ({"lr": 0.0}, "lr"), ({"batch_size": 0}, "batch_size"),
+       ({"milestones": (2,)}, "milestones"), ({"milestones": (0,)}, "milestones"),
+       ({"adv": {"norm": "l2", "eps": 1.0}}, "adv must be"), ({"augment": "mixup"}, "augment must be one of"),
+       ({"adv": {"norm": "l1", "eps": 1.0, "steps": 3, "step_size": 0.5}}, r"adv\['norm'\]"),
+       ({"adv": {"norm": "l2", "eps": 1.0, "steps": 0, "step_size": 0.5}}, r"adv\['steps'\]")]
+
+
+@pytest.mark.parametrize("bad, match", BAD)
+def test_bad_parameters_raise(bad, match):
+    data = Data(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), ["a", "b"], "tiny")
+    kw = {"epochs": 2, "lr": 0.1, "batch_size": 2, **bad}
+    with pytest.raises(ValueError, match=match):
+        train(models.build("resnet18", width=4), data, data, device="cpu", progress=False, **kw)
+
+
+def test_bad_attack_parameters_raise():
+    model = models.build("resnet18", width=4)
+    x, y = torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        robust_accuracy(model, x, y, norm="l3", eps=1.0, steps=1, step_size=0.5)
+    with pytest.raises(ValueError, match="batch_size"):
+        accuracy(model, x, y, batch_size=0)
