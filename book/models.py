@@ -35,6 +35,7 @@ seed = None  # seed of the first model (the second natural model uses seed + 1)
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Markdown
 from myst_nb import glue
 
 from nrf import report
@@ -42,7 +43,8 @@ from nrf.sections import models as section
 
 out = section.run(profile, data=data, width=width, epochs=epochs, robust_epochs=robust_epochs, eps=eps, seed=seed)
 cfg, train_data, metas = out["cfg"], out["train"], out["models"]
-glue("provenance", report.provenance(cfg, train_data, {m["provenance"]["hardware"] for m in metas.values()}), display=False)
+hardware = {m["provenance"]["hardware"] for m in metas.values()}
+glue("provenance", Markdown(report.provenance(cfg, train_data, hardware)), display=False)
 
 # %% [markdown]
 # ```{glue:md} provenance
