@@ -30,6 +30,7 @@ test: $(BIN)/nrf
 
 bench: .venv-bench/bin/python
 	.venv-bench/bin/python bench/bench_pgd.py
+	.venv-bench/bin/python bench/bench_uap.py
 
 # Regenerate the lock file (needs network access to PyPI).
 lock:

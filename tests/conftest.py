@@ -6,7 +6,7 @@ import pytest
 
 # Settings small enough that a section's `run` finishes in seconds on 2 CPU cores: they test
 # that the code runs and its outputs are well formed, not the paper's effect sizes.
-TINY = {"width": 4, "epochs": 1, "robust_epochs": 1, "milestones": []}
+TINY = {"width": 4, "epochs": 1, "robust_epochs": 1, "milestones": [], "adv_steps": 1, "eval_steps": 2}
 
 
 @pytest.fixture(scope="session", autouse=True)
