@@ -16,14 +16,15 @@ from .runtime import generator
 # step is a fraction of eps: the paper's 2.0 for an l2 ball of 6.0 is eps / 3; on CIFAR-10
 # the learning-dynamics figure (I-F9) backs a smaller one.
 SOLVER = {
-    "smoke": {"base_size": 512, "epochs": 8, "step": 0.2, "batch_size": 128, "max_batch": 2048},
+    "smoke": {"base_size": 256, "epochs": 8, "step": 0.2, "batch_size": 128, "max_batch": 2048},
     "paper": {"base_size": 10000, "epochs": 10, "step": 0.2, "batch_size": 256, "max_batch": 4096},
 }
 
 
 def per_target(model, model_spec: dict, train_data: Data, test_data: Data, *, profile: str, norm: str,
                eps: float, targets=None, seed: int = 0, progress: bool = True, root=None, **solver) -> dict:
-    """{"targets", "deltas" [T,C,H,W], "curves" [epochs,T], "asr" [T]} for `model` (recipe `model_spec`).
+    """{"targets", "deltas" [T,C,H,W], "curves" [epochs,T], "asr" [T], "hardware"} for `model` (recipe
+    `model_spec`); "hardware" names the machine that computed them.
 
     `solver` overrides the profile's SOLVER entries (base_size, epochs, step, batch_size).
     """
@@ -52,5 +53,6 @@ def per_target(model, model_spec: dict, train_data: Data, test_data: Data, *, pr
         asr = [attacks.asr(model, test_data.x, d, t) for d, t in zip(deltas, targets)]
         return {"targets": targets, "deltas": deltas.cpu(), "curves": curves.cpu(), "asr": asr, "base_index": pick}
 
-    return store.fetch("universal", params, compute, root)
+    result = store.fetch("universal", params, compute, root)
+    return {**result, "hardware": store.meta("universal", params, root)["hardware"]}
 

@@ -75,7 +75,7 @@ def trained(spec: dict, train_data, test_data, device: torch.device | None = Non
         x, y = test_data.x.to(device), test_data.y.to(device)
         meta = {**spec, "test_data": test_data.identity, "history": history,
                 "clean_acc": train.accuracy(model, x, y),
-                "robust_acc": train.robust_accuracy(model, x, y, **spec["eval"])}
+                "robust_acc": train.robust_accuracy(model, x, y, **spec["eval"], progress=progress)}
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}
 
     result = store.fetch("models", spec, compute, root)

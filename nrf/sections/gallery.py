@@ -40,8 +40,7 @@ def gallery(arch: str, norm: str, eps: float, cfg: dict, train_data, test_data, 
                                 targets=targets, seed=cfg["seed"], progress=progress, **solver)
     clean = _clean_predictions(model, spec, test_data)
     chance = torch.tensor([(clean["pred"] == t).float().mean().item() for t in targets])
-    hardware = {meta["provenance"]["hardware"], clean["hardware"],
-                locality.universal_hardware(spec, test_data, cfg["profile"], norm, eps, targets, cfg["seed"], solver)}
+    hardware = {meta["provenance"]["hardware"], clean["hardware"], uni["hardware"]}
     return {"arch": arch, "norm": norm, "eps": eps, "targets": targets, "deltas": uni["deltas"],
             "asr": torch.tensor(uni["asr"]), "chance": chance, "clean_acc": meta["clean_acc"],
             "model": model, "spec": spec, "universal": uni, "clean_pred": clean["pred"], "hardware": hardware}

@@ -162,13 +162,6 @@ def score_patches(model, model_spec: dict, universal: dict, test_data, *, norm: 
     return {**store.fetch("locality", params, compute, root), "hardware": store.meta("locality", params, root)["hardware"]}
 
 
-def universal_hardware(model_spec, test_data, profile, norm, eps, targets, seed, solver, root=None) -> str:
-    """Where universals.per_target computed the perturbations (its store params, rebuilt)."""
-    params = {"model": model_spec, "test": test_data.identity, "norm": norm, "eps": eps, "targets": list(targets),
-              "seed": seed, **universals.SOLVER[profile], **solver}
-    return store.meta("universal", params, root)["hardware"]
-
-
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman rank correlation of two 1-d tensors, ties given their average rank (ASRs on a
     few hundred images tie often). nan when either is constant."""
@@ -220,6 +213,6 @@ def run(profile: str = "smoke", *, norm=None, eps=None, target=None, targets=Non
         rho = [spearman(n, a) for n, a in zip(scores["norms"], scores["asr"])]
         results[nm] = {"norm": nm, "eps": ep, "deltas": uni["deltas"], "universal_asr": torch.tensor(uni["asr"]),
                        "scores": scores, "rho": torch.tensor(rho)}
-        hardware |= {scores["hardware"], universal_hardware(spec, test_data, profile, nm, ep, targets, cfg["seed"], solver)}
+        hardware |= {scores["hardware"], uni["hardware"]}
     return {"cfg": cfg, "train": train_data, "test": test_data, "classes": classes, "target": target,
             "targets": targets, "norm": norm, "results": results, "options": opts, "hardware": hardware}
