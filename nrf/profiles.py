@@ -13,12 +13,12 @@ PROFILES = {
     "smoke": {
         "data": "sample",
         "width": 16,
-        "epochs": 8,
+        "epochs": 15,
         "lr": 0.05,
         "batch_size": 128,
-        "milestones": [6],
+        "milestones": [11],
         "weight_decay": 5e-4,
-        "robust_epochs": 5,
+        "robust_epochs": 8,
         "norm": "l2",
         "eps": 1.0,  # CIFAR-10 l2 threat model of the paper
         "adv_steps": 3,  # PGD adversarial training: 3 steps of 2/3 eps
