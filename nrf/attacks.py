@@ -233,6 +233,29 @@ def asr(model, x, delta, target, batch_size=500):
     return (pred == torch.as_tensor(target, device=pred.device)).float().mean().item()
 
 
+def asr_many(model, x, deltas, targets, batch_size: int = 1000, progress: bool = False, desc: str = "ASR") -> torch.Tensor:
+    """ASR of every shared perturbation deltas[d] ([D, C, H, W]) toward targets[d] on all of x:
+    every (perturbation, image) pair goes through the model in batches of `batch_size`, so D
+    perturbations cost D * len(x) forward passes with no Python loop per image. [D] on the CPU."""
+    dev = _device(model)
+    n, d_total = len(x), len(deltas)
+    x, deltas = x.to(dev), deltas.to(dev).float()
+    targets = torch.as_tensor(targets, device=dev).long()
+    hits = torch.zeros(d_total, device=dev)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), autocast(dev):
+            for k0 in tqdm(range(0, d_total * n, batch_size), disable=not progress, desc=desc):
+                k = torch.arange(k0, min(k0 + batch_size, d_total * n), device=dev)
+                d, i = k // n, k % n
+                pred = model((_float(x[i]) + deltas[d]).clamp(0, 1)).argmax(1)
+                hits.index_add_(0, d, (pred == targets[d]).float())
+    finally:
+        model.train(was_training)
+    return (hits / n).cpu()
+
+
 def fooling_rate(model, x, v, batch_size=500):
     """Part II's fooling rate P(C(clip(x + v)) != C(x)); v: [C, H, W] or [N, C, H, W]."""
     _check_delta(x, v)

@@ -49,7 +49,7 @@ def test_asr_many_matches_attacks_asr():
     x = (torch.rand(12, 3, 32, 32) * 255).to(torch.uint8)
     deltas = torch.randn(3, 3, 32, 32) * 0.5
     targets = [0, 3, 7]
-    got = locality.asr_many(model, x, deltas, targets, batch_size=7)
+    got = attacks.asr_many(model, x, deltas, targets, batch_size=7)
     assert torch.allclose(got, torch.tensor([attacks.asr(model, x, d, t) for d, t in zip(deltas, targets)]))
 
 

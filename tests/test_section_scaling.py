@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nrf import attacks, zoo
-from nrf.sections import locality, scaling
+from nrf.sections import scaling
 
 SMALL = {"targets": [0, "bird"], "scales": [2], "factor": 3, "n_eval": 8, "n_patches": 4, "patch_eval": 8,
          "solver": {"base_size": 32, "epochs": 1}, "robust_solver": {"base_size": 16, "epochs": 1, "batch_size": 8},
@@ -42,7 +42,7 @@ def test_run(tiny, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("recomputed a stored result")
 
-    monkeypatch.setattr(locality, "asr_many", boom)
+    monkeypatch.setattr(attacks, "asr_many", boom)
     monkeypatch.setattr(attacks, "perturb", boom)
     again = scaling.run("smoke", **tiny, **SMALL)
     assert torch.equal(again["asr"]["robust"]["robust"], out["asr"]["robust"]["robust"])

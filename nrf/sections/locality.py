@@ -12,10 +12,9 @@ and worst ones.
 import hashlib
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import attacks, profiles, store, universals, zoo
-from ..runtime import autocast, default_device, generator
+from ..runtime import default_device, generator
 
 # Patches per perturbation and test images each patch is scored on (None: the whole test
 # split), per profile. The paper cuts 64 patches and counts all test images; smoke keeps the
@@ -106,29 +105,6 @@ def cut(delta: torch.Tensor, corners: torch.Tensor, size: int, norm: str) -> tup
     return patches, norms
 
 
-def asr_many(model, x, deltas, targets, batch_size: int = 1000, progress: bool = False) -> torch.Tensor:
-    """ASR of every shared perturbation deltas[d] ([D, C, H, W]) toward targets[d] on all of x:
-    every (perturbation, image) pair goes through the model in batches of `batch_size`, so D
-    perturbations cost D * len(x) forward passes with no Python loop per image. [D] on the CPU."""
-    dev = next(model.parameters()).device
-    n, d_total = len(x), len(deltas)
-    x, deltas = x.to(dev), deltas.to(dev).float()
-    targets = torch.as_tensor(targets, device=dev).long()
-    hits = torch.zeros(d_total, device=dev)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), autocast(dev):
-            for k0 in tqdm(range(0, d_total * n, batch_size), disable=not progress, desc="patch ASR"):
-                k = torch.arange(k0, min(k0 + batch_size, d_total * n), device=dev)
-                d, i = k // n, k % n
-                pred = model((attacks._float(x[i]) + deltas[d]).clamp(0, 1)).argmax(1)
-                hits.index_add_(0, d, (pred == targets[d]).float())
-    finally:
-        model.train(was_training)
-    return (hits / n).cpu()
-
-
 def score_patches(model, model_spec: dict, universal: dict, test_data, *, norm: str, n_patches: int,
                   patch_size: int, n_eval: int | None, patch_seed: int, progress: bool = True, root=None) -> dict:
     """Score random patches of every universal perturbation in `universal` (a universals.per_target
@@ -151,7 +127,7 @@ def score_patches(model, model_spec: dict, universal: dict, test_data, *, norm: 
         corners = attacks.random_patches(n_patches, patch_size, side, patch_seed)
         cuts = [cut(d, corners, patch_size, norm) for d in deltas]
         patches = torch.cat([p for p, _ in cuts])  # [T * P, C, H, W]
-        asr = asr_many(model, x, torch.cat([patches, deltas]), [t for t in targets for _ in range(n_patches)] + targets,
+        asr = attacks.asr_many(model, x, torch.cat([patches, deltas]), [t for t in targets for _ in range(n_patches)] + targets,
                        batch_size=4096 if next(model.parameters()).is_cuda else 1000, progress=progress)
         clean = attacks.predict(model, x)
         t = len(targets)

@@ -60,7 +60,7 @@ def measure(models: dict, specs: dict, kinds: dict, targets: list[int], test_dat
         for role, model in models.items():
             ks = MEASURED[role]
             every = torch.cat([(kinds[k][:, None] * s).flatten(0, 1) for k in ks])
-            hits = locality.asr_many(model, x, every, to.repeat(len(ks)),
+            hits = attacks.asr_many(model, x, every, to.repeat(len(ks)),
                                      batch_size=4096 if next(model.parameters()).is_cuda else 1000, progress=progress)
             for k, a in zip(ks, hits.view(len(ks), len(targets), len(grid))):
                 asr[k][role] = a
