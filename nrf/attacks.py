@@ -59,14 +59,14 @@ def project(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
     return delta * _expand(scale, delta)
 
 
-def _step_direction(g, norm):
+def step_direction(g, norm):
     """Normalised gradient per sample: the steepest-ascent unit step of the norm."""
     if norm == "linf":
         return g.sign()
     return g / _expand(_norms(g, "l2").clamp_min(1e-12), g)
 
 
-def _random_start(shape, norm, eps, gen, device):
+def random_in_ball(shape, norm, eps, gen, device):
     """Uniform in the eps-ball: linf per coordinate; l2 a Gaussian direction with radius eps * u^(1/d)."""
     if norm == "linf":
         return (torch.rand(shape, generator=gen, device=device) * 2 - 1) * eps
@@ -137,7 +137,7 @@ def perturb(model, x, labels, *, group_size=1, norm="l2", eps, step_size, epochs
             x0 = _float(xc[:, 0]) if k == 1 else None
             delta = torch.zeros(g1 - g0, *x.shape[1:], device=dev)
             if random_start:
-                delta = _random_start(delta.shape, norm, eps, gen, dev)
+                delta = random_in_ball(delta.shape, norm, eps, gen, dev)
                 if k == 1:
                     delta = (x0 + delta).clamp(0, 1) - x0
             chunk_curve = []
@@ -161,7 +161,7 @@ def perturb(model, x, labels, *, group_size=1, norm="l2", eps, step_size, epochs
                     (grad,) = torch.autograd.grad(loss, delta)
                     hit = logits.detach().argmax(1) == yb.flatten()
                     hits += (hit if targeted else ~hit).view(yb.shape).sum(1)
-                    delta = project(delta.detach() + sign * step_size * _step_direction(grad, norm), norm, eps)
+                    delta = project(delta.detach() + sign * step_size * step_direction(grad, norm), norm, eps)
                     if k == 1:
                         delta = (x0 + delta).clamp(0, 1) - x0
                 chunk_curve.append(hits / k)
@@ -372,7 +372,7 @@ def deepfool(model, x, *, norm="l2", num_candidates=10, overshoot=0.02, max_iter
                 else:
                     closer = dist < best
                     best, best_w = torch.where(closer, dist, best), torch.where(_expand(closer, w), w, best_w)
-            step = _step_direction(best_w, norm) * _expand(best + 1e-4, best_w)
+            step = step_direction(best_w, norm) * _expand(best + 1e-4, best_w)
             r[active] += step * _expand(still, step)
             active = active[still]
             if len(active) == 0:

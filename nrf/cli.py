@@ -3,11 +3,8 @@
 import argparse
 import importlib
 import time
-from pathlib import Path
 
 import yaml
-
-BOOK = Path(__file__).resolve().parent.parent / "book"
 
 
 def _cut_sample_args(p: argparse.ArgumentParser) -> None:
@@ -43,19 +40,40 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     """Execute one section's notebook with papermill, with the given parameters."""
-    import jupytext
-    import papermill
+    from nrf.sweep import execute
 
-    source = BOOK / f"{args.section}.py"
-    if not source.exists():
-        raise ValueError(f"section must be one of {sorted(f.stem for f in BOOK.glob('*.py'))}, got {args.section!r}")
-    out = Path(args.output or f"runs/{args.section}.ipynb")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    notebook = out.with_suffix(".input.ipynb")
-    jupytext.write(jupytext.read(source), notebook)
-    papermill.execute_notebook(str(notebook), str(out), parameters=_params(args.param), cwd=str(BOOK))
-    notebook.unlink()
-    print(f"wrote {out}")
+    print(f"wrote {execute(args.section, _params(args.param), args.output or f'runs/{args.section}.ipynb')}")
+
+
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    _section_args(p)
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="a swept parameter (repeatable), values read as YAML: --grid lr=0.01,0.1; a value starting "
+                        "with [ is one YAML list, for values that are lists or hold commas: --grid 'K=[[1, 2], [4]]'")
+    p.add_argument("--grid-file", metavar="FILE.yaml",
+                   help="a YAML mapping NAME -> list of values, plus optionally fixed: {NAME: VALUE} (-p wins)")
+    p.add_argument("--workers", type=int, metavar="N", help="points run at once (default: one per CUDA GPU, else 1)")
+    p.add_argument("--out", metavar="DIR", help="where the points' folders go (default: runs/sweep)")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    """Execute a section's notebook at every point of a grid; exit 1 when a point failed."""
+    from nrf import sweep
+
+    grid, fixed = sweep.grid_file(args.grid_file) if args.grid_file else ({}, {})
+    for name, values in map(sweep.grid_option, args.grid):
+        if name in grid:
+            raise ValueError(f"--grid {name} is given twice")
+        grid[name] = values
+    fixed.update(_params(args.param))
+    records = sweep.run(args.section, grid, fixed=fixed, workers=args.workers, out=args.out)
+    print(sweep.table(records))
+    failed = [r for r in records if r["status"] == "failed"]
+    if failed:
+        print(f"\n{len(failed)} point(s) failed:")
+        for r in failed:
+            print(f"  {r['log']}\n    " + r["error"].replace("\n", "\n    "))
+        raise SystemExit(1)
 
 
 def _compute(args: argparse.Namespace) -> None:
@@ -71,6 +89,7 @@ def _compute(args: argparse.Namespace) -> None:
 
 COMMANDS = [
     ("run", "execute a section's notebook with papermill and other parameters", _run_args, _run),
+    ("sweep", "execute a section's notebook at every point of a parameter grid, in parallel", _sweep_args, _sweep),
     ("compute", "run a section's expensive work without Jupyter, filling the artifact store", _section_args, _compute),
     (
         "cut-sample",

@@ -59,12 +59,13 @@ def _check(epochs, lr, batch_size, milestones, gamma, weight_decay, momentum, ad
 
 
 def _augment(x, augment, g):
-    """uint8 batch -> float [0, 1] batch, augmented on its device (crops keep the image size)."""
+    """uint8 (or float: constructed data sets) batch -> float [0, 1] batch, augmented on its
+    device (crops keep the image size)."""
     if augment == "crop_flip":
-        return to_float(crop_flip(x, generator=g))  # the gather is cheaper on uint8
-    if augment == "resized_crop_flip":
+        x = crop_flip(x, generator=g)  # the gather is cheaper on uint8
+    elif augment == "resized_crop_flip":
         return resized_crop_flip(x, size=x.shape[-1], generator=g)
-    return to_float(x)
+    return to_float(x) if x.dtype == torch.uint8 else x.float()
 
 
 def _device_of(model) -> torch.device:

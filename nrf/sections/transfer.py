@@ -1,0 +1,181 @@
+"""Section "Transfer" (I-F6): do universal perturbations transfer less between models than standard ones?
+
+Test images are perturbed on the natural ResNet-18 (the source) in two ways: a standard
+perturbation per image (targeted PGD toward a seeded random target other than its label) and
+each target's universal perturbation (the one the other Part I sections share), added to every
+image. As PAPER.md counts it, for each target t only the perturbed images whose label is not t
+and that the source sends to t are kept; the transfer rate is the share of those that a second
+natural ResNet-18 (another seed) and a VGG16 also send to t. Claim 3: universal perturbations
+transfer less than standard ones.
+"""
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import attacks, profiles, store, universals, zoo
+from ..data import to_float
+from ..runtime import default_device, generator
+from . import locality
+
+# Per-profile defaults (None in run() means these). n_test: test images perturbed (None: all
+# of them, as the paper). Smoke perturbs half of the 1000 sample test images, which keeps the
+# standard perturbations (10 PGD steps each, the section's only gradient work) to seconds.
+DEFAULTS = {"smoke": {"n_test": 500}, "paper": {"n_test": None}}
+PGD_STEPS = 10  # the paper's standard perturbation: 10 steps of eps / 3, no restarts
+SOURCE = "natural"
+OTHERS = ("natural_seed1", "vgg16")
+KINDS = ("standard", "universal")
+
+
+def draw_targets(labels: torch.Tensor, targets: list[int], seed: int) -> torch.Tensor:
+    """One target per image, uniform over `targets` other than the image's label (seeded): the
+    standard perturbations' targets, [n]. An image whose label is the only target keeps it (it is
+    never counted, since its label is the target)."""
+    t = torch.tensor(targets)
+    allowed = (t[None, :] != labels[:, None]).float()  # [n, T]
+    allowed[allowed.sum(1) == 0] = 1.0
+    return t[torch.multinomial(allowed, 1, generator=generator(seed))[:, 0]]
+
+
+def predictions(models: dict, specs: dict, test_data, deltas: torch.Tensor, targets: list[int], *, norm: str,
+                eps: float, n_test: int | None, seed: int, params: dict, progress: bool) -> dict:
+    """Perturb n_test seeded test images (None: all) on the source model and record every model's
+    labels, from the store or computed: {"index" [n], "labels" [n], "aimed" [n] (the standard
+    perturbations' targets), "clean" {role: [n]}, "standard" {role: [n]}, "universal" {role: [T, n]}}.
+    `deltas` [T, C, H, W]: the source's universal perturbation toward each of `targets`."""
+    params = {**params, "models": specs, "test": test_data.identity, "norm": norm, "eps": eps, "targets": targets,
+              "n_test": n_test, "seed": seed, "steps": PGD_STEPS, "step_size": eps / 3}
+
+    def compute(_workdir) -> dict:
+        n_all = len(test_data)
+        index = (torch.arange(n_all) if n_test is None
+                 else torch.randperm(n_all, generator=generator(seed))[:n_test].sort().values)
+        x, labels = test_data.x[index], test_data.y[index]
+        aimed = draw_targets(labels, targets, seed)
+        source = models[SOURCE]
+        std, _ = attacks.perturb(source, x, aimed, norm=norm, eps=eps, step_size=eps / 3, epochs=PGD_STEPS, seed=seed,
+                                 max_batch=2048 if next(source.parameters()).is_cuda else 256, progress=progress)
+        xf = to_float(x)
+        adv = (xf + std).clamp(0, 1)
+        out = {"index": index, "labels": labels, "aimed": aimed, "clean": {}, "standard": {}, "universal": {}}
+        for role, model in tqdm(models.items(), disable=not progress, desc="predict"):
+            out["clean"][role] = attacks.predict(model, x)
+            out["standard"][role] = attacks.predict(model, adv)
+            out["universal"][role] = torch.stack([attacks.predict(model, (xf + d).clamp(0, 1)) for d in deltas])
+        return out
+
+    return {**store.fetch("transfer", params, compute), "hardware": store.meta("transfer", params)["hardware"]}
+
+
+def tally(aimed: torch.Tensor, labels: torch.Tensor, source: torch.Tensor, others: dict, clean: dict,
+          targets: list[int]) -> dict:
+    """PAPER.md's counts per target t, from flat per-attempt tensors [M] (attempt m aimed at aimed[m]):
+    "attempts" (aimed at t, label not t) and "kept" (of those, sent to t by the source); per other
+    model, of the kept ones: "hits" (it also sends them to t), "chance_hits" (it already predicts t
+    on the clean image), "fresh" (it does not) and "fresh_hits" (those it sends to t: transfer
+    that chance cannot explain). [T] integer tensors."""
+    t = torch.tensor(targets)[:, None]
+    attempts = (aimed[None] == t) & (labels[None] != t)  # [T, M]
+    kept = attempts & (source[None] == t)
+    sent = {r: kept & (p[None] == t) for r, p in others.items()}
+    fresh = {r: kept & (clean[r][None] != t) for r in others}
+    return {"attempts": attempts.sum(1), "kept": kept.sum(1), "hits": {r: s.sum(1) for r, s in sent.items()},
+            "chance_hits": {r: (kept & ~fresh[r]).sum(1) for r in others},
+            "fresh": {r: f.sum(1) for r, f in fresh.items()},
+            "fresh_hits": {r: (fresh[r] & sent[r]).sum(1) for r in others}}
+
+
+def _share(hits: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """hits / total per target, nan where total is 0."""
+    return torch.where(total > 0, hits / total.clamp_min(1), torch.tensor(float("nan")))
+
+
+def rates(counts: dict) -> dict:
+    """The counts of `tally` with their shares: per target {role: [T]} "rate" (hits / kept), "chance"
+    (chance_hits / kept) and "fresh_rate" (fresh_hits / fresh), nan where the denominator is 0;
+    pooled over targets (counts summed) the same as floats under "pooled", "pooled_chance" and
+    "pooled_fresh", and "pooled_kept", "pooled_attempts", "source_rate" (kept / attempts)."""
+    kept, total = counts["kept"], counts["kept"].sum().item()
+    out = {**counts, "rate": {}, "chance": {}, "fresh_rate": {}, "pooled": {}, "pooled_chance": {}, "pooled_fresh": {}}
+    for r in counts["hits"]:
+        out["rate"][r] = _share(counts["hits"][r], kept)
+        out["chance"][r] = _share(counts["chance_hits"][r], kept)
+        out["fresh_rate"][r] = _share(counts["fresh_hits"][r], counts["fresh"][r])
+        out["pooled"][r] = counts["hits"][r].sum().item() / max(total, 1)
+        out["pooled_chance"][r] = counts["chance_hits"][r].sum().item() / max(total, 1)
+        out["pooled_fresh"][r] = counts["fresh_hits"][r].sum().item() / max(counts["fresh"][r].sum().item(), 1)
+    attempts = counts["attempts"].sum().item()
+    return {**out, "pooled_kept": total, "pooled_attempts": attempts, "source_rate": total / max(attempts, 1)}
+
+
+def compare(standard: dict, universal: dict, role: str, fresh: bool = False) -> dict:
+    """Pooled standard minus universal transfer rate on `role` (fresh: among the kept images it does
+    not already call t), with the two-proportion standard error sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)
+    and z = difference / error; "wins": targets where standard transfers more, of "compared"
+    (targets with a denominator for both kinds)."""
+    def pooled(kind):
+        if fresh:
+            return kind["pooled_fresh"][role], kind["fresh"][role].sum().item(), kind["fresh_rate"][role]
+        return kind["pooled"][role], kind["pooled_kept"], kind["rate"][role]
+
+    (p1, n1, a), (p2, n2, b) = pooled(standard), pooled(universal)
+    se = (p1 * (1 - p1) / max(n1, 1) + p2 * (1 - p2) / max(n2, 1)) ** 0.5
+    both = ~(a.isnan() | b.isnan())
+    return {"standard": p1, "universal": p2, "n_standard": n1, "n_universal": n2, "diff": p1 - p2, "se": se,
+            "z": (p1 - p2) / se if se > 0 else 0.0, "wins": int((a[both] > b[both]).sum()), "compared": int(both.sum())}
+
+
+def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, n_test=None, solver=None, device=None,
+        progress: bool = True, **overrides) -> dict:
+    """Perturb test images on the natural ResNet-18 and count how often the perturbations transfer.
+
+    norm / eps: the threat model (None: the profile's l2 eps; linf defaults to 8/255).
+    targets: target classes (names or indices; None: all); a standard perturbation aims at one
+    of them, drawn per image. n_test: test images perturbed (None: the profile's; the paper
+    profile uses all). solver: overrides of universals.SOLVER[profile] for the universal
+    perturbations (None: the ones the other Part I sections share). overrides: profile
+    settings of the models (data, width, epochs, seed, ...).
+    """
+    if profile not in DEFAULTS:
+        raise ValueError(f"profile must be one of {sorted(DEFAULTS)}, got {profile!r}")
+    cfg = profiles.settings(profile, **overrides)
+    norm, eps = locality.threat(cfg, norm, eps)
+    solver = locality.check_solver(profile, solver)
+    train_data, test_data = zoo.load_data(cfg["data"])
+    classes = train_data.classes
+    targets = (list(range(len(classes))) if targets is None
+               else [locality.class_index(t, classes, "targets") for t in targets])
+    if not targets or len(set(targets)) != len(targets):
+        raise ValueError(f"targets must be distinct classes, at least one, got {targets!r}")
+    n_test = DEFAULTS[profile]["n_test"] if n_test is None else n_test
+    if n_test is not None and (isinstance(n_test, bool) or not isinstance(n_test, int)
+                               or not 1 <= n_test <= len(test_data)):
+        raise ValueError(f"n_test must be an integer in [1, {len(test_data)}], got {n_test!r}")
+
+    device = device or default_device()
+    specs = {role: zoo.recipe(cfg, role, train_data.identity) for role in (SOURCE, *OTHERS)}
+    models, metas = {}, {}
+    for role, spec in specs.items():
+        models[role], metas[role] = zoo.trained(spec, train_data, test_data, device=device, progress=progress)
+    seed = cfg["seed"]
+    uni = universals.per_target(models[SOURCE], specs[SOURCE], train_data, test_data, profile=profile, norm=norm,
+                                eps=eps, targets=targets, seed=seed, progress=progress, **solver)
+    raw = predictions(models, specs, test_data, uni["deltas"], targets, norm=norm, eps=eps, n_test=n_test, seed=seed,
+                      params={"universal": {"seed": seed, **universals.SOLVER[profile], **solver}}, progress=progress)
+
+    n = len(raw["index"])
+    attempts = {"standard": (raw["aimed"], raw["labels"]),  # one per image
+                "universal": (torch.tensor(targets).repeat_interleave(n), raw["labels"].repeat(len(targets)))}
+    result = {}
+    for kind, (aimed, labels) in attempts.items():  # flat over attempts, target-major for universal
+        counts = tally(aimed, labels, raw[kind][SOURCE].flatten(), {r: raw[kind][r].flatten() for r in OTHERS},
+                       {r: raw["clean"][r].repeat(len(aimed) // n) for r in OTHERS}, targets)
+        result[kind] = rates(counts)
+    hardware = {m["provenance"]["hardware"] for m in metas.values()} | {uni["hardware"], raw["hardware"]}
+    return {
+        "cfg": cfg, "train": train_data, "test": test_data, "classes": classes, "targets": targets, "norm": norm,
+        "eps": eps, "n_test": n, "raw": raw, "deltas": uni["deltas"], **result,
+        "compare": {role: compare(result["standard"], result["universal"], role) for role in OTHERS},
+        "compare_fresh": {role: compare(result["standard"], result["universal"], role, fresh=True) for role in OTHERS},
+        "clean_acc": {role: m["clean_acc"] for role, m in metas.items()}, "hardware": hardware,
+    }

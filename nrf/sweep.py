@@ -1,0 +1,245 @@
+"""Run one section's notebook over a grid of parameters: one papermill run per point, in parallel.
+
+Every point runs in its own `python -m nrf.sweep` subprocess, so each worker can get its own
+GPU (CUDA_VISIBLE_DEVICES) and thread count while the kernel inherits the rest of the
+environment (NRF_STORE, ...), and a crashing point cannot take the others down. A point's
+folder `OUT/SECTION/<slug>-<hash>/` holds the executed notebook, `log.txt` and, once it
+succeeded, `done.json`: a sweep that is run again skips the points that are done.
+"""
+
+import hashlib
+import itertools
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+from tqdm.auto import tqdm
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def source(section: str, notebook: Path | None = None) -> Path:
+    """The py:percent notebook of a section (or `notebook`, which replaces it in tests)."""
+    if notebook is not None:
+        if not Path(notebook).is_file():
+            raise ValueError(f"notebook must be an existing py:percent file, got {str(notebook)!r}")
+        return Path(notebook).resolve()
+    path = BOOK / f"{section}.py"
+    if not path.is_file():
+        raise ValueError(f"section must be one of {sorted(f.stem for f in BOOK.glob('*.py'))}, got {section!r}")
+    return path
+
+
+def execute(section: str, params: dict, out: str | Path, *, notebook: Path | None = None,
+            log: TextIO | None = None) -> Path:
+    """Execute a section's notebook with papermill into `out`, the kernel working in the
+    notebook's folder; with `log`, the cells' output streams go there instead of a progress bar.
+    The kernel talks over unix sockets in a folder of its own: TCP ports picked by kernels started
+    at the same time can collide (nteract/papermill#511)."""
+    import jupytext
+    import papermill
+    from traitlets.config import Config
+
+    path = source(section, notebook)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="nrf-kernel-") as sockets:
+        papermill.execute_notebook(jupytext.read(path), str(out), parameters=params, cwd=str(path.parent),
+                                   progress_bar=log is None, stdout_file=log, stderr_file=log,
+                                   config=Config(KernelManager={"transport": "ipc", "ip": f"{sockets}/kernel"}))
+    return out
+
+
+def points(grid: dict[str, list]) -> list[dict]:
+    """The cartesian product of the grid: keys and values in the order given."""
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"grid must be a non-empty mapping NAME -> list of values, got {grid!r}")
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"grid parameter {name!r} must be a non-empty list of values, got {values!r}")
+    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+
+_points = points  # run()'s keyword argument `points` hides the function inside run()
+
+
+def grid_option(text: str) -> tuple[str, list]:
+    """`--grid NAME=V1,V2,...` (each value read as YAML) or `NAME=[YAML list]`, which allows
+    values that are lists or contain commas: `--grid "milestones=[[50, 75], [100]]"`."""
+    name, sep, values = text.partition("=")
+    if not sep or not name.strip() or not values.strip():
+        raise ValueError(f"--grid must look like NAME=V1,V2,... or NAME=[V1, V2], got {text!r}")
+    if values.lstrip().startswith("["):
+        return name.strip(), yaml.safe_load(values)
+    return name.strip(), [yaml.safe_load(v) for v in values.split(",")]
+
+
+def grid_file(path: str | Path) -> tuple[dict, dict]:
+    """A YAML mapping NAME -> list of values, plus an optional `fixed:` mapping -> (grid, fixed)."""
+    spec = yaml.safe_load(Path(path).read_text())
+    if not isinstance(spec, dict):
+        raise ValueError(f"grid file {path} must hold a mapping NAME -> list of values")
+    fixed = spec.pop("fixed", None) or {}
+    if not isinstance(fixed, dict):
+        raise ValueError(f"grid file {path}: fixed must be a mapping NAME -> value, got {fixed!r}")
+    return spec, fixed
+
+
+def point_name(point: dict, params: dict) -> str:
+    """A readable folder name: the point's own values, then a hash of all its parameters."""
+    slug = "_".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in point.items())
+    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "-", slug).strip("-")[:48]
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+def gpus() -> list[str]:
+    """The CUDA devices the workers share out (none when NRF_DEVICE asks for the CPU)."""
+    if os.environ.get("NRF_DEVICE", "").startswith("cpu"):
+        return []
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [d.strip() for d in visible.split(",")] if visible else [str(i) for i in range(count)]
+    return ids[:count]
+
+
+def worker_env(slot: int, workers: int, devices: list[str]) -> dict:
+    """Worker `slot`'s environment: its own GPU, and its share of the cores ($OMP_NUM_THREADS
+    if set, else all) so that parallel points do not oversubscribe them."""
+    env = dict(os.environ)
+    threads = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1) // workers))
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    if devices:
+        env["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
+    return env
+
+
+def _done(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "done.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _record(params: dict, folder: Path, section: str, status: str, seconds: float | None, error: str | None) -> dict:
+    return {"params": params, "status": status, "notebook": folder / f"{section}.ipynb", "log": folder / "log.txt",
+            "seconds": seconds, "error": error}
+
+
+def _point(section: str, notebook: Path, params: dict, folder: Path, env: dict) -> dict:
+    """Execute one point in a subprocess; its stdout and stderr become the point's log."""
+    folder.mkdir(parents=True, exist_ok=True)
+    job = {"section": section, "notebook": str(notebook), "params": params, "out": str(folder / f"{section}.ipynb")}
+    start = time.perf_counter()
+    with open(folder / "log.txt", "w") as log:
+        code = subprocess.run([sys.executable, "-u", "-m", "nrf.sweep", json.dumps(job)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT).returncode
+    seconds = round(time.perf_counter() - start, 2)
+    if code != 0:
+        lines = [ln for ln in ANSI.sub("", (folder / "log.txt").read_text(errors="replace")).splitlines() if ln.strip()]
+        return _record(params, folder, section, "failed", seconds, "\n".join(lines[-3:]) or f"exit code {code}")
+    done = {"params": params, "seconds": seconds, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (folder / "done.json.tmp").write_text(json.dumps(done, indent=1))
+    os.replace(folder / "done.json.tmp", folder / "done.json")
+    return _record(params, folder, section, "done", seconds, None)
+
+
+def run(section: str, grid: dict | None = None, *, points: list[dict] | None = None, fixed: dict | None = None,
+        workers: int | None = None, out: str | Path | None = None, progress: bool = True,
+        notebook: Path | None = None) -> list[dict]:
+    """Execute every point of `grid` (or the list `points`), each with the `fixed` parameters
+    added, `workers` at a time (default: one per CUDA GPU, else 1); returns one record per point,
+    in order: params, status (done / skipped / failed), notebook, log, seconds, error."""
+    path = source(section, notebook)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if (grid is None) == (points is None):
+        raise ValueError("give exactly one of grid and points")
+    todo = _points(grid) if grid is not None else points
+    if not isinstance(todo, list) or not todo or not all(isinstance(p, dict) for p in todo):
+        raise ValueError(f"points must be a non-empty list of mappings NAME -> value, got {todo!r}")
+    fixed = {} if fixed is None else fixed
+    if not isinstance(fixed, dict):
+        raise ValueError(f"fixed must be a mapping NAME -> value, got {fixed!r}")
+    for point in todo:
+        if clash := sorted(set(point) & set(fixed)):
+            raise ValueError(f"parameter {clash[0]!r} is both swept and fixed")
+    every = [{**fixed, **point} for point in todo]
+    root = Path(out or "runs/sweep").resolve() / section
+    try:
+        folders = [root / point_name(point, params) for point, params in zip(todo, every)]
+    except TypeError as e:
+        raise ValueError(f"parameters must be YAML/JSON values (numbers, strings, lists, mappings): {e}") from None
+    if len(set(folders)) < len(folders):
+        raise ValueError("points must be distinct: the grid or points list repeats a point")
+
+    devices = gpus()
+    workers = workers or max(1, len(devices))
+    slots = queue.Queue()
+    for slot in range(workers):
+        slots.put(slot)
+
+    def one(params: dict, folder: Path) -> dict:
+        slot = slots.get()
+        try:
+            return _point(section, path, params, folder, worker_env(slot, workers, devices))
+        finally:
+            slots.put(slot)
+
+    records = [None] * len(every)
+    bar = tqdm(total=len(every), disable=not progress, desc=f"sweep {section}", unit="point")
+    pool = ThreadPoolExecutor(workers)
+    try:
+        futures = {}
+        for i, (params, folder) in enumerate(zip(every, folders)):
+            if (done := _done(folder)) is not None:
+                records[i] = _record(params, folder, section, "skipped", done.get("seconds"), None)
+                bar.update()
+            else:
+                futures[pool.submit(one, params, folder)] = i
+        for future in as_completed(futures):
+            records[futures[future]] = future.result()
+            bar.set_postfix(failed=sum(r is not None and r["status"] == "failed" for r in records), refresh=False)
+            bar.update()
+    finally:
+        pool.shutdown(cancel_futures=True)
+        bar.close()
+    return records
+
+
+def table(records: list[dict]) -> str:
+    """The sweep's outcome, one line per point: folder, status, seconds."""
+    width = max(len(r["log"].parent.name) for r in records)
+    lines = [f"{'point':<{width}}  {'status':<7}  seconds"]
+    for r in records:
+        seconds = "" if r["seconds"] is None else f"{r['seconds']:.1f}"
+        lines.append(f"{r['log'].parent.name:<{width}}  {r['status']:<7}  {seconds:>7}")
+    return "\n".join(lines)
+
+
+def _child(job: str) -> None:
+    """One point, in its own process: papermill's error (the cell's traceback) ends the log."""
+    from papermill.exceptions import PapermillExecutionError
+
+    job = json.loads(job)
+    try:
+        execute(job["section"], job["params"], job["out"], notebook=Path(job["notebook"]), log=sys.stdout)
+    except PapermillExecutionError as e:
+        sys.exit(ANSI.sub("", str(e)))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])

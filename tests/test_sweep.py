@@ -1,0 +1,147 @@
+"""`nrf sweep`: the grid, one papermill run per point in parallel, skipping, failures, the command.
+
+The notebook is a tiny py:percent file in tmp_path (book sections are far too slow): it writes
+a file named after its parameters into `out` (with two variables of its environment), and raises
+when a == 3.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from nrf import cli, sweep
+
+NOTEBOOK = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+a = 1
+b = 2
+out = "."
+
+# %%
+import os
+import pathlib
+if a == 3:
+    raise ValueError(f"a is {a}")
+pathlib.Path(out, f"a{a}_b{b}.txt").write_text(f"{a * b} {os.environ['OMP_NUM_THREADS']} {os.environ.get('NRF_STORE')}")
+'''
+
+
+@pytest.fixture()
+def notebook(tmp_path):
+    path = tmp_path / "toy.py"
+    path.write_text(NOTEBOOK)
+    (tmp_path / "written").mkdir()
+    return path
+
+
+def no_subprocess(*args, **kwargs):
+    raise AssertionError("a point was executed")
+
+
+def test_points():
+    assert sweep.points({"b": [2, 1], "a": ["x", [3]]}) == [
+        {"b": 2, "a": "x"}, {"b": 2, "a": [3]}, {"b": 1, "a": "x"}, {"b": 1, "a": [3]}]
+    with pytest.raises(ValueError, match="grid"):
+        sweep.points({})
+    with pytest.raises(ValueError, match="'lr'"):
+        sweep.points({"a": [1], "lr": 0.1})
+    with pytest.raises(ValueError, match="'lr'"):
+        sweep.points({"a": [1], "lr": []})
+
+
+def test_run_fail_skip(notebook, tmp_path, monkeypatch):
+    written, runs = tmp_path / "written", tmp_path / "runs"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("NRF_STORE", "elsewhere")  # the kernels inherit the environment
+    records = sweep.run("toy", {"a": [1, 2, 3], "b": [5]}, fixed={"out": str(written)}, workers=2, out=runs,
+                        progress=False, notebook=notebook)
+    assert [r["params"] for r in records] == [{"out": str(written), "a": a, "b": 5} for a in (1, 2, 3)]
+    assert [r["status"] for r in records] == ["done", "done", "failed"]
+    for r in records[:2]:
+        assert r["notebook"].parent.parent == runs / "toy" and r["notebook"].is_file() and r["error"] is None
+        assert json.loads((r["notebook"].parent / "done.json").read_text())["params"] == r["params"]
+    assert sorted(f.read_text() for f in written.iterdir()) == ["10 1 elsewhere", "5 1 elsewhere"]
+    failed = records[2]
+    assert "ValueError: a is 3" in failed["log"].read_text() and failed["error"].endswith("ValueError: a is 3")
+    assert not (failed["log"].parent / "done.json").exists()
+
+    monkeypatch.setattr(subprocess, "run", no_subprocess)  # done points are never executed again
+    again = sweep.run("toy", points=[{"a": 1, "b": 5}, {"a": 2, "b": 5}], fixed={"out": str(written)}, out=runs,
+                      progress=False, notebook=notebook)
+    assert [r["status"] for r in again] == ["skipped", "skipped"]
+    assert [r["seconds"] for r in again] == [r["seconds"] for r in records[:2]]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"section": "no_such_section", "notebook": None}, "section"),
+    ({"notebook": "missing.py"}, "notebook"),
+    ({"workers": 0}, "workers"),
+    ({"workers": 1.5}, "workers"),
+    ({"grid": None}, "exactly one"),
+    ({"points": [{"a": 1}]}, "exactly one"),
+    ({"grid": {"a": 1}}, "'a'"),
+    ({"fixed": {"a": 0}}, "'a'"),
+    ({"grid": None, "points": [{"a": 1}, {"a": 1}]}, "distinct"),
+    ({"fixed": {"f": object()}}, "YAML"),
+])
+def test_bad_arguments(notebook, tmp_path, monkeypatch, kwargs, match):
+    monkeypatch.setattr(subprocess, "run", no_subprocess)  # checked before anything runs
+    call = {"section": "toy", "grid": {"a": [1, 2]}, "notebook": notebook, "out": tmp_path, "progress": False}
+    with pytest.raises(ValueError, match=match):
+        sweep.run(**{**call, **kwargs})
+
+
+def test_worker_env(monkeypatch):
+    """Each worker gets its own GPU (round robin) and its share of the cores."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    env = sweep.worker_env(1, 2, ["0", "3"])
+    assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "4"
+    assert sweep.worker_env(2, 3, ["0", "3"])["CUDA_VISIBLE_DEVICES"] == "0"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    env = sweep.worker_env(0, 3, [])
+    assert env["OMP_NUM_THREADS"] == "5" and "CUDA_VISIBLE_DEVICES" not in env
+    assert sweep.worker_env(0, 32, [])["OMP_NUM_THREADS"] == "1"
+
+
+def test_grid_option_and_file(tmp_path):
+    assert sweep.grid_option("lr=0.01,0.1") == ("lr", [0.01, 0.1])
+    assert sweep.grid_option("norm=l2,linf") == ("norm", ["l2", "linf"])
+    assert sweep.grid_option("K=[1, 2]") == ("K", [1, 2])
+    assert sweep.grid_option("milestones=[[50, 75], [100]]") == ("milestones", [[50, 75], [100]])
+    with pytest.raises(ValueError, match="--grid"):
+        sweep.grid_option("lr")
+    (tmp_path / "g.yaml").write_text("lr: [0.1]\nfixed:\n  profile: smoke\n")
+    assert sweep.grid_file(tmp_path / "g.yaml") == ({"lr": [0.1]}, {"profile": "smoke"})
+
+
+def test_cli(notebook, tmp_path, monkeypatch, capsys):
+    """--grid-file and --grid together, -p over the file's fixed values, default out, exit 1 on failure."""
+    monkeypatch.setattr(sweep, "BOOK", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.yaml").write_text("a: [1, 3]\nfixed:\n  out: nowhere\n")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["sweep", "toy", "--grid-file", "grid.yaml", "--grid", "b=4", "-p", "out", str(tmp_path / "written"),
+                  "--workers", "2"])
+    assert e.value.code == 1
+    assert (tmp_path / "written" / "a1_b4.txt").read_text().split()[0] == "4"
+    printed = capsys.readouterr().out
+    assert "done" in printed and "failed" in printed and "ValueError: a is 3" in printed
+    assert str(tmp_path / "runs" / "sweep" / "toy") in printed  # the failed point's log
+
+
+def test_cli_bad_grid(notebook, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "BOOK", tmp_path)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["sweep", "toy", "--grid", "lr"])
+    assert e.value.code == 2
