@@ -45,6 +45,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from nrf import report
+from nrf.sections import constructed_training
 from nrf.sections import generalisation as section
 
 out = section.run(profile, construction=construction, grid=grid, train_epochs=train_epochs, model_width=model_width,
@@ -66,8 +67,8 @@ n_test, chance = first["n_test"], first["chance"]
 
 
 def se(p):
-    """Binomial standard error of a test accuracy, in the same units as p."""
-    return (p * (1 - p) / n_test) ** 0.5
+    """Binomial standard error of a test accuracy."""
+    return constructed_training.stderr(p, n_test)
 
 
 rows = []
@@ -127,9 +128,8 @@ plt.close(fig)
 
 # %% tags=["remove-cell"]
 def gap(a, b):
-    """(difference in points, its standard error in points) of two accuracies on the same test set."""
-    pa, pb = best[a]["final_acc"], best[b]["final_acc"]
-    return 100 * (pa - pb), 100 * (se(pa) ** 2 + se(pb) ** 2) ** 0.5
+    """(difference in points, its standard error) of two data sets' best runs."""
+    return constructed_training.gap(best[a], best[b])
 
 
 lines, holds, testable = [], [], []

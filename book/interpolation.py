@@ -46,6 +46,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from nrf import attacks, report
+from nrf.sections import constructed_training
 from nrf.sections import interpolation as section
 
 out = section.run(profile, construction=construction, grid=grid, train_epochs=train_epochs, model_width=model_width,
@@ -66,7 +67,7 @@ n_test, chance = points[0]["n_test"], points[0]["chance"]
 
 def se(p):
     """Binomial standard error of a test accuracy."""
-    return (p * (1 - p) / n_test) ** 0.5
+    return constructed_training.stderr(p, n_test)
 
 
 def acc(name):
@@ -135,8 +136,8 @@ plt.close(fig)
 
 # %% tags=["remove-cell"]
 def diff(a, b):
-    pa, pb = best[a]["final_acc"], best[b]["final_acc"]
-    return 100 * (pa - pb), 100 * (se(pa) ** 2 + se(pb) ** 2) ** 0.5
+    """(difference in points, its standard error) of two data sets' best runs."""
+    return constructed_training.gap(best[a], best[b])
 
 
 first, last = K_ROWS[min(K_ROWS)], K_ROWS[max(K_ROWS)]

@@ -162,21 +162,28 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     return history
 
 
-@torch.no_grad()
-def accuracy(model, x, y, batch_size: int = 500, progress: bool = False) -> float:
-    """Share of x (uint8 or float [0, 1], any device) classified as y, in eval mode on the model's device."""
+def _correct(model, x, y, batch_size: int, progress: bool, desc: str, attack=None) -> float:
+    """Share of x (uint8 or float [0, 1], any device) classified as y, in eval mode on the
+    model's device, each batch first replaced by attack(batch, labels) when one is given."""
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     device, was_training = _device_of(model), model.training
     model.eval()
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for i in tqdm(range(0, len(y), batch_size), desc="accuracy", disable=not progress):
-        xb = x[i:i + batch_size].to(device)
-        xb = to_float(xb) if xb.dtype == torch.uint8 else xb
-        with autocast(device):
-            correct += (model(xb).argmax(1) == y[i:i + batch_size].to(device)).sum()
+    for i in tqdm(range(0, len(y), batch_size), desc=desc, disable=not progress):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        xb = to_float(xb) if xb.dtype == torch.uint8 else xb.float()
+        if attack is not None:
+            xb = attack(xb, yb)
+        with torch.no_grad(), autocast(device):
+            correct += (model(xb).argmax(1) == yb).sum()
     model.train(was_training)
     return correct.item() / len(y)
+
+
+def accuracy(model, x, y, batch_size: int = 500, progress: bool = False) -> float:
+    """Clean accuracy of `model` on (x, y)."""
+    return _correct(model, x, y, batch_size, progress, "accuracy")
 
 
 def robust_accuracy(model, x, y, *, norm: str, eps: float, steps: int, step_size: float,
@@ -184,17 +191,9 @@ def robust_accuracy(model, x, y, *, norm: str, eps: float, steps: int, step_size
     """Accuracy under untargeted PGD at `eps` (no random start, so it repeats exactly)."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-    device, was_training = _device_of(model), model.training
-    model.eval()
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    for i in tqdm(range(0, len(y), batch_size), desc="robust accuracy", disable=not progress):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        xb = to_float(xb) if xb.dtype == torch.uint8 else xb
-        xb = xb + attacks.pgd(model, xb, yb, norm=norm, eps=eps, steps=steps, step_size=step_size,
-                              targeted=False, random_start=False)
-        with torch.no_grad(), autocast(device):
-            correct += (model(xb).argmax(1) == yb).sum()
-    model.train(was_training)
-    return correct.item() / len(y)
+
+    def attack(xb, yb):
+        return xb + attacks.pgd(model, xb, yb, norm=norm, eps=eps, steps=steps, step_size=step_size,
+                                targeted=False, random_start=False)
+
+    return _correct(model, x, y, batch_size, progress, "robust accuracy", attack)

@@ -247,10 +247,7 @@ def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, target=Non
     opts["n_eval"] = DEFAULTS[profile]["n_eval"] if n_eval is None else n_eval
     train_data, test_data = zoo.load_data(cfg["data"])
     classes, n_train = train_data.classes, len(train_data)
-    targets = (list(range(len(classes))) if opts["targets"] is None
-               else [locality.class_index(t, classes, "targets") for t in opts["targets"]])
-    if not targets or len(set(targets)) != len(targets):
-        raise ValueError(f"targets must be distinct classes, at least one, got {opts['targets']!r}")
+    targets = locality.class_indices(opts["targets"], classes)
     target = locality.class_index(opts["target"], classes, "target")
     steps = _step_fractions("steps", opts["steps"])
     (step,) = _step_fractions("step", [opts["step"]])

@@ -86,6 +86,17 @@ def run(profile: str = "smoke", *, dataset: str = "univ", lr: float = 0.1, batch
             "hardware": hardware | {store.meta("constructed-training", params)["hardware"]}}
 
 
+def stderr(acc: float, n_test: int) -> float:
+    """Binomial standard error of an accuracy measured on n_test images."""
+    return (acc * (1 - acc) / n_test) ** 0.5
+
+
+def gap(a: dict, b: dict) -> tuple[float, float]:
+    """(a - b, its standard error), in percentage points, of two runs' final test accuracies."""
+    pa, pb = a["final_acc"], b["final_acc"]
+    return 100 * (pa - pb), 100 * (stderr(pa, a["n_test"]) ** 2 + stderr(pb, b["n_test"]) ** 2) ** 0.5
+
+
 def points_for(profile: str, datasets: list[str], grid: dict | None = None) -> list[dict]:
     """The sweep points: every dataset x the grid (lr, batch_size, decay lists; a name left out
     keeps the profile's list)."""

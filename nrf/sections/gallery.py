@@ -95,7 +95,7 @@ def run(profile: str = "smoke", *, arch="resnet18", norm=None, eps=None, pair=No
     solver = locality.check_solver(profile, solver)
     train_data, test_data = zoo.load_data(cfg["data"])
     classes = train_data.classes
-    targets = list(range(len(classes))) if targets is None else [locality.class_index(t, classes, "targets") for t in targets]
+    targets = locality.class_indices(targets, classes)
     pair = [locality.class_index(t, classes, "pair") for t in (DEFAULT_PAIR if pair is None else pair)]
     if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= set(targets):
         raise ValueError(f"pair must be two different classes among targets {[classes[t] for t in targets]}, "

@@ -64,6 +64,18 @@ def class_index(name_or_index, classes: list[str], what: str) -> int:
     raise ValueError(f"{what} must be a class name in {classes} or an index in [0, {len(classes)}), got {name_or_index!r}")
 
 
+def class_indices(targets, classes: list[str]) -> list[int]:
+    """A `targets` parameter (class names or indices; None: every class) as distinct indices."""
+    if targets is None:
+        return list(range(len(classes)))
+    if not isinstance(targets, (list, tuple)):
+        raise ValueError(f"targets must be a list of class names or indices, got {targets!r}")
+    picked = [class_index(t, classes, "targets") for t in targets]
+    if not picked or len(set(picked)) != len(picked):
+        raise ValueError(f"targets must be distinct classes, at least one, got {targets!r}")
+    return picked
+
+
 def patch_options(profile: str, image_size: int, n_test: int, n_patches=None, patch_size=None, n_eval=None,
                   patch_seed=None) -> dict:
     """The patch-scoring options: the profile's DEFAULTS with overrides, checked."""
@@ -172,7 +184,7 @@ def run(profile: str = "smoke", *, norm=None, eps=None, target=None, targets=Non
     train_data, test_data = zoo.load_data(cfg["data"])
     classes = train_data.classes
     target = class_index(DEFAULT_TARGET if target is None else target, classes, "target")
-    targets = list(range(len(classes))) if targets is None else [class_index(t, classes, "targets") for t in targets]
+    targets = class_indices(targets, classes)
     if target not in targets:
         raise ValueError(f"target {classes[target]!r} must be one of targets {[classes[t] for t in targets]}")
     opts = patch_options(profile, train_data.x.shape[-1], len(test_data), n_patches, patch_size, n_eval, patch_seed)

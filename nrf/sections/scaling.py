@@ -106,10 +106,7 @@ def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, scales=Non
         solvers[name] = given
     train_data, test_data = zoo.load_data(cfg["data"])
     classes = train_data.classes
-    targets = (list(range(len(classes))) if targets is None
-               else [locality.class_index(t, classes, "targets") for t in targets])
-    if not targets or len(set(targets)) != len(targets):
-        raise ValueError(f"targets must be distinct classes, at least one, got {targets!r}")
+    targets = locality.class_indices(targets, classes)
     n_eval = defaults["n_eval"] if n_eval is None else n_eval
     if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, int)
                                or not 1 <= n_eval <= len(test_data)):

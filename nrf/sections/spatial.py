@@ -135,10 +135,7 @@ def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, per_target
         raise ValueError(f"solver may only set {sorted(universals.SOLVER[profile])}, got {sorted(unknown)}")
     train_data, test_data = zoo.load_data(cfg["data"])
     classes, size = train_data.classes, test_data.x.shape[-1]
-    targets = (list(range(len(classes))) if targets is None
-               else [locality.class_index(t, classes, "targets") for t in targets])
-    if not targets or len(set(targets)) != len(targets):
-        raise ValueError(f"targets must be distinct classes, at least one, got {targets!r}")
+    targets = locality.class_indices(targets, classes)
     given = {"per_target": per_target, "n_standard": n_standard, "n_eval": n_eval, "stride": stride}
     opts = {**DEFAULTS[profile], **{k: v for k, v in given.items() if v is not None}}
     _positive_int("per_target", opts["per_target"])

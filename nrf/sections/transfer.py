@@ -143,10 +143,7 @@ def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, n_test=Non
     solver = locality.check_solver(profile, solver)
     train_data, test_data = zoo.load_data(cfg["data"])
     classes = train_data.classes
-    targets = (list(range(len(classes))) if targets is None
-               else [locality.class_index(t, classes, "targets") for t in targets])
-    if not targets or len(set(targets)) != len(targets):
-        raise ValueError(f"targets must be distinct classes, at least one, got {targets!r}")
+    targets = locality.class_indices(targets, classes)
     n_test = DEFAULTS[profile]["n_test"] if n_test is None else n_test
     if n_test is not None and (isinstance(n_test, bool) or not isinstance(n_test, int)
                                or not 1 <= n_test <= len(test_data)):
