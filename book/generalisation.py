@@ -83,6 +83,10 @@ grid_rows = [{"data set": r["dataset"], **r["setting"], "test acc. (%)": 100 * r
               "won": "yes" if best[r["dataset"]] is r else ""} for r in points]
 glue("table_I-T8", pd.DataFrame(grid_rows).set_index("data set").style.format(precision=3), display=False)
 glue("n_points", len(points), display=False)
+scale = sets["opts"]["eps_scale"]
+glue("budget_note", f"The perturbations were made at {scale:g} times the threat model's budget (this profile's "
+     "eps_scale; the Constructed data sets page says why)." if scale != 1 else
+     "The perturbations were made at the threat model's budget.", display=False)
 glue("n_test", n_test, display=False)
 glue("epochs_used", first["setting"]["epochs"], display=False)
 glue("size", best["univ"]["size"], display=False)
@@ -157,7 +161,7 @@ glue("half", f"{d:+.1f} ± {s:.1f}", display=False)
 # %% [markdown]
 # ## Result
 #
-# Every data set has {glue:text}`size` training images; the test set has
+# {glue:text}`budget_note` Every data set has {glue:text}`size` training images; the test set has
 # {glue:text}`n_test` images. {glue:text}`comparison`. D_adv at half the budget scores
 # {glue:text}`half` points against D_univ at the full budget.
 #

@@ -79,6 +79,10 @@ rows = [{"K": k, "data set": name, "mean base set": f"{stats[name]['base_size']:
          "± s.e.": 100 * se(best[name]["final_acc"]), "chance (%)": 100 * chance} for k, name in K_ROWS.items()]
 glue("table_I-T1", pd.DataFrame(rows).set_index("K").style.format(precision=1), display=False)
 glue("n_points", len(points), display=False)
+scale = sets["opts"]["eps_scale"]
+glue("budget_note", f"The perturbations were made at {scale:g} times the threat model's budget (this profile's "
+     "eps_scale; the Constructed data sets page says why)." if scale != 1 else
+     "The perturbations were made at the threat model's budget.", display=False)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ks = list(K_ROWS)
@@ -103,6 +107,8 @@ plt.close(fig)
 # page, shared with the other sections). A target's images are split as evenly as possible into
 # sets of about K, so the mean base-set size is shown beside K.
 # ```
+#
+# {glue:text}`budget_note`
 #
 # ```{glue:figure} fig_I-T1
 # :name: I-T1-curve

@@ -10,6 +10,7 @@ checkpoint there and resume.
     result = store.fetch("models", params, compute)   # compute(workdir) -> dict
 """
 
+import fcntl
 import hashlib
 import io
 import json
@@ -99,17 +100,25 @@ def fetch(section: str, params: dict, compute: Callable[[Path], dict], root: Pat
     """Load the result for (section, params), or compute, save and return it.
 
     `compute(workdir)` gets a scratch folder that persists until the result is saved: write
-    checkpoints there and a crashed or killed run resumes from them on the next call.
+    checkpoints there and a crashed or killed run resumes from them on the next call. Processes
+    that ask for the same missing result at once (parallel sweep points) compute it once: the
+    others wait on a lock in the scratch folder, then load it.
     """
     result = load(section, params, root)
     if result is not None:
         return result
     workdir = path(section, params, root).with_suffix(".work")
     workdir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    result = compute(workdir)
-    save(section, params, result, root, seconds=round(time.perf_counter() - start, 2))
-    shutil.rmtree(workdir, ignore_errors=True)
+    with open(workdir / "lock", "a") as lock:  # parallel sweep points: one computes, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = load(section, params, root)  # computed while this process waited
+        if result is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+            return result
+        start = time.perf_counter()
+        result = compute(workdir)
+        save(section, params, result, root, seconds=round(time.perf_counter() - start, 2))
+        shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 

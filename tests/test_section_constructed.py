@@ -47,6 +47,7 @@ def test_run_and_dataset(tiny, construction, monkeypatch):
     ({"K_univ": 0}, "K_univ"),
     ({"eps_scale": -1}, "eps_scale"),
     ({"n_source": 0}, "n_source"),
+    ({"n_source": 10**6}, "n_source"),
     ({"solver": {"momentum": 1}}, "solver"),
     ({"solver": {"steps": 0}}, "steps"),
 ])

@@ -64,3 +64,27 @@ def test_failed_compute_keeps_workdir_and_saves_nothing(tmp_path):
 def test_params_must_be_json(tmp_path):
     with pytest.raises(ValueError, match="params"):
         store.key("s", {"t": torch.ones(1)})
+
+
+def _slow_compute(args):
+    """Run in a worker process: fetch one key whose computation takes a while and is logged."""
+    root, log = args
+    import time
+
+    def compute(_workdir):
+        with open(log, "a") as f:
+            f.write("computed\n")
+        time.sleep(1.0)
+        return {"value": 42}
+
+    return store.fetch("s", {"shared": True}, compute, root=root)["value"]
+
+
+def test_parallel_fetches_compute_once(tmp_path):
+    import multiprocessing
+
+    log = tmp_path / "log.txt"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        values = pool.map(_slow_compute, [(tmp_path / "store", log)] * 3)
+    assert values == [42, 42, 42]
+    assert log.read_text().count("computed") == 1

@@ -94,7 +94,7 @@ def plan(profile: str = "smoke", *, n_source=None, Ks=None, K_univ=None, restric
 
 
 def _source(train_data: Data, n_source: int | None, seed: int) -> Data:
-    """The training images that get perturbed: all, or a seeded class-stratified random subset."""
+    """The training images that get perturbed: all, or a seeded random subset."""
     if n_source is None:
         return train_data
     if n_source > len(train_data):
@@ -118,9 +118,9 @@ def _setup(profile, device, progress, params):
     p = plan(profile, **params)
     cfg = p["cfg"]
     train_data, test_data = zoo.load_data(cfg["data"])
+    source = _source(train_data, p["opts"]["n_source"], cfg["seed"])  # checks n_source before any training
     spec = zoo.recipe(cfg, "natural", train_data.identity)
     model, meta = zoo.trained(spec, train_data, test_data, device=device or default_device(), progress=progress)
-    source = _source(train_data, p["opts"]["n_source"], cfg["seed"])
     return p, train_data, test_data, spec, model, meta, source
 
 
