@@ -45,7 +45,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from nrf import report
-from nrf.sections import constructed_training
+from nrf.sections import constructed, constructed_training
 from nrf.sections import generalisation as section
 
 out = section.run(profile, construction=construction, grid=grid, train_epochs=train_epochs, model_width=model_width,
@@ -83,10 +83,7 @@ grid_rows = [{"data set": r["dataset"], **r["setting"], "test acc. (%)": 100 * r
               "won": "yes" if best[r["dataset"]] is r else ""} for r in points]
 glue("table_I-T8", pd.DataFrame(grid_rows).set_index("data set").style.format(precision=3), display=False)
 glue("n_points", len(points), display=False)
-scale = sets["opts"]["eps_scale"]
-glue("budget_note", f"The perturbations were made at {scale:g} times the threat model's budget (this profile's "
-     "eps_scale; the Constructed data sets page says why)." if scale != 1 else
-     "The perturbations were made at the threat model's budget.", display=False)
+glue("budget_note", constructed.budget_note(sets["opts"]), display=False)
 glue("n_test", n_test, display=False)
 glue("epochs_used", first["setting"]["epochs"], display=False)
 glue("size", best["univ"]["size"], display=False)

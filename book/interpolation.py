@@ -46,7 +46,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from nrf import attacks, report
-from nrf.sections import constructed_training
+from nrf.sections import constructed, constructed_training
 from nrf.sections import interpolation as section
 
 out = section.run(profile, construction=construction, grid=grid, train_epochs=train_epochs, model_width=model_width,
@@ -79,10 +79,7 @@ rows = [{"K": k, "data set": name, "mean base set": f"{stats[name]['base_size']:
          "± s.e.": 100 * se(best[name]["final_acc"]), "chance (%)": 100 * chance} for k, name in K_ROWS.items()]
 glue("table_I-T1", pd.DataFrame(rows).set_index("K").style.format(precision=1), display=False)
 glue("n_points", len(points), display=False)
-scale = sets["opts"]["eps_scale"]
-glue("budget_note", f"The perturbations were made at {scale:g} times the threat model's budget (this profile's "
-     "eps_scale; the Constructed data sets page says why)." if scale != 1 else
-     "The perturbations were made at the threat model's budget.", display=False)
+glue("budget_note", constructed.budget_note(sets["opts"]), display=False)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ks = list(K_ROWS)

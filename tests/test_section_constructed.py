@@ -64,3 +64,8 @@ def test_unknown_dataset_is_rejected(tiny, construction, monkeypatch):
     monkeypatch.setattr(zoo, "trained", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
     with pytest.raises(ValueError, match="dataset"):
         constructed.dataset("smoke", "univ-K3", **tiny, **construction)
+
+
+def test_budget_note_names_the_scale():
+    assert "3 times" in constructed.budget_note({"eps_scale": 3.0})
+    assert "at the threat model's budget" in constructed.budget_note({"eps_scale": 1.0})

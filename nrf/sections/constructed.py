@@ -48,6 +48,14 @@ def catalogue(norm: str, eps: float, linf_eps: float, Ks: list[int], k_univ: int
     return names
 
 
+def budget_note(opts: dict) -> str:
+    """One sentence for the pages that train on the catalogue: at which budget it was made."""
+    if opts["eps_scale"] == 1:
+        return "The perturbations were made at the threat model's budget."
+    return (f"The perturbations were made at {opts['eps_scale']:g} times the threat model's budget (this profile's "
+            "eps_scale; the Constructed data sets page says why).")
+
+
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
