@@ -75,3 +75,10 @@ def check(cfg: dict) -> None:
     for m in cfg["milestones"]:
         if not 0 < m < max(cfg["epochs"], cfg["robust_epochs"]):
             raise ValueError(f"milestones must lie inside (0, epochs), got {cfg['milestones']!r}")
+
+
+def positive_int(name: str, value, most: int | None = None) -> int:
+    """A section parameter that must be a positive int (at most `most`), checked early."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (most is not None and value > most):
+        raise ValueError(f"{name} must be a positive integer{f' at most {most}' if most else ''}, got {value!r}")
+    return value

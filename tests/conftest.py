@@ -34,3 +34,17 @@ def construction():
     a 1-epoch network is fooled almost everywhere (so the balanced cut keeps something), 1 step."""
     return {"n_source": 1000, "Ks": [1, 2, 8], "K_univ": 8, "restrict_K": 2, "eps_scale": 8.0,
             "solver": {"steps": 2, "step": 0.5}}
+
+
+@pytest.fixture()
+def forbid(monkeypatch):
+    """forbid(owner, name, why): for the rest of the test, calling owner.name fails it with `why`
+    (a section that must load from the store, or reject its parameters before training)."""
+
+    def patch(owner, name, why):
+        def boom(*args, **kwargs):
+            raise AssertionError(why)
+
+        monkeypatch.setattr(owner, name, boom)
+
+    return patch

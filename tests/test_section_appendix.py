@@ -42,7 +42,7 @@ def test_diversity_solver():
     assert diversity.off_diagonal(sim["pixel"]).shape == (3,)
 
 
-def test_run(tiny, monkeypatch):
+def test_run(tiny, forbid):
     out = appendix.run("smoke", **tiny, **SMALL)
     assert out["targets"] == [0, 5] and out["target"] == 3 and out["centre"] == (0.2, 8, 8)
     dyn = out["dynamics"]
@@ -70,12 +70,9 @@ def test_run(tiny, monkeypatch):
     assert out["fine_classes"] is None  # CIFAR-10 has no fine labels: I-F18 does not apply
     assert out["hardware"] and all(isinstance(h, str) for h in out["hardware"])
 
-    def boom(*args, **kwargs):
-        raise AssertionError("recomputed a stored result")
-
-    monkeypatch.setattr(attacks, "perturb", boom)
-    monkeypatch.setattr(attacks, "asr_many", boom)
-    monkeypatch.setattr(diversity, "solve", boom)
+    forbid(attacks, "perturb", "recomputed a stored result")
+    forbid(attacks, "asr_many", "recomputed a stored result")
+    forbid(diversity, "solve", "recomputed a stored result")
     again = appendix.run("smoke", **tiny, **SMALL)
     assert torch.equal(again["dynamics"]["curves"], dyn["curves"])
     assert torch.equal(again["diverse"]["penalised"]["deltas"], div["penalised"]["deltas"])
@@ -98,10 +95,7 @@ def test_run(tiny, monkeypatch):
     ({"layers": ["fc"]}, "layers"),
     ({"eps": -1}, "eps"),
 ])
-def test_bad_parameters_fail_before_training(tiny, monkeypatch, bad, match):
-    def boom(*args, **kwargs):
-        raise AssertionError("trained or loaded a model before checking the parameters")
-
-    monkeypatch.setattr(zoo, "trained", boom)
+def test_bad_parameters_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
     with pytest.raises(ValueError, match=match):
         appendix.run("smoke", **tiny, **{**SMALL, **bad})

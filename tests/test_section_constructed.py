@@ -8,7 +8,7 @@ from nrf import zoo
 from nrf.sections import constructed
 
 
-def test_run_and_dataset(tiny, construction, monkeypatch):
+def test_run_and_dataset(tiny, construction, forbid):
     out = constructed.run("smoke", **tiny, **construction, progress=False)
     names = set(out["names"])
     assert {"adv", "adv-half", "univ", "adv-linf", "univ-linf", "univ-K2", "univ-class", "univ-cyclic"} == names
@@ -32,10 +32,7 @@ def test_run_and_dataset(tiny, construction, monkeypatch):
     cyclic, _, _ = constructed.dataset("smoke", "univ-cyclic", **tiny, **construction, progress=False)
     assert torch.equal(cyclic.y, (cyclic.fine_y + 1) % 10)
 
-    def boom(*args, **kwargs):
-        raise AssertionError("recomputed a stored result")
-
-    monkeypatch.setattr(core, "build", boom)
+    forbid(core, "build", "recomputed a stored result")
     again = constructed.run("smoke", **tiny, **construction, progress=False)
     assert torch.equal(again["common"], common)
 
@@ -51,17 +48,14 @@ def test_run_and_dataset(tiny, construction, monkeypatch):
     ({"solver": {"momentum": 1}}, "solver"),
     ({"solver": {"steps": 0}}, "steps"),
 ])
-def test_bad_parameters_fail_before_training(tiny, construction, monkeypatch, bad, match):
-    def boom(*args, **kwargs):
-        raise AssertionError("trained or loaded a model before checking the parameters")
-
-    monkeypatch.setattr(zoo, "trained", boom)
+def test_bad_parameters_fail_before_training(tiny, construction, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
     with pytest.raises(ValueError, match=match):
         constructed.run("smoke", **tiny, **{**construction, **bad})
 
 
-def test_unknown_dataset_is_rejected(tiny, construction, monkeypatch):
-    monkeypatch.setattr(zoo, "trained", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+def test_unknown_dataset_is_rejected(tiny, construction, forbid):
+    forbid(zoo, "trained", "trained")
     with pytest.raises(ValueError, match="dataset"):
         constructed.dataset("smoke", "univ-K3", **tiny, **construction)
 

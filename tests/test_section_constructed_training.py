@@ -8,7 +8,7 @@ from nrf.sections import constructed_training as section
 FAST = {"train_epochs": 2, "model_width": 4, "progress": False}
 
 
-def test_run_trains_on_the_constructed_set_and_caches(tiny, construction, monkeypatch):
+def test_run_trains_on_the_constructed_set_and_caches(tiny, construction, forbid):
     out = section.run("smoke", dataset="univ-K2", lr=0.05, batch_size=64, decay="step", construction=construction,
                       **tiny, **FAST)
     assert out["setting"] == {"lr": 0.05, "batch_size": 64, "decay": "step", "epochs": 2}
@@ -17,10 +17,7 @@ def test_run_trains_on_the_constructed_set_and_caches(tiny, construction, monkey
     assert 0 <= out["final_acc"] <= out["best_epoch_acc"] <= 1 and out["chance"] == pytest.approx(0.1)
     assert out["size"] > 0 and out["hardware"]
 
-    def boom(*args, **kwargs):
-        raise AssertionError("trained again")
-
-    monkeypatch.setattr(train, "train", boom)
+    forbid(train, "train", "trained again")
     again = section.run("smoke", dataset="univ-K2", lr=0.05, batch_size=64, decay="step", construction=construction,
                         **tiny, **FAST)
     assert again["history"] == out["history"]
@@ -50,11 +47,8 @@ def test_points_and_sweep(tiny, construction):
     ({"model_width": 1.5}, "model_width"),
     ({"construction": {"Ks": []}}, "Ks"),
 ])
-def test_bad_parameters_fail_before_training(tiny, construction, monkeypatch, bad, match):
-    def boom(*args, **kwargs):
-        raise AssertionError("trained or loaded a model before checking the parameters")
-
-    monkeypatch.setattr(zoo, "trained", boom)
+def test_bad_parameters_fail_before_training(tiny, construction, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
     with pytest.raises(ValueError, match=match):
         section.run("smoke", **{"construction": construction, **tiny, **bad})
 

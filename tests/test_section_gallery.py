@@ -35,7 +35,7 @@ def test_run_renders_gallery_and_comparison_and_recomputes_nothing_the_second_ti
 @pytest.mark.parametrize("bad", [{"arch": "resnet50"}, {"norm": "l1"}, {"eps": 0.0}, {"pair": ["dog", "dog"]},
                                  {"pair": ["dog", "cat"]}, {"pair": ["dog"]}, {"image_seed": 0.5},
                                  {"extras": 1}, {"solver": {"steps": 3}}, {"targets": ["unicorn"]}])
-def test_bad_parameters_fail_before_any_training(bad, tiny, monkeypatch):
-    monkeypatch.setattr(zoo, "trained", lambda *a, **k: pytest.fail("trained a model before checking parameters"))
+def test_bad_parameters_fail_before_any_training(bad, tiny, forbid):
+    forbid(zoo, "trained", "trained a model before checking parameters")
     with pytest.raises(ValueError, match=next(iter(bad))):  # the message names the parameter
         gallery.run("smoke", **{**tiny, **SMALL, **bad})

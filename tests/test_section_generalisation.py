@@ -27,10 +27,7 @@ def test_generalisation_and_interpolation_share_points(tiny, construction, monke
 
 @pytest.mark.parametrize("bad, match", [({"grid": {"lr": [0]}}, "lr"), ({"grid": {"decay": ["cosine"]}}, "decay"),
                                         ({"construction": {"Ks": [0]}}, "Ks")])
-def test_bad_parameters_fail_before_training(tiny, construction, monkeypatch, bad, match):
-    def boom(*args, **kwargs):
-        raise AssertionError("trained or loaded a model before checking the parameters")
-
-    monkeypatch.setattr(zoo, "trained", boom)
+def test_bad_parameters_fail_before_training(tiny, construction, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
     with pytest.raises(ValueError, match=match):
         generalisation.run("smoke", **{"construction": construction, **FAST, **tiny, **bad})

@@ -16,7 +16,7 @@ def test_probe_learns_a_linearly_separable_task():
     assert out["train_acc"] == 1.0 and torch.equal(out["pred"], y)
 
 
-def test_run(tiny, construction, monkeypatch):
+def test_run(tiny, construction, forbid):
     fresh = {"grid": {"lr": [0.05]}, "train_epochs": 1, "model_width": 4, "notebooks": False}
     out = leakage.run("smoke", construction=construction, probe_steps=20, **fresh, **tiny, progress=False)
     assert set(out["probes"]) == set(leakage.DATASETS)
@@ -26,10 +26,7 @@ def test_run(tiny, construction, monkeypatch):
             assert all(0 <= p[k] <= 1 for k in ("train_acc", "test_acc", "shifted"))
     assert out["sizes"]["univ"] > 0 and out["chance"] == pytest.approx(0.1) and out["hardware"]
 
-    def boom(*args, **kwargs):
-        raise AssertionError("recomputed a stored result")
-
-    monkeypatch.setattr(leakage, "probe", boom)
+    forbid(leakage, "probe", "recomputed a stored result")
     again = leakage.run("smoke", construction=construction, probe_steps=20, **fresh, **tiny, progress=False)
     assert again["probes"] == out["probes"]
     assert set(out["fresh"]["best"]) == set(leakage.DATASETS) and out["fresh"]["records"] is None
@@ -38,10 +35,7 @@ def test_run(tiny, construction, monkeypatch):
 @pytest.mark.parametrize("bad, match", [({"probe_steps": 0}, "probe_steps"),
                                         ({"construction": {"eps_scale": 0}}, "eps_scale"),
                                         ({"grid": {"lr": []}}, "lr")])
-def test_bad_parameters_fail_before_training(tiny, construction, monkeypatch, bad, match):
-    def boom(*args, **kwargs):
-        raise AssertionError("trained or loaded a model before checking the parameters")
-
-    monkeypatch.setattr(zoo, "trained", boom)
+def test_bad_parameters_fail_before_training(tiny, construction, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
     with pytest.raises(ValueError, match=match):
         leakage.run("smoke", **{"construction": construction, **tiny, **bad})

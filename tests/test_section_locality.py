@@ -63,7 +63,7 @@ def test_spearman_averages_tied_ranks():
 @pytest.mark.parametrize("bad", [{"norm": "l1"}, {"eps": -1.0}, {"target": "unicorn"}, {"targets": [1, 2]},
                                  {"n_patches": 0}, {"patch_size": 33}, {"n_eval": 10**6}, {"extras": "yes"},
                                  {"solver": {"lr": 1}}, {"width": 0}])
-def test_bad_parameters_fail_before_any_training(bad, tiny, monkeypatch):
-    monkeypatch.setattr(zoo, "trained", lambda *a, **k: pytest.fail("trained a model before checking parameters"))
+def test_bad_parameters_fail_before_any_training(bad, tiny, forbid):
+    forbid(zoo, "trained", "trained a model before checking parameters")
     with pytest.raises(ValueError, match=next(iter(bad))):  # the message names the parameter
         locality.run("smoke", **{**tiny, "progress": False, **bad})

@@ -11,7 +11,7 @@ SMALL = {"targets": [0, "bird"], "scales": [2], "factor": 3, "n_eval": 8, "n_pat
          "progress": False}
 
 
-def test_run(tiny, monkeypatch):
+def test_run(tiny, forbid):
     out = scaling.run("smoke", **tiny, **SMALL)
     assert out["targets"] == [0, 2]
     assert out["grid"].tolist() == [1.0, 2.0, 3.0]  # 1 (as made) and factor are always measured
@@ -39,11 +39,8 @@ def test_run(tiny, monkeypatch):
     x = out["test"].x[torch.randperm(len(out["test"]), generator=torch.Generator().manual_seed(0))[:8].sort().values]
     assert out["asr"]["universal"]["natural"][1, 0].item() == pytest.approx(attacks.asr(model, x, out["deltas"][1], 2))
 
-    def boom(*args, **kwargs):
-        raise AssertionError("recomputed a stored result")
-
-    monkeypatch.setattr(attacks, "asr_many", boom)
-    monkeypatch.setattr(attacks, "perturb", boom)
+    forbid(attacks, "asr_many", "recomputed a stored result")
+    forbid(attacks, "perturb", "recomputed a stored result")
     again = scaling.run("smoke", **tiny, **SMALL)
     assert torch.equal(again["asr"]["robust"]["robust"], out["asr"]["robust"]["robust"])
 
@@ -59,10 +56,7 @@ def test_run(tiny, monkeypatch):
     ({"patch_size": 99}, "patch_size"),
     ({"eps": -1}, "eps"),
 ])
-def test_bad_parameters_fail_before_training(tiny, monkeypatch, bad, match):
-    def boom(*args, **kwargs):
-        raise AssertionError("trained or loaded a model before checking the parameters")
-
-    monkeypatch.setattr(zoo, "trained", boom)
+def test_bad_parameters_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
     with pytest.raises(ValueError, match=match):
         scaling.run("smoke", **tiny, **{**SMALL, **bad})

@@ -25,7 +25,7 @@ def test_shift_grid_and_centring():
     assert spatial.retention(curve, 0.5).tolist() == [1.0, -1.0, -1.0]
 
 
-def test_run(tiny, monkeypatch):
+def test_run(tiny, forbid):
     out = spatial.run("smoke", **tiny, **SMALL)
     n_shifts = (32 // 8) ** 2
     assert out["targets"] == [0, 1] and out["seeds"] == [0, 1]
@@ -48,11 +48,8 @@ def test_run(tiny, monkeypatch):
     assert out["universal"]["asr"][1, 0, 0].item() == pytest.approx(attacks.asr(model, x, delta, 0))
     assert out["hardware"] and all(isinstance(h, str) for h in out["hardware"])
 
-    def boom(*args, **kwargs):
-        raise AssertionError("recomputed a stored result")
-
-    monkeypatch.setattr(attacks, "perturb", boom)
-    monkeypatch.setattr(attacks, "shifted_asr", boom)
+    forbid(attacks, "perturb", "recomputed a stored result")
+    forbid(attacks, "shifted_asr", "recomputed a stored result")
     again = spatial.run("smoke", **tiny, **SMALL)
     assert torch.equal(again["universal"]["asr"], out["universal"]["asr"])
     assert torch.equal(again["standard"]["asr"], out["standard"]["asr"])
@@ -70,11 +67,8 @@ def test_run(tiny, monkeypatch):
     ({"norm": "l1"}, "norm"),
     ({"profile": "huge"}, "profile"),
 ])
-def test_bad_parameters_fail_before_training(tiny, monkeypatch, bad, match):
-    def boom(*args, **kwargs):
-        raise AssertionError("trained or loaded a model before checking the parameters")
-
-    monkeypatch.setattr(zoo, "trained", boom)
+def test_bad_parameters_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
     args = {**SMALL, **bad}
     with pytest.raises(ValueError, match=match):
         spatial.run(args.pop("profile", "smoke"), **tiny, **args)

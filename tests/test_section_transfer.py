@@ -46,7 +46,7 @@ def test_compare_standard_error():
     assert (c["wins"], c["compared"]) == (1, 1)
 
 
-def test_run(tiny, monkeypatch):
+def test_run(tiny, forbid):
     out = transfer.run("smoke", **tiny, **SMALL)
     raw, n = out["raw"], 16
     assert out["targets"] == [0, 2] and out["n_test"] == n
@@ -78,11 +78,8 @@ def test_run(tiny, monkeypatch):
     assert out["universal"]["hits"]["natural_seed1"][1].item() == (kept & sent).sum().item()
     assert out["hardware"] and all(isinstance(h, str) for h in out["hardware"])
 
-    def boom(*args, **kwargs):
-        raise AssertionError("recomputed a stored result")
-
-    monkeypatch.setattr(attacks, "perturb", boom)
-    monkeypatch.setattr(attacks, "predict", boom)
+    forbid(attacks, "perturb", "recomputed a stored result")
+    forbid(attacks, "predict", "recomputed a stored result")
     again = transfer.run("smoke", **tiny, **SMALL)
     assert torch.equal(again["universal"]["kept"], out["universal"]["kept"])
     assert torch.equal(again["raw"]["standard"]["vgg16"], raw["standard"]["vgg16"])
@@ -100,11 +97,8 @@ def test_run(tiny, monkeypatch):
     ({"eps": -1}, "eps"),
     ({"profile": "huge"}, "profile"),
 ])
-def test_bad_parameters_fail_before_training(tiny, monkeypatch, bad, match):
-    def boom(*args, **kwargs):
-        raise AssertionError("trained or loaded a model before checking the parameters")
-
-    monkeypatch.setattr(zoo, "trained", boom)
+def test_bad_parameters_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
     args = {**SMALL, **bad}
     with pytest.raises(ValueError, match=match):
         transfer.run(args.pop("profile", "smoke"), **tiny, **args)

@@ -8,26 +8,22 @@ SMALL = {"archs": ["natural", "vgg11"], "n_train": 8, "sizes": [4, 8], "compare_
          "uap_batch": 4, "n_eval": 40}
 
 
-def forbid(*_args, **_kwargs):
-    raise AssertionError("recomputed")
-
-
 @pytest.mark.parametrize("bad", [{"norms": ["l3"]}, {"norms": "l2"}, {"xi_l2": -1.0}, {"xi_linf": 0},
                                  {"archs": ["resnet50"]}, {"sizes": [0, 4]}, {"delta": 1.0}, {"max_passes": 0},
                                  {"uap_batch": 2.5}, {"n_eval": 0}, {"width": -3}, {"nonsense": 1}])
-def test_bad_parameters_raise_before_any_work(bad, monkeypatch):
-    monkeypatch.setattr(zoo, "load_data", forbid)
+def test_bad_parameters_raise_before_any_work(bad, forbid):
+    forbid(zoo, "load_data", "recomputed")
     with pytest.raises(ValueError):
         uap.run("smoke", progress=False, **bad)
 
 
-def test_sizes_beyond_the_data_raise_before_training(tiny, monkeypatch):
-    monkeypatch.setattr(zoo, "trained", forbid)
+def test_sizes_beyond_the_data_raise_before_training(tiny, forbid):
+    forbid(zoo, "trained", "recomputed")
     with pytest.raises(ValueError, match="n_train"):
         uap.run("smoke", progress=False, **tiny, **{**SMALL, "n_train": 10**6})
 
 
-def test_run_measures_every_table_then_recomputes_nothing(tiny, monkeypatch):
+def test_run_measures_every_table_then_recomputes_nothing(tiny, forbid):
     out = uap.run("smoke", progress=False, **tiny, **SMALL)
     archs, norms = SMALL["archs"], ["l2", "linf"]
     for role in archs:
@@ -55,8 +51,8 @@ def test_run_measures_every_table_then_recomputes_nothing(tiny, monkeypatch):
         assert c["seconds"] > 0 and 0 <= c["test_fooling"] <= 1 and c["v"].norm() <= 1.0 + 1e-4
     assert out["hardware"] and all(isinstance(h, str) for h in out["hardware"])
 
-    monkeypatch.setattr(attacks, "uap", forbid)
-    monkeypatch.setattr(attacks, "predict", forbid)
+    forbid(attacks, "uap", "recomputed")
+    forbid(attacks, "predict", "recomputed")
     again = uap.run("smoke", progress=False, **tiny, **SMALL)
     assert again["table"] == out["table"]
     assert torch.equal(again["perturbations"][("vgg11", "linf")], out["perturbations"][("vgg11", "linf")])

@@ -8,26 +8,22 @@ SMALL = {"n_train": 8, "max_passes": 2, "uap_batch": 4, "n_eval": 40, "scales": 
          "rounds": 2, "ft_epochs": 1, "ft_size": 64, "n_normals": 16, "dims": [2, 8]}
 
 
-def forbid(*_args, **_kwargs):
-    raise AssertionError("recomputed")
-
-
 @pytest.mark.parametrize("bad", [{"norm": "l1"}, {"scales": []}, {"scales": [1, -2]}, {"recompute": "yes"},
                                  {"rounds": 0}, {"ft_lr": 0}, {"ft_size": 0}, {"pool": 1.5}, {"dims": [0]},
                                  {"draws": -1}, {"epochs": 0}])
-def test_bad_parameters_raise_before_any_work(bad, monkeypatch):
-    monkeypatch.setattr(zoo, "load_data", forbid)
+def test_bad_parameters_raise_before_any_work(bad, forbid):
+    forbid(zoo, "load_data", "recomputed")
     with pytest.raises(ValueError):
         uap_analysis.run("smoke", progress=False, **bad)
 
 
-def test_dims_beyond_the_normals_raise_before_training(tiny, monkeypatch):
-    monkeypatch.setattr(zoo, "trained", forbid)
+def test_dims_beyond_the_normals_raise_before_training(tiny, forbid):
+    forbid(zoo, "trained", "recomputed")
     with pytest.raises(ValueError, match="dims"):
         uap_analysis.run("smoke", progress=False, **tiny, **{**SMALL, "dims": [2, 17]})
 
 
-def test_run_shapes_resume_and_cache(tiny, monkeypatch):
+def test_run_shapes_resume_and_cache(tiny, forbid):
     out = uap_analysis.run("smoke", progress=False, **tiny, **SMALL)
     f5 = out["random_vs_universal"]
     assert f5["random"].shape == (2, 3) and f5["scaled"].shape == (3,) and f5["recomputed"] is None
@@ -47,9 +43,9 @@ def test_run_shapes_resume_and_cache(tiny, monkeypatch):
         "model": zoo.recipe(out["cfg"], "natural", out["train"].identity), "n": 8, "norm": "l2", "xi": 1.0,
         "max_passes": 2, "delta": 0.2, "batch_size": 4, "overshoot": uap.OVERSHOOT, "seed": 0})["v"])
 
-    monkeypatch.setattr(attacks, "uap", forbid)
-    monkeypatch.setattr(attacks, "deepfool", forbid)
-    monkeypatch.setattr(attacks, "predict", forbid)
+    forbid(attacks, "uap", "recomputed")
+    forbid(attacks, "deepfool", "recomputed")
+    forbid(attacks, "predict", "recomputed")
     again = uap_analysis.run("smoke", progress=False, **tiny, **SMALL)
     assert again["defence"]["rounds"][-1]["fooling"] == rounds[-1]["fooling"]
     assert torch.equal(again["normals"]["subspace"], f7["subspace"])

@@ -197,16 +197,10 @@ def diverse(model, spec: dict, train_data, test_data, *, norm: str, eps: float, 
     return {**store.fetch("appendix", params, compute), "hardware": store.meta("appendix", params)["hardware"]}
 
 
-def _positive_int(name: str, value, most: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (most is not None and value > most):
-        raise ValueError(f"{name} must be a positive integer{f' at most {most}' if most else ''}, got {value!r}")
-    return value
-
-
 def _positive_ints(name: str, values, most: int) -> list[int]:
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(f"{name} must be a non-empty list of positive integers at most {most}, got {values!r}")
-    return [_positive_int(name, v, most) for v in values]
+    return [profiles.positive_int(name, v, most) for v in values]
 
 
 def _step_fractions(name: str, values) -> list[float]:
@@ -253,14 +247,14 @@ def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, target=Non
     (step,) = _step_fractions("step", [opts["step"]])
     batches = _positive_ints("batches", opts["batches"], n_train)
     base_sizes = _positive_ints("base_sizes", opts["base_sizes"], n_train)
-    batch = _positive_int("batch", opts["batch"], n_train)
-    base_size = _positive_int("base_size", opts["base_size"], n_train - 1)
+    batch = profiles.positive_int("batch", opts["batch"], n_train)
+    base_size = profiles.positive_int("base_size", opts["base_size"], n_train - 1)
     if base_size < 2 or min(base_sizes) < 2:
         raise ValueError(f"base_size and base_sizes must be at least 2 (K = 1 is a standard perturbation), "
                          f"got {base_size!r} and {base_sizes!r}")
-    epochs = _positive_int("solver_epochs", opts["solver_epochs"])
+    epochs = profiles.positive_int("solver_epochs", opts["solver_epochs"])
     if opts["n_eval"] is not None:
-        _positive_int("n_eval", opts["n_eval"], len(test_data))
+        profiles.positive_int("n_eval", opts["n_eval"], len(test_data))
     if opts["augment"] not in AUGMENTS:
         raise ValueError(f"augment must be one of {AUGMENTS}, got {opts['augment']!r}")
     n_diverse = opts["n_diverse"]

@@ -56,11 +56,6 @@ def budget_note(opts: dict) -> str:
             "eps_scale; the Constructed data sets page says why).")
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def plan(profile: str = "smoke", *, n_source=None, Ks=None, K_univ=None, restrict_K=None, eps_scale=None,
          solver=None, **overrides) -> dict:
     """Check the parameters and lay out what run() builds: {"cfg", "opts", "names", "params"}.
@@ -74,13 +69,13 @@ def plan(profile: str = "smoke", *, n_source=None, Ks=None, K_univ=None, restric
             "restrict_K": d["restrict_K"] if restrict_K is None else restrict_K,
             "eps_scale": d["eps_scale"] if eps_scale is None else eps_scale}
     if opts["n_source"] is not None:
-        _positive_int("n_source", opts["n_source"])
+        profiles.positive_int("n_source", opts["n_source"])
     if not isinstance(opts["Ks"], (list, tuple)) or not opts["Ks"] or len(set(opts["Ks"])) != len(opts["Ks"]):
         raise ValueError(f"Ks must be a non-empty list of distinct positive integers, got {opts['Ks']!r}")
     for k in opts["Ks"]:
-        _positive_int("Ks", k)
+        profiles.positive_int("Ks", k)
     opts["Ks"] = sorted(opts["Ks"])
-    _positive_int("K_univ", opts["K_univ"])
+    profiles.positive_int("K_univ", opts["K_univ"])
     if opts["restrict_K"] not in opts["Ks"]:
         raise ValueError(f"restrict_K must be one of Ks {opts['Ks']} (it is compared with random base sets of that "
                          f"size), got {opts['restrict_K']!r}")
@@ -89,8 +84,8 @@ def plan(profile: str = "smoke", *, n_source=None, Ks=None, K_univ=None, restric
     solver = {**d["solver"], **(solver or {})}
     if set(solver) != set(d["solver"]):
         raise ValueError(f"solver may only set {sorted(d['solver'])}, got {sorted(set(solver) - set(d['solver']))}")
-    _positive_int("solver['steps']", solver["steps"])
-    _positive_int("solver['max_batch']", solver["max_batch"])
+    profiles.positive_int("solver['steps']", solver["steps"])
+    profiles.positive_int("solver['max_batch']", solver["max_batch"])
     if not solver["step"] > 0:
         raise ValueError(f"solver['step'] must be > 0 (a fraction of eps), got {solver['step']!r}")
     opts["solver"] = solver

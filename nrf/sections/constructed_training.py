@@ -9,7 +9,7 @@ read every point back from the store with `collect`.
 import itertools
 import os
 
-from .. import models, store, sweep, train
+from .. import models, profiles, store, sweep, train
 from ..runtime import default_device
 from . import constructed
 
@@ -25,16 +25,11 @@ DEFAULTS = {
 DECAYS = ("none", "step")  # "step": one x0.1 drop half-way
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def check_setting(lr, batch_size, decay) -> None:
     """One point of the grid, checked."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    _positive_int("batch_size", batch_size)
+    profiles.positive_int("batch_size", batch_size)
     if decay not in DECAYS:
         raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
 
@@ -55,7 +50,7 @@ def run(profile: str = "smoke", *, dataset: str = "univ", lr: float = 0.1, batch
     epochs = d["train_epochs"] if train_epochs is None else train_epochs
     model_width = d["model_width"] if model_width is None else model_width
     for name, value in (("train_epochs", epochs), ("model_width", model_width)):
-        _positive_int(name, value)
+        profiles.positive_int(name, value)
     check_setting(lr, batch_size, decay)
     if decay == "step" and epochs < 2:
         raise ValueError(f"decay 'step' needs train_epochs >= 2, got {epochs}")

@@ -47,16 +47,11 @@ NAMES = {"natural": "ResNet-18", "natural_seed1": "ResNet-18 (seed 1)", "robust"
          "vgg16": "VGG16", "vgg11": "VGG11"}
 
 
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _int_list(name, value):
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError(f"{name} must be a non-empty list of positive integers, got {value!r}")
     for v in value:
-        _positive_int(name, v)
+        profiles.positive_int(name, v)
     if len(set(value)) != len(value):
         raise ValueError(f"{name} must not repeat a value, got {value!r}")
     return sorted(value)
@@ -86,7 +81,7 @@ def check_option(name, value):
         return value
     if name in ("n_eval", "ft_size"):  # None: all images
         if value is not None:
-            _positive_int(name, value)
+            profiles.positive_int(name, value)
         return value
     if name == "norms":
         return _norm_list(name, value)
@@ -110,7 +105,7 @@ def check_option(name, value):
         if not isinstance(value, bool):
             raise ValueError(f"recompute must be True or False, got {value!r}")
         return value
-    _positive_int(name, value)  # n_train, max_passes, uap_batch, compare_n, draws, rounds, ...
+    profiles.positive_int(name, value)  # n_train, max_passes, uap_batch, compare_n, draws, rounds, ...
     return value
 
 
