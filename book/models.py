@@ -23,28 +23,21 @@
 # - **robust**: the same recipe with PGD adversarial training (l2, 3 steps of 2/3 eps).
 # - **vgg16**, **vgg11**: VGG16-BN and VGG11-BN, for transfer, leakage and one gallery.
 
-# %% tags=["parameters"]
-profile = "smoke"  # "smoke" (embedded sample, CPU minutes) or "paper" (full CIFAR-10, GPU)
-data = None  # None: the profile's; "sample", "cifar10" (full, where present) or a path
-width = None  # ResNet-18 base width (64 is the paper's); None: the profile's
-epochs = None  # natural training epochs; None: the profile's
-robust_epochs = None  # adversarial training epochs; None: the profile's
-eps = None  # l2 threat model of the robust model and of robust accuracy; None: 1.0
-seed = None  # seed of the first model (the second natural model uses seed + 1)
-
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown
-from myst_nb import glue
 
-from nrf import report
-from nrf.sections import models as section
+from nrf import page
 
-out = section.run(profile, data=data, width=width, epochs=epochs, robust_epochs=robust_epochs, eps=eps, seed=seed)
-cfg, train_data, metas = out["cfg"], out["train"], out["models"]
-hardware = {m["provenance"]["hardware"] for m in metas.values()}
-glue("provenance", Markdown(report.provenance(cfg, train_data, hardware)), display=False)
+page.begin()
+
+# %% tags=["parameters"]
+profile = "smoke"  # smoke or paper; every option: `nrf options models`
+
+# %% tags=["remove-cell"]
+rec = page.record("models")
+r = rec["results"]
+models, attack = r["models"], r["attack"]
 
 # %% [markdown]
 # ```{glue:md} provenance
@@ -52,57 +45,36 @@ glue("provenance", Markdown(report.provenance(cfg, train_data, hardware)), displ
 # ```
 
 # %% tags=["remove-input"]
-def training_label(m):
-    if m["adv"] is None:
-        return "natural"
-    return f"PGD {m['adv']['norm']} eps={m['adv']['eps']:g}, {m['adv']['steps']} steps"
+def training(m):
+    adv = m["adv"]
+    return "natural" if adv is None else f"PGD {adv['norm']} eps={adv['eps']:g}, {adv['steps']} steps"
 
 
-table = pd.DataFrame(
-    [
-        {
-            "model": role,
-            "architecture": f"{m['arch']} (width {m['width']})",
-            "seed": m["seed"],
-            "training": training_label(m),
-            "epochs": m["epochs"],
-            "clean acc. (%)": 100 * m["clean_acc"],
-            f"robust acc. (%, {cfg['norm']} eps={cfg['eps']:g})": 100 * m["robust_acc"],
-            "train time (s)": m["provenance"]["seconds"],
-        }
-        for role, m in metas.items()
-    ]
-).set_index("model")
-glue("table_I-T7", table.style.format(precision=1), display=False)
-for role, m in metas.items():
-    glue(f"clean_{role}", 100 * m["clean_acc"], display=False)
-    glue(f"robust_{role}", 100 * m["robust_acc"], display=False)
-gap = metas["robust"]["robust_acc"] - metas["natural"]["robust_acc"]
-glue("robust_gap", 100 * gap, display=False)
-glue("robust_verdict", "more" if gap > 0 else "not more", display=False)
+table = pd.DataFrame([
+    {"model": role, "architecture": f"{m['arch']} (width {m['width']})", "seed": m["seed"], "training": training(m),
+     "epochs": m["epochs"], "clean acc. (%)": 100 * m["clean_acc"],
+     f"robust acc. (%, {attack['norm']} eps={attack['eps']:g})": 100 * m["robust_acc"],
+     "train time (s)": m["train_seconds"]}
+    for role, m in models.items()]).set_index("model")
+page.glue_values(**{"table_I-T7": table.style.format(precision=1)})
 
 # %% [markdown]
 # ```{glue:figure} table_I-T7
 # :name: I-T7
 #
 # **I-T7 Models.** Clean and robust test accuracy of every trained model (robust: untargeted
-# PGD at the training eps, on the whole test split of the data named above).
+# PGD at the training eps, no random start, on the whole test split of the data named above).
 # ```
-#
-# The natural ResNet-18 reaches {glue:text}`clean_natural:.1f`% clean accuracy and
-# {glue:text}`robust_natural:.1f`% under attack; the adversarially trained one reaches
-# {glue:text}`clean_robust:.1f`% clean and {glue:text}`robust_robust:.1f`% under attack, so it is
-# {glue:text}`robust_verdict` robust than the natural model, by {glue:text}`robust_gap:.1f`
-# percentage points: the later sections can use it as the robust reference.
 
 # %% tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(6, 3.5))
-for role, m in metas.items():
-    ax.plot(range(1, len(m["history"]["test_acc"]) + 1), [100 * a for a in m["history"]["test_acc"]], label=role)
-ax.set(xlabel="epoch", ylabel="clean test accuracy (%)", title=f"Training curves ({report.stamp(cfg, train_data)})")
+for role, m in models.items():
+    curve = m["test_acc_curve"]
+    ax.plot(range(1, len(curve) + 1), [100 * a for a in curve], label=role)
+ax.set(xlabel="epoch", ylabel="clean test accuracy (%)", title=f"Training curves (profile {rec['options']['profile']})")
 ax.legend()
 fig.tight_layout()
-glue("fig_curves", fig, display=False)
+page.glue_values(fig_curves=fig)
 plt.close(fig)
 
 # %% [markdown]
@@ -111,3 +83,11 @@ plt.close(fig)
 #
 # Clean test accuracy after each epoch of training, for every model of I-T7.
 # ```
+#
+# ## Verdict
+#
+# The later sections use the adversarially trained model as the robust reference; that only
+# works if it resists the attack that breaks the natural model.
+
+# %% tags=["remove-input"]
+found = page.verdicts(rec)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nrf.runtime import autocast, generator
+from nrf.runtime import autocast, device_batch, generator
 
 NORMS = ("l2", "linf")
 
@@ -233,11 +233,14 @@ def asr(model, x, delta, target, batch_size=500):
     return (pred == torch.as_tensor(target, device=pred.device)).float().mean().item()
 
 
-def asr_many(model, x, deltas, targets, batch_size: int = 1000, progress: bool = False, desc: str = "ASR") -> torch.Tensor:
+def asr_many(model, x, deltas, targets, batch_size: int | None = None, progress: bool = False,
+             desc: str = "ASR") -> torch.Tensor:
     """ASR of every shared perturbation deltas[d] ([D, C, H, W]) toward targets[d] on all of x:
-    every (perturbation, image) pair goes through the model in batches of `batch_size`, so D
-    perturbations cost D * len(x) forward passes with no Python loop per image. [D] on the CPU."""
+    every (perturbation, image) pair goes through the model in batches of `batch_size` (None:
+    runtime.device_batch), so D perturbations cost D * len(x) forward passes with no Python loop
+    per image. [D] on the CPU."""
     dev = _device(model)
+    batch_size = batch_size or device_batch(dev)
     n, d_total = len(x), len(deltas)
     x, deltas = x.to(dev), deltas.to(dev).float()
     targets = torch.as_tensor(targets, device=dev).long()

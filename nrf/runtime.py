@@ -1,9 +1,11 @@
-"""Devices, seeds and provenance: the few facts every run needs about where it runs."""
+"""Devices, threads, seeds and provenance: the few facts every run needs about where it runs."""
 
 import os
 import platform
 
 import torch
+
+DEFAULT_THREADS = 2  # CPU results depend on the thread count: fixed, so a run is repeatable anywhere
 
 
 def default_device() -> torch.device:
@@ -11,6 +13,33 @@ def default_device() -> torch.device:
     if "NRF_DEVICE" in os.environ:
         return torch.device(os.environ["NRF_DEVICE"])
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def threads() -> int:
+    """The CPU thread count every computation runs with: $NRF_THREADS, else DEFAULT_THREADS."""
+    value = os.environ.get("NRF_THREADS", str(DEFAULT_THREADS))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"NRF_THREADS must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def pin_threads() -> None:
+    """Run torch's CPU work on threads() threads (the same numbers on every machine)."""
+    if torch.get_num_threads() != threads():
+        torch.set_num_threads(threads())
+
+
+def compute_id() -> str:
+    """What a result's numbers depend on besides its parameters: the device kind, and on the CPU
+    the thread count (GPU runs use bf16 autocast and are not bitwise repeatable anyway)."""
+    device = default_device()
+    return f"cpu/{threads()} threads" if device.type == "cpu" else device.type
+
+
+def device_batch(device: torch.device | str) -> int:
+    """Images per forward pass for batched evaluation and for the many-perturbations solver:
+    large on a GPU (fills it), moderate on the CPU (bounded memory, same speed)."""
+    return 4096 if torch.device(device).type == "cuda" else 1024
 
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -36,5 +65,5 @@ def hardware(device: torch.device | None = None) -> str:
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        what = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        what = f"CPU ({platform.processor() or platform.machine()}, {threads()} threads)"
     return f"{what}, torch {torch.__version__}"

@@ -1,22 +1,34 @@
 """The artifact store: expensive results keyed by what produced them.
 
 A result (trained model, perturbations, metrics) is a dict of tensors and plain values, saved
-under `<root>/<section>/<key>/` where `key` is a stable hash of the section name, its
-parameters and the core version. A section that finds its artifacts re-renders without
-recomputing; a file that is missing, truncated or altered fails its checksum and is computed
-again, never used. Long computations get a scratch folder that survives a crash, so they can
-checkpoint there and resume.
+under `<root>/<kind>/<key>/`. The key hashes the kind, its parameters (1 and 1.0 are the same
+number), where it computes (`runtime.compute_id`: CPU results depend on the thread count) and a
+fingerprint of the code that computes it: the module of the compute function and the nrf
+modules it imports, with docstrings and comments dropped, so editing the code of a kind
+invalidates that kind and editing a docstring or a plot does not. A file that is missing,
+truncated or altered fails its checksum and is computed again, never used. Long computations
+get a scratch folder that survives a crash, so they can checkpoint there and resume.
 
     result = store.fetch("models", params, compute)   # compute(workdir) -> dict
+
+Each artifact's meta.json is its provenance: the commit and hardware that computed it, when,
+and in how many seconds. A computation that fetches artifacts inside `store.trail()` collects
+their provenance, which is how a section's record names everything it was computed from.
 """
 
+import ast
+import contextlib
+import contextvars
 import fcntl
+import functools
 import hashlib
+import importlib.util
 import io
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -26,9 +38,12 @@ from typing import Callable
 import torch
 
 from . import __version__
-from .runtime import hardware
+from . import runtime
 
 REPO = Path(__file__).resolve().parent.parent
+# Modules that move, cache or present results but compute none: not part of a fingerprint.
+INFRASTRUCTURE = {"nrf", "nrf.store", "nrf.records", "nrf.options", "nrf.page", "nrf.cli", "nrf.sweep"}
+_trail: contextvars.ContextVar[list | None] = contextvars.ContextVar("nrf_store_trail", default=None)
 
 
 def default_root() -> Path:
@@ -36,28 +51,96 @@ def default_root() -> Path:
     return Path(os.environ.get("NRF_STORE", REPO / "store"))
 
 
-def key(section: str, params: dict) -> str:
-    """A stable 16-hex-digit hash of (section, params, core version); params must be JSON-able."""
+def canonical(value):
+    """A JSON-able value with every number as a float (1 and 1.0 key alike), tuples as lists."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    raise ValueError(f"store parameters must be numbers, strings, lists or mappings, got {type(value).__name__}")
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_hash(source: str) -> str:
+    """A hash of Python source that ignores docstrings, comments and layout."""
+    return hashlib.sha256(ast.dump(_strip_docstrings(ast.parse(source))).encode()).hexdigest()[:16]
+
+
+def _imports(name: str, tree: ast.AST) -> set[str]:
+    """The nrf modules that module `name` imports."""
+    package = name if name in ("nrf",) else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+                else node.module
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}  # `from . import data`: a submodule
+    return {m for m in found if m.split(".")[0] == "nrf" and _is_module(m)}
+
+
+def _is_module(name: str) -> bool:
     try:
-        text = json.dumps({"section": section, "params": params, "version": __version__}, sort_keys=True)
-    except TypeError as e:
-        raise ValueError(f"params for section {section!r} must be JSON-serialisable: {e}") from None
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):  # `from .options import Option`: Option is no module
+        return False
+
+
+@functools.cache
+def fingerprint(module: str) -> str:
+    """The code fingerprint of `module` and the nrf modules it imports, transitively."""
+    seen, todo, parts = set(), [module], []
+    while todo:
+        name = todo.pop()
+        if name in seen or name in INFRASTRUCTURE:
+            continue
+        seen.add(name)
+        source = Path(importlib.util.find_spec(name).origin).read_text()
+        parts.append(f"{name}:{code_hash(source)}")
+        if name.split(".")[0] == "nrf":
+            todo.extend(_imports(name, ast.parse(source)))
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
+
+
+def key(kind: str, params: dict, code: str = "") -> str:
+    """A stable 16-hex-digit hash of (kind, params, where it computes, code fingerprint)."""
+    text = json.dumps({"kind": kind, "params": canonical(params), "compute": runtime.compute_id(), "code": code,
+                       "version": __version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def path(section: str, params: dict, root: Path | None = None) -> Path:
-    return Path(root or default_root()) / section / key(section, params)
+def _code_of(compute: Callable) -> str:
+    module = getattr(compute, "__module__", None)
+    return fingerprint(module) if module and module in sys.modules and module != "__main__" else ""
 
 
-def load(section: str, params: dict, root: Path | None = None) -> dict | None:
-    """The stored result, or None if it is absent or fails its checksum."""
-    folder = path(section, params, root)
+def path(kind: str, params: dict, compute: Callable | None = None, root: Path | None = None) -> Path:
+    return Path(root or default_root()) / kind / key(kind, params, _code_of(compute) if compute else "")
+
+
+def _load(folder: Path) -> tuple[dict, dict] | None:
+    """(result, meta) of a stored artifact, or None if it is absent or fails its checksum."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
         blob = (folder / "result.pt").read_bytes()
         if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
             raise ValueError("checksum mismatch")
-        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False), meta
     except FileNotFoundError:
         return None
     except Exception as e:  # truncated JSON, bad pickle, checksum: recompute, never use
@@ -65,66 +148,79 @@ def load(section: str, params: dict, root: Path | None = None) -> dict | None:
         return None
 
 
-def save(section: str, params: dict, result: dict, root: Path | None = None, seconds: float | None = None) -> Path:
+def _save(folder: Path, kind: str, params: dict, result: dict, seconds: float) -> dict:
     """Write result atomically: into a temporary folder, then renamed into place."""
-    folder = path(section, params, root)
     folder.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(result, buf)
     blob = buf.getvalue()
-    meta = {
-        "section": section,
-        "params": params,
-        "version": __version__,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hardware(),
-        "commit": _git_commit(),
-        "seconds": seconds,
-    }
+    meta = {"kind": kind, "key": folder.name, "params": canonical(params), "version": __version__,
+            "sha256": hashlib.sha256(blob).hexdigest(), "created": now(), "hardware": runtime.hardware(),
+            "compute": runtime.compute_id(), "commit": git_commit(), "seconds": seconds}
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     (tmp / "result.pt").write_bytes(blob)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
-    return folder
+    return meta
 
 
-def meta(section: str, params: dict, root: Path | None = None) -> dict:
-    """Provenance of a stored result (hardware, commit, date, seconds)."""
-    return json.loads((path(section, params, root) / "meta.json").read_text())
+@contextlib.contextmanager
+def trail():
+    """Collect the provenance (meta.json) of every artifact fetched inside the block."""
+    metas = []
+    token = _trail.set(metas)
+    try:
+        yield metas
+    finally:
+        _trail.reset(token)
 
 
-def fetch(section: str, params: dict, compute: Callable[[Path], dict], root: Path | None = None) -> dict:
-    """Load the result for (section, params), or compute, save and return it.
+def fetch(kind: str, params: dict, compute: Callable[[Path], dict], root: Path | None = None) -> dict:
+    """Load the result for (kind, params, compute's code), or compute, save and return it.
 
     `compute(workdir)` gets a scratch folder that persists until the result is saved: write
     checkpoints there and a crashed or killed run resumes from them on the next call. Processes
     that ask for the same missing result at once (parallel sweep points) compute it once: the
-    others wait on a lock in the scratch folder, then load it.
+    others wait on a lock in the scratch folder, then load it. CPU work runs at the fixed
+    thread count of `runtime.threads()`, part of the key, so a key always gives the same numbers.
     """
-    result = load(section, params, root)
-    if result is not None:
-        return result
-    workdir = path(section, params, root).with_suffix(".work")
-    workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / "lock", "a") as lock:  # parallel sweep points: one computes, the others wait
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = load(section, params, root)  # computed while this process waited
-        if result is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
-            return result
-        start = time.perf_counter()
-        result = compute(workdir)
-        save(section, params, result, root, seconds=round(time.perf_counter() - start, 2))
+    folder = path(kind, params, compute, root)
+    found = _load(folder)
+    if found is None:
+        workdir = folder.with_suffix(".work")
+        workdir.mkdir(parents=True, exist_ok=True)
+        with open(workdir / "lock", "a") as lock:  # parallel sweep points: one computes, the others wait
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = _load(folder)  # computed while this process waited
+            if found is None:
+                runtime.pin_threads()
+                start = time.perf_counter()
+                result = compute(workdir)
+                found = result, _save(folder, kind, params, result, round(time.perf_counter() - start, 2))
         shutil.rmtree(workdir, ignore_errors=True)
+    result, meta = found
+    if (metas := _trail.get()) is not None:
+        metas.append({k: meta.get(k) for k in ("kind", "key", "commit", "hardware", "compute", "created", "seconds")})
     return result
 
 
-def _git_commit() -> str | None:
+def digest(tensor: torch.Tensor) -> str:
+    """A short content hash of a tensor, so results derived from it are keyed by it."""
+    return hashlib.sha256(tensor.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The checkout's commit, with -dirty when it has uncommitted changes."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=10", "--exclude=*"], cwd=REPO,
+                             capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None

@@ -2,9 +2,11 @@
 
 Every section asks for the models it needs by their training recipe; the first section that
 asks trains them, later ones (and later builds) load them. The recipe names the data by its
-content identity, not its path, so the same recipe gives the same key on every machine.
+content identity, not its path, so the same recipe gives the same key on every machine, and it
+holds only what changes the weights: how a model is evaluated is keyed apart (`robust_accuracy`).
 """
 
+import time
 from pathlib import Path
 
 import torch
@@ -30,17 +32,19 @@ def resolve_data(source: str) -> str:
 
 
 def load_data(source: str) -> tuple:
-    """(train, test) Data for a data parameter."""
+    """(train, test) Data for a data option."""
     source = resolve_data(source)
     return nrf_data.load_cifar10(source, "train"), nrf_data.load_cifar10(source, "test")
 
 
 def recipe(cfg: dict, role: str, data_identity: str) -> dict:
-    """The training recipe of one of the models the book uses, from a profile's settings."""
+    """The training recipe of one of the models the book uses, from a section's options
+    (options.MODELS)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     robust = role == "robust"
     epochs = cfg["robust_epochs"] if robust else cfg["epochs"]
+    eps = cfg["robust_eps"]
     return {
         "arch": {"vgg16": "vgg16", "vgg11": "vgg11"}.get(role, "resnet18"),
         "width": cfg["width"],
@@ -48,38 +52,51 @@ def recipe(cfg: dict, role: str, data_identity: str) -> dict:
         "epochs": epochs,
         "lr": cfg["lr"],
         "batch_size": cfg["batch_size"],
-        "milestones": [m for m in cfg["milestones"] if m < epochs],
+        "milestones": [m for m in cfg["milestones"] or [] if m < epochs],
         "weight_decay": cfg["weight_decay"],
         "seed": cfg["seed"] + (1 if role == "natural_seed1" else 0),
-        "adv": {"norm": cfg["norm"], "eps": cfg["eps"], "steps": cfg["adv_steps"],
-                "step_size": 2 / 3 * cfg["eps"]} if robust else None,
-        "eval": {"norm": cfg["norm"], "eps": cfg["eps"], "steps": cfg["eval_steps"],
-                 "step_size": 2.5 * cfg["eps"] / cfg["eval_steps"]},
+        "adv": {"norm": cfg["robust_norm"], "eps": eps, "steps": cfg["adv_steps"], "step_size": 2 / 3 * eps}
+        if robust else None,
     }
 
 
-def trained(spec: dict, train_data, test_data, device: torch.device | None = None,
-            root: Path | None = None, progress: bool = True):
-    """(model, meta) for a recipe: loaded from the store, or trained (resumably) and stored."""
+def evaluation(cfg: dict) -> dict:
+    """The robust-accuracy attack of a section's options: untargeted PGD at the robust eps."""
+    eps = cfg["robust_eps"]
+    return {"norm": cfg["robust_norm"], "eps": eps, "steps": cfg["eval_steps"], "step_size": 2.5 * eps / cfg["eval_steps"]}
+
+
+def trained(spec: dict, train_data, test_data, device: torch.device | None = None, progress: bool = True):
+    """(model, meta) for a recipe: loaded from the store, or trained (resumably) and stored.
+    meta: the recipe, its training history, clean test accuracy and training seconds."""
     device = device or default_device()
     if train_data.identity != spec["data"]:
         raise ValueError(f"spec was made for data {spec['data']!r}, got {train_data.identity!r}")
 
     def compute(workdir: Path) -> dict:
+        start = time.perf_counter()
         model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"], seed=spec["seed"]).to(device)
         history = train.train(
             model, train_data, test_data, epochs=spec["epochs"], lr=spec["lr"], batch_size=spec["batch_size"],
             milestones=spec["milestones"], weight_decay=spec["weight_decay"], adv=spec["adv"], seed=spec["seed"],
             checkpoint=workdir / "checkpoint.pt", device=device, progress=progress,
         )
-        x, y = test_data.x.to(device), test_data.y.to(device)
-        meta = {**spec, "test_data": test_data.identity, "history": history,
-                "clean_acc": train.accuracy(model, x, y),
-                "robust_acc": train.robust_accuracy(model, x, y, **spec["eval"], progress=progress)}
+        meta = {**spec, "test_data": test_data.identity, "history": history, "train_seconds": time.perf_counter() - start,
+                "clean_acc": train.accuracy(model, test_data.x.to(device), test_data.y.to(device))}
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}
 
-    result = store.fetch("models", spec, compute, root)
+    result = store.fetch("models", {**spec, "test": test_data.identity}, compute)
     model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"], seed=spec["seed"])
     model.load_state_dict(result["state_dict"])
-    meta = {**result["meta"], "provenance": store.meta("models", spec, root)}
-    return model.to(device).eval(), meta
+    return model.to(device).eval(), result["meta"]
+
+
+def robust_accuracy(model, spec: dict, test_data, attack: dict, progress: bool = True) -> float:
+    """Accuracy of the model of recipe `spec` under `attack` (see evaluation), from the store."""
+    device = next(model.parameters()).device
+
+    def compute(_workdir) -> dict:
+        x, y = test_data.x.to(device), test_data.y.to(device)
+        return {"acc": train.robust_accuracy(model, x, y, **attack, progress=progress)}
+
+    return store.fetch("robust-accuracy", {"model": spec, "test": test_data.identity, **attack}, compute)["acc"]

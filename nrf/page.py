@@ -1,0 +1,91 @@
+"""What every page of the book does besides its own figures: read its parameters, find its
+record, say where the numbers came from, show its verdicts. Used by the notebooks only.
+
+    page.begin()                      # first cell: remember the notebook's names
+    profile = "smoke"                 # the parameters cell (papermill injects more after it)
+    rec = page.record("gallery")      # every name set since begin() is an option
+"""
+
+import sys
+
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from . import claims, options, records
+
+DATA_NOTES = {
+    "sample": "the embedded sample of real CIFAR-10 shipped in the repo (nrf/sample)",
+    "cifar10": "full CIFAR-10",
+}
+JPEG_CAVEAT = (
+    "The CIFAR-10 images were re-encoded as baseline JPEG (quality 75, 4:2:0 chroma), slightly "
+    "degraded compared with the original arrays: accuracies are a little lower than on the original data."
+)
+PROFILE_NOTES = {
+    "smoke": "The `smoke` profile trains narrow models for a few epochs on 5,000 images so that CI can compute it "
+             "on two CPU cores: its numbers show the method working and which way effects point, not the "
+             "papers' effect sizes.",
+    "paper": "The `paper` profile uses the paper's settings (PAPER.md).",
+}
+_before: set[str] = set()
+
+
+def begin() -> None:
+    """Remember the names the notebook has before its parameters cell."""
+    _before.clear()
+    _before.update(sys._getframe(1).f_globals)
+
+
+def parameters() -> dict:
+    """The names set since begin(): the parameters cell and what papermill injected after it."""
+    names = sys._getframe(2).f_globals
+    return {k: v for k, v in names.items() if k not in _before and not k.startswith("_")}
+
+
+def record(name: str) -> dict:
+    """The section's record for the notebook's parameters (an unknown name is an error); glues
+    `provenance` for the page's first paragraph."""
+    rec = records.get(name, parameters())
+    glue("provenance", Markdown(provenance(rec)), display=False)
+    return rec
+
+
+def provenance(rec: dict) -> str:
+    """A Markdown paragraph: profile, options changed, data, hardware, commits, where it was read."""
+    p, opts = rec["provenance"], rec["options"]
+    module = records.section(p["section"])
+    defaults = options.resolve(module.OPTIONS, opts["profile"])
+    changed = [f"`{k}={v!r}`" for k, v in opts.items() if records.jsonable(defaults.get(k)) != v]
+    data = p.get("data") or {}
+    name = opts.get("data")
+    what = DATA_NOTES.get(name, f"CIFAR-10 from `{name}`") if name else "no data set"
+    sizes = f", {data['n_train']:,} training and {data.get('n_test', 0):,} test images" if data else ""
+    caveat = f"\n\n{JPEG_CAVEAT}" if name and name != "sample" else ""
+    return (
+        f"**Profile `{opts['profile']}`** ({'options: ' + ', '.join(changed) if changed else 'its default options'})"
+        f" · data: {what}{sizes}{' (identity `' + data['identity'] + '`)' if data else ''}"
+        f" · computed on: {'; '.join(p['hardware'])} · code: nrf {p['nrf']}, commit `{p['commit']}`"
+        f" (artifacts from {', '.join(f'`{c}`' for c in p['commits']) or 'this run'})"
+        f" · {p['compute_seconds']:,.0f} s of compute · record: {rec.get('source', 'computed now')}, {p['created']}."
+        f"\n\n{PROFILE_NOTES[opts['profile']]}{caveat}"
+    )
+
+
+def verdict_frame(verdicts: list[claims.Verdict]) -> pd.DataFrame:
+    """The page's claims as a table: claim, test, effect ± s.e., criterion, verdict."""
+    return pd.DataFrame([{"claim": v.claim, "tested by": v.test, "effect": v.effect_text(), "criterion": v.criterion,
+                          "verdict": v.status, "why": v.detail} for v in verdicts]).set_index("claim")
+
+
+def verdicts(rec: dict) -> list[claims.Verdict]:
+    """Show the section's verdicts as a table (and return them for the page's prose)."""
+    found = records.section(rec["provenance"]["section"]).verdicts(rec)
+    display(verdict_frame(found).style.set_properties(**{"text-align": "left"}))
+    return found
+
+
+def glue_values(**values) -> None:
+    """glue(name, value) for each value a page's prose quotes ({glue:text}`name`)."""
+    for name, value in values.items():
+        glue(name, value, display=False)

@@ -1,0 +1,175 @@
+"""Result records: the small, self-contained result of one section run, which its page renders.
+
+A section's `run(cfg)` does the expensive work (through the artifact store) and returns
+{"results": plain numbers, lists and strings, "tensors": small tensors for figures, "data":
+what it ran on}. `get` wraps it into a record with provenance and finds it where it already is:
+
+1. committed: `results/<profile>/<section>.json` in the repo ($NRF_RESULTS), if it was run with these options;
+2. the store: a record computed earlier on this machine by the same code;
+3. computed now (then kept in the store).
+
+A committed record is JSON (numbers that `git diff` shows) beside a `.npz` of its tensors; no
+model weights. NRF_RECORDS chooses where records may come from: `auto` (the order above),
+`fresh` (ignore committed records: recompute from the store or from scratch, as CI does for
+smoke) or `committed` (never compute: a missing record is an error).
+"""
+
+import hashlib
+import importlib
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__, options, runtime, store
+
+SECTIONS = ("models", "gallery", "locality", "spatial", "scaling", "transfer", "constructed", "generalisation",
+            "interpolation", "leakage", "appendix", "uap", "uap_analysis")
+MODES = ("auto", "fresh", "committed")
+MAX_TENSOR_BYTES = 8 * 2**20  # a record is for figures: perturbations and heat maps, never weights
+
+
+def results_root() -> Path:
+    """Where committed records live: $NRF_RESULTS, else `results/` in the checkout."""
+    return Path(os.environ.get("NRF_RESULTS", store.REPO / "results"))
+
+
+def section(name: str):
+    """The module nrf.sections.<name>: its OPTIONS, run(cfg) and verdicts(record)."""
+    try:
+        return importlib.import_module(f"nrf.sections.{name}")
+    except ModuleNotFoundError:
+        known = sorted(p.stem for p in (store.REPO / "nrf" / "sections").glob("[a-z]*.py"))
+        raise ValueError(f"section must be one of {known}, got {name!r}") from None
+
+
+def resolve(name: str, params: dict) -> dict:
+    """A section's options from parameters that may include `profile` (default smoke)."""
+    params = dict(params)
+    profile = params.pop("profile", "smoke")
+    return options.resolve(section(name).OPTIONS, profile, params, section=name)
+
+
+def data_note(train, test=None) -> dict:
+    """What a section ran on, for its record: the data's origin, identity and size."""
+    note = {"identity": train.identity, "n_train": len(train), "classes": list(train.classes)}
+    if test is not None:
+        note.update(test_identity=test.identity, n_test=len(test))
+    return note
+
+
+def jsonable(value):
+    """Plain JSON: tensors and arrays become lists, numpy scalars numbers, tuples lists, NaN null."""
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        return jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN: an undefined number is null
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"a record's results must be numbers, strings, lists, mappings or tensors, got "
+                     f"{type(value).__name__}")
+
+
+def compute(name: str, cfg: dict, progress: bool = True) -> dict:
+    """Run section `name` with resolved options `cfg` and wrap its output into a record."""
+    start = time.perf_counter()
+    with store.trail() as artifacts:
+        out = section(name).run(cfg, progress=progress)
+    tensors = {k: v.detach().cpu() for k, v in (out.get("tensors") or {}).items()}
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    if size > MAX_TENSOR_BYTES:
+        raise ValueError(f"section {name}'s record holds {size / 2**20:.1f} MiB of tensors; at most "
+                         f"{MAX_TENSOR_BYTES / 2**20:.0f} MiB (records are for figures, not weights)")
+    unique = list({a["key"]: a for a in artifacts}.values())
+    provenance = {
+        "section": name, "profile": cfg["profile"], "data": out.get("data"), "nrf": __version__,
+        "commit": store.git_commit(), "created": store.now(), "threads": runtime.threads(),
+        "hardware": sorted({a["hardware"] for a in unique} | {runtime.hardware()}),
+        "commits": sorted({a["commit"] or "unknown" for a in unique}),
+        "compute_seconds": round(sum(a["seconds"] or 0 for a in unique), 1),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "artifacts": unique,
+    }
+    return {"options": jsonable(cfg), "provenance": provenance, "results": jsonable(out["results"]),
+            "tensors": tensors}
+
+
+def get(name: str, params: dict | None = None, *, mode: str | None = None, progress: bool = True) -> dict:
+    """The record of section `name` for `params` (options, and `profile`), from wherever it is."""
+    cfg = resolve(name, params or {})
+    mode = mode or os.environ.get("NRF_RECORDS", "auto")
+    if mode not in MODES:
+        raise ValueError(f"NRF_RECORDS must be one of {list(MODES)}, got {mode!r}")
+    committed = results_root() / cfg["profile"] / f"{name}.json"
+    if mode != "fresh" and committed.exists():
+        record = load(committed)
+        if record["options"] == jsonable(cfg):
+            return {**record, "source": f"committed: results/{cfg['profile']}/{name}.json"}
+    folder = store.path(f"record-{name}", cfg, section(name).run)
+    if mode == "committed" and not (folder / "meta.json").exists():
+        raise ValueError(f"no record of section {name} for these options (committed or stored); compute it with "
+                         f"`nrf compute {name} -p profile {cfg['profile']} ...` or set NRF_RECORDS=auto")
+    fresh = store.fetch(f"record-{name}", cfg, _computer(name, cfg, progress))
+    return {**fresh, "source": f"store: {folder}"}
+
+
+def _computer(name: str, cfg: dict, progress: bool):
+    """compute() as store.fetch wants it; its module is the section's, so the record's key
+    carries the section's code fingerprint."""
+    run = section(name).run
+
+    def go(_workdir):
+        return compute(name, cfg, progress)
+
+    go.__module__ = run.__module__
+    return go
+
+
+def save(record: dict, path: Path) -> Path:
+    """Write a record as <path>.json (+ <path>.npz for its tensors), atomically."""
+    path = Path(path).with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {k: v for k, v in record.items() if k not in ("tensors", "source")}
+    if record["tensors"]:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{k: v.numpy() for k, v in record["tensors"].items()})
+        blob = buf.getvalue()
+        _atomic(path.with_suffix(".npz"), blob)
+        body["tensors_sha256"] = hashlib.sha256(blob).hexdigest()
+    _atomic(path, (json.dumps(body, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+    return path
+
+
+def load(path: Path) -> dict:
+    """A record written by save(), its tensors checked against their checksum."""
+    path = Path(path)
+    body = json.loads(path.read_text())
+    tensors = {}
+    if "tensors_sha256" in body:
+        blob = path.with_suffix(".npz").read_bytes()
+        if hashlib.sha256(blob).hexdigest() != body.pop("tensors_sha256"):
+            raise ValueError(f"{path.with_suffix('.npz')} does not match its record {path} (checksum)")
+        with np.load(io.BytesIO(blob)) as npz:
+            tensors = {k: torch.from_numpy(npz[k]) for k in npz.files}
+    return {**body, "tensors": tensors}
+
+
+def commit(name: str, params: dict | None = None, progress: bool = True) -> Path:
+    """Compute (or fetch) a record and write it under results/<profile>/ to be committed."""
+    record = get(name, params, mode="fresh", progress=progress)
+    return save(record, results_root() / record["options"]["profile"] / f"{name}.json")
+
+
+def _atomic(path: Path, blob: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(blob)
+    os.replace(tmp, path)
