@@ -1,11 +1,11 @@
 # Two commands do all the set-up on a fresh machine with python3 and make:
-#   make book   - install the locked environment, build the book on the embedded default
+#   make book   - install the locked environment, build the book from the committed records
 #   make test   - install the locked environment, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book test bench lock clean
+.PHONY: book test results bench lock clean
 
 $(BIN)/nrf: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ book: $(BIN)/nrf
 
 test: $(BIN)/nrf
 	$(BIN)/python -m pytest -q $(TESTFLAGS)
+
+# Recompute the committed records of a profile (results/PROFILE/), e.g. make results PROFILE=smoke
+PROFILE ?= smoke
+results: $(BIN)/nrf
+	NRF_RECORDS=fresh $(BIN)/nrf compute all -p profile $(PROFILE) --save
 
 # Comparison-only environment (torchattacks, ART); kept apart from the book's.
 .venv-bench/bin/python: requirements.lock

@@ -5,4 +5,4 @@ Modules: `data` (CIFAR-10, ImageNet-M10, on-device augmentation), `models`, `tra
 `attacks`, `store` (artifact store), `runtime` (devices, seeds, provenance).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,7 +1,6 @@
 """The `nrf` command: one subcommand per row of COMMANDS (name, summary, add_arguments, run)."""
 
 import argparse
-import importlib
 import time
 
 import yaml
@@ -23,14 +22,24 @@ def _cut_sample(args: argparse.Namespace) -> None:
 
 
 def _params(pairs: list[list[str]]) -> dict:
-    """-p NAME VALUE pairs; values are read as YAML (1.0 -> float, [1, 2] -> list, null -> None)."""
-    return {name: yaml.safe_load(value) for name, value in pairs}
+    """-p NAME VALUE pairs; values are read as YAML (1.0 -> float, [1, 2] -> list, null -> None;
+    the options coerce 1e-3 and 8/255, which YAML leaves as text). A name given twice is an error."""
+    params = {}
+    for name, value in pairs:
+        if name in params:
+            raise ValueError(f"-p {name} is given twice")
+        try:
+            params[name] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"-p {name}: {value!r} is not a YAML value ({str(e).splitlines()[0]})") from None
+    return params
 
 
 def _section_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("section", help="a section of the book: the name of book/SECTION.py, e.g. models")
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a section parameter (repeatable), e.g. -p profile paper -p norm linf")
+                   help="profile or an option of the section (repeatable): -p profile paper -p norm linf; "
+                        "`nrf options SECTION` lists them")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -39,10 +48,12 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    """Execute one section's notebook with papermill, with the given parameters."""
-    from nrf.sweep import execute
+    """Execute one section's notebook with papermill, with the given parameters (checked first)."""
+    from nrf.sweep import check, execute
 
-    print(f"wrote {execute(args.section, _params(args.param), args.output or f'runs/{args.section}.ipynb')}")
+    params = _params(args.param)
+    check(args.section, [params])
+    print(f"wrote {execute(args.section, params, args.output or f'runs/{args.section}.ipynb')}")
 
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:
@@ -52,7 +63,8 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
                         "with [ is one YAML list, for values that are lists or hold commas: --grid 'K=[[1, 2], [4]]'")
     p.add_argument("--grid-file", metavar="FILE.yaml",
                    help="a YAML mapping NAME -> list of values, plus optionally fixed: {NAME: VALUE} (-p wins)")
-    p.add_argument("--workers", type=int, metavar="N", help="points run at once (default: one per CUDA GPU, else 1)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="points run at once (default: one per CUDA GPU, else cores / NRF_THREADS)")
     p.add_argument("--out", metavar="DIR", help="where the points' folders go (default: runs/sweep)")
 
 
@@ -76,21 +88,55 @@ def _sweep(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def _compute_args(p: argparse.ArgumentParser) -> None:
+    _section_args(p)
+    p.add_argument("--save", action="store_true",
+                   help="also write the record to results/PROFILE/SECTION.json (+ .npz), to be committed")
+
+
 def _compute(args: argparse.Namespace) -> None:
-    """Run one section's expensive work without Jupyter (e.g. on a GPU machine), filling the store."""
-    try:
-        section = importlib.import_module(f"nrf.sections.{args.section}")
-    except ModuleNotFoundError:
-        raise ValueError(f"no section {args.section!r} in nrf.sections") from None
-    start = time.perf_counter()
-    section.run(**_params(args.param))
-    print(f"nrf compute {args.section}: done in {time.perf_counter() - start:.1f}s")
+    """Compute one section's record (or every page's: SECTION `all`) without Jupyter, filling the
+    store; print its verdicts."""
+    from nrf import records
+
+    params = _params(args.param)
+    names = records.SECTIONS if args.section == "all" else [args.section]
+    for name in names:  # every name and option checked before anything computes
+        records.resolve(name, params)
+    for name in names:
+        start = time.perf_counter()
+        if args.save:
+            path = records.commit(name, params)
+            record = records.load(path)
+        else:
+            record = records.get(name, params)
+        print(f"nrf compute {name}: {record['provenance']['compute_seconds']:.0f} s of compute, done in "
+              f"{time.perf_counter() - start:.1f} s" + (f"; wrote {path}" if args.save else ""))
+        for v in records.section(name).verdicts(record):
+            print(f"  {v.test:<14} {v.status:<17} {v.effect_text():<22} {v.claim}")
+
+
+def _options_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("section", help="a section of the book, e.g. gallery")
+
+
+def _options(args: argparse.Namespace) -> None:
+    """Print every option of a section: what it accepts, its default per profile, its meaning."""
+    from nrf import options, records
+
+    rows = options.table(records.section(args.section).OPTIONS)
+    width = max(len(r["option"]) for r in rows)
+    print(f"{'profile':<{width}}  one of {list(options.PROFILES)} (default smoke)")
+    for r in rows:
+        print(f"{r['option']:<{width}}  {r['meaning']}\n{'':<{width}}    allowed: {r['allowed']}; "
+              f"default: {r['default']}")
 
 
 COMMANDS = [
     ("run", "execute a section's notebook with papermill and other parameters", _run_args, _run),
     ("sweep", "execute a section's notebook at every point of a parameter grid, in parallel", _sweep_args, _sweep),
-    ("compute", "run a section's expensive work without Jupyter, filling the artifact store", _section_args, _compute),
+    ("compute", "compute a section's record without Jupyter, filling the artifact store", _compute_args, _compute),
+    ("options", "list a section's options, their allowed values and defaults", _options_args, _options),
     (
         "cut-sample",
         "write a class-balanced random subset of an ImageFolder archive (original bytes)",

@@ -12,14 +12,39 @@ as the variant's scarcest target allows, so that the new labels stay uniform and
 the original ones (otherwise the filter would let real features back in, e.g. by keeping more
 examples whose target equals their true class). Every variant of one catalogue is cut to the
 same per-cell counts, so the data sets compare at equal size (D_adv subsampled to D_univ's).
+
+`Catalogue(cfg)` is the whole catalogue the book trains on, for a section's options (`OPTIONS`):
+built once per run, every variant from the store or computed, and handed out one at a time.
 """
 
 import torch
 
-from . import attacks
+from . import attacks, store, zoo
 from .data import Data
-from .runtime import generator
+from .options import DEFAULT_EPS, Option
+from .runtime import device_batch, generator
 
+# The construction's options, shared by every section that trains on the catalogue. Smoke
+# perturbs with 3x the budget because its weak models' universal perturbations at eps fool too
+# few images in the hard (class, target) cells for the exact balancing to keep a usable data set.
+OPTIONS = [
+    Option("n_source", {"smoke": 1500, "paper": None}, "training images perturbed, a seeded random subset "
+           "(null: all of them)", kind="int", low=1, optional=True),
+    Option("Ks", {"smoke": [1, 2, 16, 256], "paper": [1, 2, 4, 8, 16, 32, 256]}, "base-set sizes of the "
+           "K-interpolation (1: D_adv, the standard perturbation)", kind="ints", low=1),
+    Option("K_univ", 256, "base-set size of D_univ (the paper's batch)", kind="int", low=1),
+    Option("restrict_K", {"smoke": 16, "paper": 256}, "base-set size of the single-class variant, compared "
+           "with random base sets of that size (one of Ks)", kind="int", low=1),
+    Option("l2_eps", DEFAULT_EPS["l2"], "l2 budget of the constructed data sets (the paper's CIFAR-10 1.0)",
+           low=1e-12),
+    Option("linf_eps", DEFAULT_EPS["linf"], "budget of their linf variants", low=1e-12),
+    Option("eps_scale", {"smoke": 3.0, "paper": 1.0}, "every budget is eps_scale times the above (smoke: its "
+           "weak model fools too few images at eps for the balanced cut)", low=1e-12),
+    Option("solver_epochs", {"smoke": 5, "paper": 20}, "full-batch steps of each universal perturbation "
+           "(a base set goes in whole)", kind="int", low=1),
+    Option("solver_step", {"smoke": 0.3, "paper": 0.2}, "their step, as a fraction of eps", low=1e-12),
+]
+CYCLIC = "univ-cyclic"  # leakage bound: cut to its own size, not the common one
 KINDS = ("adv", "univ")
 SOURCES = ("random", "class", "cyclic")
 
@@ -67,22 +92,23 @@ def base_sets(y: torch.Tensor, t: torch.Tensor, k: int, source: str, seed: int) 
     return sets
 
 
-def build(model, data: Data, spec: dict, *, solver: dict, seed: int = 0, progress: bool = True) -> dict:
+def build(model, data: Data, spec: dict, *, steps: int, step: float, seed: int = 0, progress: bool = True) -> dict:
     """Perturb every image of `data` toward its target as `spec` says, with `model`.
 
-    solver: {"steps", "step", "max_batch"} of the universal perturbations (step as a fraction
-    of eps; D_adv uses the standard perturbation, step eps/3 for 10 steps; max_batch caps the
-    images in one forward pass, but a base set always goes in whole: its step is full-batch).
-    Returns {"t", "x" (the perturbed images clip(x + delta), float16), "fooled" (C(x) == t,
-    checked on the stored images), "base_size" (mean base-set size), "deltas" (the
+    steps, step: the universal perturbations' full-batch steps and step size (a fraction of
+    eps); D_adv uses the standard perturbation, step eps/3 for 10 steps. A forward pass holds
+    at most runtime.device_batch images, but a base set always goes in whole (its step is
+    full-batch). Returns {"t", "x" (the perturbed images clip(x + delta), float16), "fooled"
+    (C(x) == t, checked on the stored images), "base_size" (mean base-set size), "deltas" (the
     perturbation of one image per target, toward "delta_targets")}.
     """
     t = assign_targets(data.y, len(data.classes), spec["source"], seed)
     delta = torch.empty(data.x.shape)
+    max_batch = device_batch(next(model.parameters()).device)
     common = {"norm": spec["norm"], "eps": spec["eps"], "seed": seed, "progress": progress}
     if spec["kind"] == "adv":
         delta[:] = attacks.perturb(model, data.x, t, group_size=1, step_size=spec["eps"] / 3, epochs=10,
-                                   max_batch=solver["max_batch"], **common)[0]
+                                   max_batch=max_batch, **common)[0]
         sizes = [1]
     else:
         sets = base_sets(data.y, t, spec["K"], spec["source"], seed)
@@ -90,8 +116,8 @@ def build(model, data: Data, spec: dict, *, solver: dict, seed: int = 0, progres
         for size in sorted(set(sizes)):  # the solver takes groups of one size at a time
             index = torch.cat([s for s in sets if len(s) == size])
             groups, _ = attacks.perturb(model, data.x[index], t[index[::size]], group_size=size,
-                                        step_size=solver["step"] * spec["eps"], epochs=solver["steps"],
-                                        max_batch=max(solver["max_batch"], size), **common)
+                                        step_size=step * spec["eps"], epochs=steps,
+                                        max_batch=max(max_batch, size), **common)
             delta[index] = groups.repeat_interleave(size, 0).to(delta.device)
     x = (data.x.float() / 255 + delta).clamp(0, 1).half()
     first = torch.stack([(t == c).nonzero()[0, 0] for c in t.unique()])  # one image per target
@@ -137,13 +163,6 @@ def select(y: torch.Tensor, t: torch.Tensor, fooled: torch.Tensor, plan: torch.T
     return torch.cat(keep).sort().values if keep else torch.zeros(0, dtype=torch.long)
 
 
-def dataset(data: Data, raw: dict, index: torch.Tensor, name: str) -> Data:
-    """The constructed data set: float16 images clip(x + delta) with the new labels t; the
-    original labels ride along as fine_y (for the label-balance report, never for training)."""
-    return Data(x=raw["x"][index], y=raw["t"][index], classes=data.classes, identity=f"{data.identity}:{name}",
-                fine_y=data.y[index], fine_classes=data.classes)
-
-
 def balance_report(y: torch.Tensor, t: torch.Tensor, num_classes: int) -> dict:
     """How uniform the new labels are and how independent of the old: label counts, the
     (source, target) table, and the largest gap of P(t | y) from 1/C."""
@@ -153,3 +172,144 @@ def balance_report(y: torch.Tensor, t: torch.Tensor, num_classes: int) -> dict:
     rows = table[present][:, labels].float() / table[present].sum(1, keepdim=True)
     gap = float((rows - 1 / int(labels.sum())).abs().max()) if present.any() else 0.0
     return {"label_counts": table.sum(0), "table": table, "max_gap": gap}
+
+
+# ---- The catalogue of the book --------------------------------------------------------------------
+
+
+def k_name(k: int, k_univ: int) -> str:
+    """The catalogue name of the K-interpolation row K."""
+    return "adv" if k == 1 else "univ" if k == k_univ else f"univ-K{k}"
+
+
+def variants(cfg: dict) -> dict:
+    """Every variant the book trains on, by name, for a section's resolved options (OPTIONS):
+    D_adv at eps and eps/2, D_univ, both in linf, the K-interpolation, single-class base sets and
+    cyclic labels. Raises ValueError naming a bad option."""
+    ks = cfg["Ks"]
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"option Ks must be distinct base-set sizes, got {ks!r}")
+    if cfg["restrict_K"] not in ks:
+        raise ValueError(f"option restrict_K must be one of Ks {sorted(ks)} (it is compared with random base sets "
+                         f"of that size), got {cfg['restrict_K']!r}")
+    eps, linf_eps, k_univ = cfg["l2_eps"] * cfg["eps_scale"], cfg["linf_eps"] * cfg["eps_scale"], cfg["K_univ"]
+    names = {"adv": variant("adv", "l2", eps), "adv-half": variant("adv", "l2", eps / 2),
+             "univ": variant("univ", "l2", eps, k_univ), "adv-linf": variant("adv", "linf", linf_eps),
+             "univ-linf": variant("univ", "linf", linf_eps, k_univ)}
+    names |= {k_name(k, k_univ): variant("univ", "l2", eps, k) for k in sorted(ks) if k not in (1, k_univ)}
+    names["univ-class"] = variant("univ", "l2", eps, cfg["restrict_K"], "class")
+    names[CYCLIC] = variant("univ", "l2", eps, k_univ, "cyclic")
+    return names
+
+
+def subset(train_data: Data, n_source: int | None, seed: int) -> Data:
+    """The training images that get perturbed: all (None), or a seeded random subset."""
+    if n_source is None:
+        return train_data
+    if n_source > len(train_data):
+        raise ValueError(f"option n_source must be at most the {len(train_data)} training images, got {n_source}")
+    pick = torch.randperm(len(train_data), generator=generator(seed))[:n_source].sort().values
+    return Data(x=train_data.x[pick], y=train_data.y[pick], classes=train_data.classes,
+                identity=f"{train_data.identity}[{n_source}@{seed}]")
+
+
+class Catalogue:
+    """Every constructed data set of the book, for a section's resolved options (OPTIONS and
+    options.MODELS: the natural model that makes the perturbations).
+
+        cat = Catalogue(cfg)        # loads the data, checks the options: no training yet
+        cat.build()                 # the natural model, every variant and the common cut
+        cat.stats["univ"], cat.size("univ"), cat.identity("univ"), cat.dataset("univ")
+
+    Everything expensive comes from the store. `dataset` loads one variant's images at a time.
+    """
+
+    def __init__(self, cfg: dict):
+        self.names = variants(cfg)
+        self.seed = cfg["seed"]
+        self.solver = {"steps": cfg["solver_epochs"], "step": cfg["solver_step"]}
+        self.train, self.test = zoo.load_data(cfg["data"])
+        self.source = subset(self.train, cfg["n_source"], self.seed)
+        self.spec = zoo.recipe(cfg, "natural", self.train.identity)
+        self.model = self.meta = None
+        self.stats, self.common, self.examples = {}, None, {}
+        self._loaded = (None, None)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.train.classes)
+
+    @property
+    def chance(self) -> float:
+        """The accuracy of a model that learned nothing: the largest class share of the test set."""
+        return self.test.y.bincount().max().item() / len(self.test)
+
+    def build(self, progress: bool = True) -> "Catalogue":
+        """Train (or load) the natural model, build (or load) every variant and cut them all but
+        the cyclic one to common per-(class, target) counts; per variant: what was built, the share
+        fooled (overall and per target), what was kept ("cells": [C, C] kept per (y, t)), the label
+        balance of what was kept, and a few examples."""
+        self.model, self.meta = zoo.trained(self.spec, self.train, self.test, progress=progress)
+        source, seed, num_classes = self.source, self.seed, len(self.train.classes)
+
+        def compute(_workdir) -> dict:
+            raws = {name: self._raw(name, progress) for name in self.names}
+            tables = {name: cell_table(source.y, r["t"], r["fooled"], num_classes) for name, r in raws.items()}
+            common = cut([table for name, table in tables.items() if name != CYCLIC])
+            stats, examples = {}, {}
+            for name, r in raws.items():
+                cells = cut([tables[name]], cyclic=True) if name == CYCLIC else common
+                index = select(source.y, r["t"], r["fooled"], cells, seed)
+                by_target = torch.stack([r["fooled"][r["t"] == c].float().mean() for c in range(num_classes)])
+                stats[name] = {"variant": self.names[name], "built": len(r["t"]), "fooled": r["fooled"].float().mean().item(),
+                               "fooled_by_target": by_target, "kept": len(index), "base_size": r["base_size"],
+                               "cells": cells, **balance_report(source.y[index], r["t"][index], num_classes)}
+                if name == CYCLIC:  # its labels depend on y by design
+                    stats[name]["max_gap"] = None
+                first = index[:8]
+                examples[name] = {"x": source.x[first], "perturbed": r["x"][first], "t": r["t"][first],
+                                  "deltas": r["deltas"], "delta_targets": r["delta_targets"]}
+            return {"stats": stats, "common": common, "examples": examples}
+
+        key = {"model": self.spec, "source": source.identity, "names": self.names, "solver": self.solver, "seed": seed}
+        summary = store.fetch("constructed", key, compute)
+        self.stats, self.common, self.examples = summary["stats"], summary["common"], summary["examples"]
+        return self
+
+    def _raw_params(self, name: str) -> dict:
+        v = self.names[name]
+        return {"model": self.spec, "source": self.source.identity, "variant": v,
+                "solver": self.solver if v["kind"] == "univ" else None, "seed": self.seed}
+
+    def _raw(self, name: str, progress: bool) -> dict:
+        """One variant's perturbed images, built or loaded from the store."""
+        return store.fetch("constructed-raw", self._raw_params(name), lambda _w: build(
+            self.model, self.source, self.names[name], **self.solver, seed=self.seed, progress=progress))
+
+    def check(self, name: str) -> None:
+        """A variant of the catalogue that keeps at least one example, or ValueError."""
+        if name not in self.names:
+            raise ValueError(f"option dataset must be one of {sorted(self.names)}, got {name!r}")
+        if self.stats and not self.size(name):
+            raise ValueError(f"constructed data set {name!r} is empty: no target was reached in every class; "
+                             "raise eps_scale or n_source, or train the natural model longer")
+
+    def size(self, name: str) -> int:
+        return int(self.stats[name]["cells"].sum())
+
+    def identity(self, name: str) -> str:
+        """What a model trained on variant `name` was trained on, without loading its images."""
+        raw = store.key("constructed-raw", self._raw_params(name))
+        return f"{self.source.identity}:{name}:{raw}:{store.digest(self.stats[name]['cells'])}"
+
+    def dataset(self, name: str) -> Data:
+        """Variant `name` as kept by the cut: float16 images, new labels (the last one asked for
+        stays loaded)."""
+        self.check(name)
+        if self._loaded[0] != name:
+            raw = self._raw(name, progress=False)
+            index = select(self.source.y, raw["t"], raw["fooled"], self.stats[name]["cells"], self.seed)
+            data = Data(x=raw["x"][index], y=raw["t"][index], classes=self.source.classes,
+                        identity=self.identity(name), fine_y=self.source.y[index], fine_classes=self.source.classes)
+            self._loaded = (name, data)
+        return self._loaded[1]

@@ -89,3 +89,27 @@ def glue_values(**values) -> None:
     """glue(name, value) for each value a page's prose quotes ({glue:text}`name`)."""
     for name, value in values.items():
         glue(name, value, display=False)
+
+
+TITLES = {"models": "Models", "gallery": "Gallery", "locality": "Locality", "spatial": "Spatial invariance",
+          "scaling": "Scaling", "transfer": "Transfer", "constructed": "Constructed data sets",
+          "generalisation": "Generalisation", "interpolation": "Interpolating universality", "leakage": "Leakage",
+          "appendix": "Appendix", "uap": "Universal adversarial perturbations (2017)",
+          "uap_analysis": "Why they exist (2017)"}
+
+
+def glance(profile: str, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(claims, runs): every claim of every page decided from its record for `profile` (default
+    options), with a link to the page; and one row per record: where, on what and how long."""
+    claim_rows, run_rows = [], []
+    for name in records.SECTIONS:
+        rec = records.get(name, {"profile": profile}, progress=progress)
+        p = rec["provenance"]
+        link = f'<a href="{name}.html">{TITLES[name]}</a>'
+        for v in records.section(name).verdicts(rec):
+            claim_rows.append({"claim": v.claim, "tested by": v.test, "effect (± s.e.)": v.effect_text(),
+                               "verdict": v.status, "page": link})
+        run_rows.append({"page": link, "profile": p["profile"], "hardware": "; ".join(p["hardware"]),
+                         "computed at commit": ", ".join(p["commits"]), "compute (s)": round(p["compute_seconds"]),
+                         "record": rec["source"].split(":")[0]})
+    return pd.DataFrame(claim_rows), pd.DataFrame(run_rows)

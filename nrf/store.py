@@ -42,7 +42,7 @@ from . import runtime
 
 REPO = Path(__file__).resolve().parent.parent
 # Modules that move, cache or present results but compute none: not part of a fingerprint.
-INFRASTRUCTURE = {"nrf", "nrf.store", "nrf.records", "nrf.options", "nrf.page", "nrf.cli", "nrf.sweep"}
+INFRASTRUCTURE = {"nrf", "nrf.store", "nrf.records", "nrf.options", "nrf.claims", "nrf.page", "nrf.cli", "nrf.sweep"}
 _trail: contextvars.ContextVar[list | None] = contextvars.ContextVar("nrf_store_trail", default=None)
 
 
@@ -79,9 +79,10 @@ def code_hash(source: str) -> str:
     return hashlib.sha256(ast.dump(_strip_docstrings(ast.parse(source))).encode()).hexdigest()[:16]
 
 
-def _imports(name: str, tree: ast.AST) -> set[str]:
-    """The nrf modules that module `name` imports."""
-    package = name if name in ("nrf",) else name.rpartition(".")[0]
+def imports_of(name: str) -> set[str]:
+    """The nrf modules that module `name` imports directly."""
+    tree = ast.parse(_source(name))
+    package = name if _is_package(name) else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -94,27 +95,39 @@ def _imports(name: str, tree: ast.AST) -> set[str]:
     return {m for m in found if m.split(".")[0] == "nrf" and _is_module(m)}
 
 
-def _is_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ModuleNotFoundError, ValueError):  # `from .options import Option`: Option is no module
-        return False
-
-
-@functools.cache
-def fingerprint(module: str) -> str:
-    """The code fingerprint of `module` and the nrf modules it imports, transitively."""
-    seen, todo, parts = set(), [module], []
+def dependencies(module: str) -> set[str]:
+    """`module` and the nrf modules it imports, transitively, less the infrastructure."""
+    seen, todo = set(), [module]
     while todo:
         name = todo.pop()
         if name in seen or name in INFRASTRUCTURE:
             continue
         seen.add(name)
-        source = Path(importlib.util.find_spec(name).origin).read_text()
-        parts.append(f"{name}:{code_hash(source)}")
         if name.split(".")[0] == "nrf":
-            todo.extend(_imports(name, ast.parse(source)))
-    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
+            todo.extend(imports_of(name))
+    return seen
+
+
+@functools.cache
+def fingerprint(module: str) -> str:
+    """The code fingerprint of `module` and the nrf modules it imports, transitively."""
+    parts = sorted(f"{name}:{code_hash(_source(name))}" for name in dependencies(module))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _source(name: str) -> str:
+    return Path(importlib.util.find_spec(name).origin).read_text()
+
+
+def _is_package(name: str) -> bool:
+    return importlib.util.find_spec(name).submodule_search_locations is not None
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):  # `from .options import Option`: Option is no module
+        return False
 
 
 def key(kind: str, params: dict, code: str = "") -> str:

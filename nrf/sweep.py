@@ -8,8 +8,10 @@ succeeded, `done.json`: a sweep that is run again skips the points that are done
 """
 
 import hashlib
+import importlib.util
 import itertools
 import json
+import logging
 import os
 import queue
 import re
@@ -52,6 +54,7 @@ def execute(section: str, params: dict, out: str | Path, *, notebook: Path | Non
     from traitlets.config import Config
 
     path = source(section, notebook)
+    logging.getLogger("papermill").addFilter(_KNOWN_TO_THE_PAGE)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="nrf-kernel-") as sockets:
@@ -59,6 +62,17 @@ def execute(section: str, params: dict, out: str | Path, *, notebook: Path | Non
                                    progress_bar=log is None, stdout_file=log, stderr_file=log,
                                    config=Config(KernelManager={"transport": "ipc", "ip": f"{sockets}/kernel"}))
     return out
+
+
+class _KnownToThePage(logging.Filter):
+    """Papermill warns about parameters its parameters cell does not list; a page lists only
+    `profile` and checks every other name against its section's OPTIONS itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+_KNOWN_TO_THE_PAGE = _KnownToThePage()
 
 
 def points(grid: dict[str, list]) -> list[dict]:
@@ -116,15 +130,30 @@ def gpus() -> list[str]:
     return ids[:count]
 
 
-def worker_env(slot: int, workers: int, devices: list[str]) -> dict:
-    """Worker `slot`'s environment: its own GPU, and its share of the cores ($OMP_NUM_THREADS
-    if set, else all) so that parallel points do not oversubscribe them."""
+def worker_env(slot: int, devices: list[str]) -> dict:
+    """Worker `slot`'s environment: its own GPU (round robin). Every worker computes at the same
+    NRF_THREADS as a run in one process would, so both give the same numbers (store keys)."""
     env = dict(os.environ)
-    threads = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1) // workers))
-    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     if devices:
         env["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
     return env
+
+
+def default_workers(devices: list[str]) -> int:
+    """One worker per GPU; on the CPU as many as the cores hold at NRF_THREADS threads each."""
+    from nrf.runtime import threads
+
+    return len(devices) or max(1, (os.cpu_count() or 1) // threads())
+
+
+def check(section: str, every: list[dict]) -> None:
+    """Each point's parameters, checked against the section's options before anything runs."""
+    if importlib.util.find_spec(f"nrf.sections.{section}") is None:
+        return  # a notebook without a section module (tests): the notebook checks its parameters
+    from nrf import records
+
+    for params in every:
+        records.resolve(section, params)
 
 
 def _done(folder: Path) -> dict | None:
@@ -161,7 +190,7 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
         workers: int | None = None, out: str | Path | None = None, progress: bool = True,
         notebook: Path | None = None) -> list[dict]:
     """Execute every point of `grid` (or the list `points`), each with the `fixed` parameters
-    added, `workers` at a time (default: one per CUDA GPU, else 1); returns one record per point,
+    added, `workers` at a time (default_workers); returns one record per point,
     in order: params, status (done / skipped / failed), notebook, log, seconds, error."""
     path = source(section, notebook)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -186,8 +215,10 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
     if len(set(folders)) < len(folders):
         raise ValueError("points must be distinct: the grid or points list repeats a point")
 
+    if notebook is None:
+        check(section, every)
     devices = gpus()
-    workers = workers or max(1, len(devices))
+    workers = workers or default_workers(devices)
     slots = queue.Queue()
     for slot in range(workers):
         slots.put(slot)
@@ -195,7 +226,7 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
     def one(params: dict, folder: Path) -> dict:
         slot = slots.get()
         try:
-            return _point(section, path, params, folder, worker_env(slot, workers, devices))
+            return _point(section, path, params, folder, worker_env(slot, devices))
         finally:
             slots.put(slot)
 

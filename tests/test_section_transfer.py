@@ -1,15 +1,17 @@
-"""Section "Transfer": PAPER.md's counting, shapes, one count recomputed directly, caching, parameter checks."""
+"""Section "Transfer": PAPER.md's counting, the record, one count recomputed directly, caching,
+option checks, verdicts."""
 
 import math
 
 import pytest
 import torch
+from conftest import TINY as MODELS_TINY
 
-from nrf import attacks, zoo
+from nrf import attacks, records, universals, zoo
 from nrf.data import to_float
 from nrf.sections import transfer
 
-SMALL = {"targets": [0, "bird"], "n_test": 16, "solver": {"base_size": 32, "epochs": 1}, "progress": False}
+TINY = {**MODELS_TINY, "targets": [0, "bird"], "n_test": 16, "base_size": 32, "solver_epochs": 1}
 
 
 def test_draw_targets_avoid_the_label():
@@ -36,69 +38,95 @@ def test_tally_counts_as_paper():
     assert r["pooled_fresh"]["b"] == pytest.approx(1 / 2) and r["source_rate"] == pytest.approx(3 / 5)
 
 
-def test_compare_standard_error():
+def test_compare_pools_and_counts_wins():
     def kind(p, n):
         return {"pooled": {"b": p}, "pooled_kept": n, "rate": {"b": torch.tensor([p, float("nan")])}}
 
     c = transfer.compare(kind(0.5, 100), kind(0.3, 400), "b")
-    se = math.sqrt(0.25 / 100 + 0.21 / 400)
-    assert c["diff"] == pytest.approx(0.2) and c["se"] == pytest.approx(se) and c["z"] == pytest.approx(0.2 / se)
-    assert (c["wins"], c["compared"]) == (1, 1)
+    assert c == {"standard": 0.5, "universal": 0.3, "n_standard": 100, "n_universal": 400, "wins": 1, "compared": 1}
 
 
-def test_run(tiny, forbid):
-    out = transfer.run("smoke", **tiny, **SMALL)
-    raw, n = out["raw"], 16
-    assert out["targets"] == [0, 2] and out["n_test"] == n
-    assert raw["universal"]["vgg16"].shape == (2, n) and raw["standard"]["natural_seed1"].shape == (n,)
-    assert set(raw["clean"]) == {"natural", "natural_seed1", "vgg16"}
-    assert ((raw["aimed"] != raw["labels"]) & ((raw["aimed"] == 0) | (raw["aimed"] == 2))).all()
+def test_record(tiny, forbid):
+    rec = records.get("transfer", TINY, progress=False)
+    r, n = rec["results"], 16
+    assert r["targets"] == [0, 2] and r["n_test"] == n and r["classes"][2] == "bird" and r["others"] == list(transfer.OTHERS)
+    assert set(r["clean_acc"]) == {"natural", "natural_seed1", "vgg16"} and len(r["universal_asr"]) == 2
     for kind in transfer.KINDS:
-        r = out[kind]
-        assert (r["kept"] <= r["attempts"]).all()
+        k = r[kind]
+        assert all(kept <= a for kept, a in zip(k["kept"], k["attempts"])) and k["pooled_kept"] == sum(k["kept"])
         for role in transfer.OTHERS:
-            assert (r["hits"][role] <= r["kept"]).all()
-            assert torch.equal(r["fresh"][role] + r["chance_hits"][role], r["kept"])
-            for a in (r["rate"][role], r["chance"][role], r["fresh_rate"][role]):
-                assert a.shape == (2,) and ((a.isnan()) | ((a >= 0) & (a <= 1))).all()
-    assert out["universal"]["attempts"].sum() == 2 * n - (raw["labels"] == 0).sum() - (raw["labels"] == 2).sum()
-    assert set(out["compare"]) == set(transfer.OTHERS) and set(out["compare_fresh"]) == set(transfer.OTHERS)
+            assert all(h <= kept for h, kept in zip(k["hits"][role], k["kept"]))
+            assert [f + c for f, c in zip(k["fresh"][role], k["chance_hits"][role])] == k["kept"]
+            for rate in (k["rate"][role], k["chance"][role], k["fresh_rate"][role]):
+                assert len(rate) == 2 and all(v is None or 0 <= v <= 1 for v in rate)
+    assert set(r["compare"]) == set(r["compare_fresh"]) == set(transfer.OTHERS)
+    assert rec["tensors"] == {} and rec["provenance"]["data"]["n_test"] > 0
+    assert {v.status for v in transfer.verdicts(rec)} <= {"holds", "does not hold", "cannot be tested"}
 
     # recomputed directly: the standard perturbations are the paper's PGD, and the universal
     # perturbation toward bird is counted as PAPER.md says on the second natural model
-    models = {role: zoo.trained(zoo.recipe(out["cfg"], role, out["train"].identity), out["train"], out["test"],
-                                progress=False)[0] for role in ("natural", "natural_seed1")}
-    x, y = out["test"].x[raw["index"]], raw["labels"]
+    cfg = records.resolve("transfer", TINY)
+    train, test = zoo.load_data(cfg["data"])
+    specs = {role: zoo.recipe(cfg, role, train.identity) for role in ("natural", *transfer.OTHERS)}
+    models = {role: zoo.trained(spec, train, test, progress=False)[0] for role, spec in specs.items()}
+    uni = universals.per_target(models["natural"], specs["natural"], train, test, norm="l2", eps=1.0, targets=[0, 2],
+                                seed=0, progress=False, **universals.solver(cfg))
+    raw = transfer.predictions(models, specs, test, uni["deltas"], [0, 2], norm="l2", eps=1.0, n_test=n, seed=0,
+                               progress=False)
+    x, y = test.x[raw["index"]], raw["labels"]
+    assert ((raw["aimed"] != y) & ((raw["aimed"] == 0) | (raw["aimed"] == 2))).all()
     adv = (to_float(x) + attacks.pgd(models["natural"], x, raw["aimed"], norm="l2", eps=1.0)).clamp(0, 1)
     assert torch.equal(attacks.predict(models["natural"], adv), raw["standard"]["natural"])
-    xu = (to_float(x) + out["deltas"][1]).clamp(0, 1)
+    xu = (to_float(x) + uni["deltas"][1]).clamp(0, 1)
     kept = (y != 2) & (attacks.predict(models["natural"], xu) == 2)
-    assert out["universal"]["kept"][1].item() == kept.sum().item()
+    assert r["universal"]["kept"][1] == kept.sum().item()
     sent = attacks.predict(models["natural_seed1"], xu) == 2
-    assert out["universal"]["hits"]["natural_seed1"][1].item() == (kept & sent).sum().item()
-    assert out["hardware"] and all(isinstance(h, str) for h in out["hardware"])
+    assert r["universal"]["hits"]["natural_seed1"][1] == (kept & sent).sum().item()
+    assert r["universal"]["attempts"] == [n - (y == 0).sum().item(), n - (y == 2).sum().item()]
 
+    forbid(zoo, "trained", "trained or loaded a model for a stored record")
     forbid(attacks, "perturb", "recomputed a stored result")
     forbid(attacks, "predict", "recomputed a stored result")
-    again = transfer.run("smoke", **tiny, **SMALL)
-    assert torch.equal(again["universal"]["kept"], out["universal"]["kept"])
-    assert torch.equal(again["raw"]["standard"]["vgg16"], raw["standard"]["vgg16"])
+    again = records.get("transfer", TINY, progress=False)
+    assert again["results"] == r and again["source"].startswith("store")
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"n_test": 0}, "n_test"),
-    ({"n_test": 10**6}, "n_test"),
-    ({"n_test": 2.5}, "n_test"),
-    ({"targets": [42]}, "targets"),
-    ({"targets": [1, 1]}, "targets"),
-    ({"targets": []}, "targets"),
-    ({"solver": {"lr": 1}}, "solver"),
-    ({"norm": "l1"}, "norm"),
-    ({"eps": -1}, "eps"),
-    ({"profile": "huge"}, "profile"),
+    ({"n_test": 0}, "option n_test"),
+    ({"n_test": 10**6}, "option n_test"),
+    ({"n_test": 2.5}, "option n_test"),
+    ({"targets": [42]}, "option targets"),
+    ({"targets": [1, 1]}, "option targets"),
+    ({"targets": []}, "option targets"),
+    ({"base_size": 10**6}, "option base_size"),
+    ({"solver_step": 0}, "option solver_step"),
+    ({"norm": "l1"}, "option norm"),
+    ({"eps": -1}, "option eps"),
+    ({"profile": "huge"}, "option profile"),
+    ({"solver": {"step": 1}}, "unknown option 'solver'"),
 ])
-def test_bad_parameters_fail_before_training(tiny, forbid, bad, match):
-    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
-    args = {**SMALL, **bad}
+def test_bad_options_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        transfer.run(args.pop("profile", "smoke"), **tiny, **args)
+        records.get("transfer", {**TINY, **bad}, progress=False)
+
+
+def record(standard, universal, n_standard=400, n_universal=2000, acc=0.9):
+    """A hand-made record: the same pooled rates on both other models, kept and fresh."""
+    c = {"standard": standard, "universal": universal, "n_standard": n_standard, "n_universal": n_universal,
+         "wins": 3, "compared": 10}
+    return {"results": {"others": list(transfer.OTHERS), "clean_acc": {r: acc for r in ("natural", *transfer.OTHERS)},
+                        "compare": {r: c for r in transfer.OTHERS}, "compare_fresh": {r: c for r in transfer.OTHERS}}}
+
+
+def test_verdicts():
+    found = transfer.verdicts(record(0.6, 0.3))
+    assert len(found) == 4 and {v.status for v in found} == {"holds"} and {v.test for v in found} == {"I-F6"}
+    se = 100 * math.sqrt(0.24 / 400 + 0.21 / 2000)
+    assert found[0].effect == pytest.approx(30) and found[0].spread == pytest.approx(se)
+    assert "beyond chance" in found[2].claim and "weak" not in found[0].detail
+    assert {v.status for v in transfer.verdicts(record(0.32, 0.3))} == {"does not hold"}  # within noise
+    more = transfer.verdicts(record(0.2, 0.5))
+    assert {v.status for v in more} == {"does not hold"} and "more than" in more[0].detail
+    assert {v.status for v in transfer.verdicts(record(0.0, 0.3, n_standard=0))} == {"cannot be tested"}
+    assert "too weak" in transfer.verdicts(record(0.6, 0.3, acc=0.3))[0].detail

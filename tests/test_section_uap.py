@@ -1,58 +1,132 @@
 import pytest
 import torch
+from conftest import TINY as MODELS_TINY
 
-from nrf import attacks, zoo
+from nrf import attacks, records, zoo
 from nrf.sections import uap
 
-SMALL = {"archs": ["natural", "vgg11"], "n_train": 8, "sizes": [4, 8], "compare_n": 4, "max_passes": 2,
-         "uap_batch": 4, "n_eval": 40}
+TINY = {**MODELS_TINY, "archs": ["natural", "vgg11"], "n_train": 8, "sizes": [4, 8], "compare_n": 4,
+        "max_passes": 2, "uap_batch": 4, "n_eval": 40}
 
 
-@pytest.mark.parametrize("bad", [{"norms": ["l3"]}, {"norms": "l2"}, {"xi_l2": -1.0}, {"xi_linf": 0},
-                                 {"archs": ["resnet50"]}, {"sizes": [0, 4]}, {"delta": 1.0}, {"max_passes": 0},
-                                 {"uap_batch": 2.5}, {"n_eval": 0}, {"width": -3}, {"nonsense": 1}])
-def test_bad_parameters_raise_before_any_work(bad, forbid):
-    forbid(zoo, "load_data", "recomputed")
-    with pytest.raises(ValueError):
-        uap.run("smoke", progress=False, **bad)
+@pytest.mark.parametrize("bad, name", [
+    ({"norms": ["l3"]}, "norms"), ({"norms": "l2"}, "norms"), ({"norms": ["l2", "l2"]}, "norms"),
+    ({"xi_l2": -1.0}, "xi_l2"), ({"xi_linf": 0}, "xi_linf"), ({"archs": ["resnet50"]}, "archs"),
+    ({"archs": ["natural", "natural"]}, "archs"), ({"sizes": [0, 4]}, "sizes"), ({"sizes": [4, 4]}, "sizes"),
+    ({"delta": 1.0}, "delta"), ({"max_passes": 0}, "max_passes"), ({"uap_batch": 2.5}, "uap_batch"),
+    ({"n_eval": 0}, "n_eval"), ({"width": -3}, "width"), ({"nonsense": 1}, "nonsense")])
+def test_bad_options_fail_before_any_work(bad, name, tiny, forbid):
+    forbid(zoo, "load_data", "loaded data for bad options")
+    with pytest.raises(ValueError, match=name):
+        records.get("uap", {**TINY, **bad}, progress=False)
 
 
-def test_sizes_beyond_the_data_raise_before_training(tiny, forbid):
-    forbid(zoo, "trained", "recomputed")
-    with pytest.raises(ValueError, match="n_train"):
-        uap.run("smoke", progress=False, **tiny, **{**SMALL, "n_train": 10**6})
+@pytest.mark.parametrize("bad, name", [({"n_train": 10**6}, "n_train"), ({"sizes": [4, 10**6]}, "sizes"),
+                                       ({"compare_n": 10**6}, "compare_n"), ({"n_eval": 10**6}, "n_eval")])
+def test_sizes_beyond_the_data_fail_before_training(bad, name, tiny, forbid):
+    forbid(zoo, "trained", "trained a model for bad options")
+    with pytest.raises(ValueError, match=f"option {name}"):
+        records.get("uap", {**TINY, **bad}, progress=False)
 
 
-def test_run_measures_every_table_then_recomputes_nothing(tiny, forbid):
-    out = uap.run("smoke", progress=False, **tiny, **SMALL)
-    archs, norms = SMALL["archs"], ["l2", "linf"]
-    for role in archs:
-        for norm in norms:
-            v = out["perturbations"][(role, norm)]
-            assert v.shape == (3, 32, 32)
+def test_record_is_well_formed_then_loads(tiny, forbid):
+    rec = records.get("uap", TINY, progress=False)
+    r, t = rec["results"], rec["tensors"]
+    archs, norms = TINY["archs"], ["l2", "linf"]
+    assert r["archs"] == archs and r["norms"] == norms and r["n_eval"] == TINY["n_eval"]
+    assert len(r["classes"]) == 10 and set(r["names"]) == set(archs)
+    assert t["perturbations"].shape == (2, 2, 3, 32, 32)
+    for i, role in enumerate(archs):
+        assert 0 <= r["models"][role]["clean_acc"] <= 1
+        for j, norm in enumerate(norms):
+            v = t["perturbations"][i, j]
             size = v.norm() if norm == "l2" else v.abs().max()
-            assert 0 < size <= out["xi"][norm] * (1 + 1e-4)
-            row = out["table"][(role, norm)]
-            assert 0 <= row["test_fooling"] <= 1 and 0 <= row["train_fooling"] <= 1
-            assert 1 <= row["passes"] <= SMALL["max_passes"]
-            counts = out["dominant"][(role, norm)]
+            assert 0 < size <= r["xi"][norm] * (1 + 1e-4)
+            row = r["fooling"][role][norm]
+            assert all(0 <= row[k] <= 1 for k in ("train", "test", "chance"))
+            assert 1 <= row["passes"] == len(row["history"]) <= TINY["max_passes"]
+            counts = torch.tensor(r["dominant"][role][norm])
             assert counts.shape == (10, 10)
-            # the counts hold exactly the fooled evaluation images
-            assert counts.sum().item() == round(row["test_fooling"] * SMALL["n_eval"])
+            assert counts.sum().item() == round(row["test"] * TINY["n_eval"])  # exactly the fooled images
     for norm in norms:
-        t = out["transfer"][norm]
-        assert t.shape == (2, 2)
-        assert torch.allclose(t.diagonal(), torch.tensor([out["table"][(r, norm)]["test_fooling"] for r in archs]))
-    assert out["sizes"]["n"] == [4, 8] and len(out["sizes"]["test_fooling"]) == 2
-    # the largest size is the T1 perturbation itself (same key in the store)
-    assert out["sizes"]["test_fooling"][-1] == out["table"][("natural", "l2")]["test_fooling"]
+        m = torch.tensor(r["transfer"][norm])
+        assert m.shape == (2, 2)
+        assert torch.allclose(m.diagonal(), torch.tensor([r["fooling"][role][norm]["test"] for role in archs]))
+    s = r["sizes"]
+    assert s["n"] == [4, 8] and len(s["test"]) == len(s["train"]) == 2 and s["norm"] == "l2"
+    assert s["test"][-1] == r["fooling"]["natural"]["l2"]["test"]  # the largest X is the T1 perturbation itself
     for kind in ("faithful", "batched"):
-        c = out["compare"][kind]
-        assert c["seconds"] > 0 and 0 <= c["test_fooling"] <= 1 and c["v"].norm() <= 1.0 + 1e-4
-    assert out["hardware"] and all(isinstance(h, str) for h in out["hardware"])
+        c = r["compare"][kind]
+        assert c["seconds"] > 0 and 0 <= c["test_fooling"] <= 1 and len(c["history"]) >= 1
+    found = uap.verdicts(rec)
+    assert [v.test for v in found] == ["II-A1", "II-T1", "II-T2", "II-F3", "II-F4"]
 
-    forbid(attacks, "uap", "recomputed")
-    forbid(attacks, "predict", "recomputed")
-    again = uap.run("smoke", progress=False, **tiny, **SMALL)
-    assert again["table"] == out["table"]
-    assert torch.equal(again["perturbations"][("vgg11", "linf")], out["perturbations"][("vgg11", "linf")])
+    forbid(uap, "run", "recomputed a stored record")
+    again = records.get("uap", TINY, progress=False)
+    assert again["results"] == rec["results"]
+    assert torch.equal(again["tensors"]["perturbations"], t["perturbations"])
+
+
+def test_run_again_loads_every_artifact(tiny, forbid):
+    cfg = records.resolve("uap", TINY)
+    first = uap.run(cfg, progress=False)
+    forbid(attacks, "uap", "recomputed a perturbation")
+    forbid(attacks, "predict", "recomputed predictions")
+    again = uap.run(cfg, progress=False)
+    assert again["results"] == first["results"]
+
+
+# ---- verdicts on hand-made records -------------------------------------------------------------------
+
+def hand_made(*, test=0.8, chance=0.02, transfer=0.6, sizes=(0.3, 0.8), faithful=0.8, batched=0.78,
+              archs=("natural", "vgg11"), dominant="one", n_eval=1000):
+    archs, norms = list(archs), ["l2"]
+    k = 10
+    if dominant == "one":  # every fooled image goes to label 3 (class 3's to 4)
+        counts = [[0 if i == j else (8 if j == (4 if i == 3 else 3) else 0) for j in range(k)] for i in range(k)]
+    elif dominant == "even":
+        counts = [[0 if i == j else 1 for j in range(k)] for i in range(k)]
+    else:
+        counts = [[0] * k for _ in range(k)]
+    tests = test if isinstance(test, dict) else {role: test for role in archs}
+    fooling = {role: {"l2": {"train": 0.9, "test": tests[role], "chance": chance, "passes": 2, "history": [0.5, 0.9],
+                             "seconds": 1.0}} for role in archs}
+    matrix = [[tests[s] if i == j else transfer for j, _ in enumerate(archs)] for i, s in enumerate(archs)]
+    results = {"classes": [f"c{i}" for i in range(k)], "archs": archs, "norms": norms,
+               "names": {role: role for role in archs}, "n_train": 100, "n_train_total": 5000, "n_eval": n_eval,
+               "fooling": fooling, "transfer": {"l2": matrix}, "dominant": {role: {"l2": counts} for role in archs},
+               "sizes": {"n": [25, 100][:len(sizes)], "norm": "l2", "role": archs[0], "test": list(sizes),
+                         "train": list(sizes), "chance": chance},
+               "compare": {"n": 50, "norm": "l2", "role": archs[0],
+                           "faithful": {"history": [faithful], "seconds": 4.0, "test_fooling": faithful},
+                           "batched": {"history": [batched], "seconds": 1.0, "test_fooling": batched}}}
+    return {"results": results}
+
+
+def statuses(rec):
+    return {v.test: v.status for v in uap.verdicts(rec)}
+
+
+def test_verdicts_hold_on_a_clear_record():
+    assert set(statuses(hand_made()).values()) == {"holds"}
+
+
+def test_verdicts_fail_on_a_record_without_the_effects():
+    found = statuses(hand_made(test=0.3, transfer=0.03, sizes=(0.5, 0.5), batched=0.5, dominant="even"))
+    assert found == {"II-A1": "does not hold", "II-T1": "does not hold", "II-T2": "does not hold",
+                     "II-F3": "does not hold", "II-F4": "does not hold"}
+
+
+def test_verdicts_in_part_and_untestable():
+    found = statuses(hand_made(test={"natural": 0.8, "vgg11": 0.3}, faithful=0.02, batched=0.02, dominant="none"))
+    assert found["II-T1"] == "holds in part"
+    assert found["II-A1"] == "cannot be tested"  # neither version fools more than noise
+    assert found["II-F4"] == "cannot be tested"  # nothing fooled
+    single = statuses(hand_made(archs=("natural",), sizes=(0.8,)))
+    assert single["II-T2"] == "not applicable" and single["II-F3"] == "not applicable"
+
+
+def test_verdicts_weigh_the_spread():
+    # the same 4-point rise is real on 10,000 images and noise on 100
+    assert statuses(hand_made(sizes=(0.5, 0.54), n_eval=10000))["II-F3"] == "holds"
+    assert statuses(hand_made(sizes=(0.5, 0.54), n_eval=100))["II-F3"] == "does not hold"

@@ -1,3 +1,7 @@
+import importlib
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -14,26 +18,93 @@ def counting(result):
     return compute, calls
 
 
-def test_fetch_computes_once_then_loads(tmp_path):
+def test_fetch_computes_once_then_loads_and_records_provenance(tmp_path):
     compute, calls = counting({"x": torch.arange(3), "acc": 0.5})
-    a = store.fetch("s", {"eps": 1.0}, compute, root=tmp_path)
-    b = store.fetch("s", {"eps": 1.0}, compute, root=tmp_path)
+    with store.trail() as metas:
+        a = store.fetch("s", {"eps": 1.0}, compute, root=tmp_path)
+        b = store.fetch("s", {"eps": 1.0}, compute, root=tmp_path)
     assert len(calls) == 1
     assert torch.equal(a["x"], b["x"]) and b["acc"] == 0.5
-    assert store.meta("s", {"eps": 1.0}, root=tmp_path)["seconds"] is not None
+    assert len(metas) == 2 and metas[0] == metas[1]
+    assert metas[0]["kind"] == "s" and metas[0]["seconds"] is not None and metas[0]["hardware"]
+    assert metas[0]["compute"].startswith("cpu/")
 
 
-def test_key_depends_on_section_and_params_not_order():
+def test_key_is_canonical():
     assert store.key("s", {"a": 1, "b": 2}) == store.key("s", {"b": 2, "a": 1})
+    assert store.key("s", {"eps": 1}) == store.key("s", {"eps": 1.0})  # 1 and 1.0 are one number
+    assert store.key("s", {"a": [1, 2]}) == store.key("s", {"a": (1.0, 2)})
     assert store.key("s", {"a": 1}) != store.key("s", {"a": 2})
     assert store.key("s", {"a": 1}) != store.key("t", {"a": 1})
+    assert store.key("s", {"a": 1}, code="x") != store.key("s", {"a": 1}, code="y")
+
+
+def test_thread_count_is_part_of_the_key(monkeypatch):
+    monkeypatch.setenv("NRF_THREADS", "1")
+    one = store.key("s", {})
+    monkeypatch.setenv("NRF_THREADS", "2")
+    assert store.key("s", {}) != one
+    monkeypatch.setenv("NRF_THREADS", "zero")
+    with pytest.raises(ValueError, match="NRF_THREADS"):
+        store.key("s", {})
+
+
+def test_code_hash_ignores_docstrings_and_comments():
+    a = 'def f(x):\n    """Doc."""\n    return x + 1  # one\n'
+    b = 'def f(x):\n    """Another doc, longer."""\n\n    # a comment\n    return x + 1\n'
+    c = 'def f(x):\n    """Doc."""\n    return x + 2\n'
+    assert store.code_hash(a) == store.code_hash(b) != store.code_hash(c)
+
+
+MODULE = '''
+"""A kind computed by this module."""
+
+def compute(workdir):
+    """{DOC}"""
+    return {{"value": {VALUE}}}
+'''
+
+
+def test_edited_compute_invalidates_its_kind_and_an_edited_docstring_does_not(tmp_path, monkeypatch):
+    path = tmp_path / "pkg_kind.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write_and_fetch(doc, value):
+        path.write_text(textwrap.dedent(MODULE.format(DOC=doc, VALUE=value)))
+        store.fingerprint.cache_clear()
+        sys.modules.pop("pkg_kind", None)
+        importlib.invalidate_caches()
+        module = importlib.import_module("pkg_kind")
+        calls = []
+
+        def spy(workdir):
+            calls.append(1)
+            return module.compute(workdir)
+
+        spy.__module__ = "pkg_kind"  # the code that computes is pkg_kind's
+        return store.fetch("kind", {"n": 1}, spy, root=tmp_path / "store")["value"], calls
+
+    assert write_and_fetch("first", 1) == (1, [1])
+    assert write_and_fetch("an edited docstring", 1) == (1, [])  # loaded, not recomputed
+    assert write_and_fetch("first", 2) == (2, [1])  # edited code: recomputed
+
+
+def test_fingerprint_follows_nrf_imports():
+    # a section's fingerprint covers the core it computes with, not the infrastructure
+    from nrf.sections import models
+
+    parts = store.fingerprint(models.__name__)
+    assert parts == store.fingerprint("nrf.sections.models")
+    assert "nrf.zoo" in store.imports_of("nrf.sections.models")
+    assert "nrf.train" in store.imports_of("nrf.zoo")
+    assert not store.INFRASTRUCTURE & store.dependencies("nrf.sections.models")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "meta"])
 def test_corrupt_artifact_is_recomputed(tmp_path, damage):
     compute, calls = counting({"x": torch.ones(100)})
     store.fetch("s", {}, compute, root=tmp_path)
-    folder = store.path("s", {}, root=tmp_path)
+    folder = store.path("s", {}, compute, root=tmp_path)
     blob = (folder / "result.pt").read_bytes()
     if damage == "truncate":
         (folder / "result.pt").write_bytes(blob[: len(blob) // 2])
@@ -41,7 +112,6 @@ def test_corrupt_artifact_is_recomputed(tmp_path, damage):
         (folder / "result.pt").write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
     else:
         (folder / "meta.json").write_text("{")
-    assert store.load("s", {}, root=tmp_path) is None
     out = store.fetch("s", {}, compute, root=tmp_path)
     assert len(calls) == 2 and torch.equal(out["x"], torch.ones(100))
 
@@ -53,7 +123,6 @@ def test_failed_compute_keeps_workdir_and_saves_nothing(tmp_path):
 
     with pytest.raises(RuntimeError):
         store.fetch("s", {"n": 1}, crash, root=tmp_path)
-    assert store.load("s", {"n": 1}, root=tmp_path) is None
 
     def resume(workdir):
         return {"resumed_from": (workdir / "checkpoint").read_text()}
@@ -62,7 +131,7 @@ def test_failed_compute_keeps_workdir_and_saves_nothing(tmp_path):
 
 
 def test_params_must_be_json(tmp_path):
-    with pytest.raises(ValueError, match="params"):
+    with pytest.raises(ValueError, match="parameters"):
         store.key("s", {"t": torch.ones(1)})
 
 

@@ -31,7 +31,7 @@ import os
 import pathlib
 if a == 3:
     raise ValueError(f"a is {a}")
-pathlib.Path(out, f"a{a}_b{b}.txt").write_text(f"{a * b} {os.environ['OMP_NUM_THREADS']} {os.environ.get('NRF_STORE')}")
+pathlib.Path(out, f"a{a}_b{b}.txt").write_text(f"{a * b} {os.environ.get('NRF_THREADS')} {os.environ.get('NRF_STORE')}")
 '''
 
 
@@ -60,7 +60,7 @@ def test_points():
 
 def test_run_fail_skip(notebook, tmp_path, monkeypatch):
     written, runs = tmp_path / "written", tmp_path / "runs"
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("NRF_THREADS", "1")
     monkeypatch.setenv("NRF_STORE", "elsewhere")  # the kernels inherit the environment
     records = sweep.run("toy", {"a": [1, 2, 3], "b": [5]}, fixed={"out": str(written)}, workers=2, out=runs,
                         progress=False, notebook=notebook)
@@ -101,17 +101,25 @@ def test_bad_arguments(notebook, tmp_path, monkeypatch, kwargs, match):
 
 
 def test_worker_env(monkeypatch):
-    """Each worker gets its own GPU (round robin) and its share of the cores."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "8")
-    env = sweep.worker_env(1, 2, ["0", "3"])
-    assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "4"
-    assert sweep.worker_env(2, 3, ["0", "3"])["CUDA_VISIBLE_DEVICES"] == "0"
-    monkeypatch.delenv("OMP_NUM_THREADS")
+    """Each worker gets its own GPU (round robin) and computes at the same NRF_THREADS."""
+    monkeypatch.setenv("NRF_THREADS", "2")
+    env = sweep.worker_env(1, ["0", "3"])
+    assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["NRF_THREADS"] == "2"
+    assert sweep.worker_env(2, ["0", "3"])["CUDA_VISIBLE_DEVICES"] == "0"
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert "CUDA_VISIBLE_DEVICES" not in sweep.worker_env(0, [])
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    env = sweep.worker_env(0, 3, [])
-    assert env["OMP_NUM_THREADS"] == "5" and "CUDA_VISIBLE_DEVICES" not in env
-    assert sweep.worker_env(0, 32, [])["OMP_NUM_THREADS"] == "1"
+    assert sweep.default_workers([]) == 8 and sweep.default_workers(["0", "1"]) == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert sweep.default_workers([]) == 1
+
+
+def test_misspelled_parameter_fails_before_any_point_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    with pytest.raises(ValueError, match="unknown option 'wdith'.*did you mean 'width'"):
+        sweep.run("models", {"epochs": [1, 2]}, fixed={"wdith": 4}, out=tmp_path)
+    with pytest.raises(ValueError, match="option epochs must be an integer"):
+        sweep.run("models", {"epochs": [1, "two"]}, out=tmp_path)
 
 
 def test_grid_option_and_file(tmp_path):

@@ -12,19 +12,26 @@ transfer less than standard ones.
 import torch
 from tqdm.auto import tqdm
 
-from .. import attacks, profiles, store, universals, zoo
+from .. import attacks, claims, options, records, store, universals, zoo
 from ..data import to_float
-from ..runtime import default_device, generator
-from . import locality
+from ..options import Option
+from ..runtime import default_device, device_batch, generator
 
-# Per-profile defaults (None in run() means these). n_test: test images perturbed (None: all
-# of them, as the paper). Smoke perturbs half of the 1000 sample test images, which keeps the
-# standard perturbations (10 PGD steps each, the section's only gradient work) to seconds.
-DEFAULTS = {"smoke": {"n_test": 500}, "paper": {"n_test": None}}
 PGD_STEPS = 10  # the paper's standard perturbation: 10 steps of eps / 3, no restarts
 SOURCE = "natural"
 OTHERS = ("natural_seed1", "vgg16")
 KINDS = ("standard", "universal")
+WEAK = 0.6  # clean accuracy below which a model says little about the paper's trained models
+NAMES = {"natural": "source ResNet-18", "natural_seed1": "second ResNet-18", "vgg16": "VGG16"}
+
+# Smoke perturbs half of the 1000 sample test images, which keeps the standard perturbations
+# (10 PGD steps each, the section's only gradient work besides the shared universal ones) to seconds.
+OPTIONS = options.MODELS + options.THREAT + options.UNIVERSAL + [
+    Option("targets", None, "target classes, names or indices (null: all); a standard perturbation aims at one "
+           "of them, drawn per image", kind="classes", optional=True),
+    Option("n_test", {"smoke": 500, "paper": None}, "test images perturbed, a seeded subset (null: all, as the "
+           "paper)", kind="int", low=1, optional=True),
+]
 
 
 def draw_targets(labels: torch.Tensor, targets: list[int], seed: int) -> torch.Tensor:
@@ -38,13 +45,13 @@ def draw_targets(labels: torch.Tensor, targets: list[int], seed: int) -> torch.T
 
 
 def predictions(models: dict, specs: dict, test_data, deltas: torch.Tensor, targets: list[int], *, norm: str,
-                eps: float, n_test: int | None, seed: int, params: dict, progress: bool) -> dict:
+                eps: float, n_test: int | None, seed: int, progress: bool) -> dict:
     """Perturb n_test seeded test images (None: all) on the source model and record every model's
     labels, from the store or computed: {"index" [n], "labels" [n], "aimed" [n] (the standard
     perturbations' targets), "clean" {role: [n]}, "standard" {role: [n]}, "universal" {role: [T, n]}}.
     `deltas` [T, C, H, W]: the source's universal perturbation toward each of `targets`."""
-    params = {**params, "models": specs, "test": test_data.identity, "norm": norm, "eps": eps, "targets": targets,
-              "n_test": n_test, "seed": seed, "steps": PGD_STEPS, "step_size": eps / 3}
+    params = {"models": specs, "test": test_data.identity, "deltas": store.digest(deltas), "norm": norm, "eps": eps,
+              "targets": targets, "n_test": n_test, "seed": seed, "steps": PGD_STEPS, "step_size": eps / 3}
 
     def compute(_workdir) -> dict:
         n_all = len(test_data)
@@ -54,7 +61,7 @@ def predictions(models: dict, specs: dict, test_data, deltas: torch.Tensor, targ
         aimed = draw_targets(labels, targets, seed)
         source = models[SOURCE]
         std, _ = attacks.perturb(source, x, aimed, norm=norm, eps=eps, step_size=eps / 3, epochs=PGD_STEPS, seed=seed,
-                                 max_batch=2048 if next(source.parameters()).is_cuda else 256, progress=progress)
+                                 max_batch=device_batch(next(source.parameters()).device), progress=progress)
         xf = to_float(x)
         adv = (xf + std).clamp(0, 1)
         out = {"index": index, "labels": labels, "aimed": aimed, "clean": {}, "standard": {}, "universal": {}}
@@ -64,7 +71,7 @@ def predictions(models: dict, specs: dict, test_data, deltas: torch.Tensor, targ
             out["universal"][role] = torch.stack([attacks.predict(model, (xf + d).clamp(0, 1)) for d in deltas])
         return out
 
-    return {**store.fetch("transfer", params, compute), "hardware": store.meta("transfer", params)["hardware"]}
+    return store.fetch("transfer", params, compute)
 
 
 def tally(aimed: torch.Tensor, labels: torch.Tensor, source: torch.Tensor, others: dict, clean: dict,
@@ -109,70 +116,98 @@ def rates(counts: dict) -> dict:
 
 
 def compare(standard: dict, universal: dict, role: str, fresh: bool = False) -> dict:
-    """Pooled standard minus universal transfer rate on `role` (fresh: among the kept images it does
-    not already call t), with the two-proportion standard error sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)
-    and z = difference / error; "wins": targets where standard transfers more, of "compared"
-    (targets with a denominator for both kinds)."""
+    """The pooled transfer rates on `role` of the two kinds (fresh: among the kept images it does not
+    already call t) with their denominators, and "wins": the targets where standard transfers more,
+    of "compared" (targets with a denominator for both kinds)."""
     def pooled(kind):
         if fresh:
             return kind["pooled_fresh"][role], kind["fresh"][role].sum().item(), kind["fresh_rate"][role]
         return kind["pooled"][role], kind["pooled_kept"], kind["rate"][role]
 
     (p1, n1, a), (p2, n2, b) = pooled(standard), pooled(universal)
-    se = (p1 * (1 - p1) / max(n1, 1) + p2 * (1 - p2) / max(n2, 1)) ** 0.5
     both = ~(a.isnan() | b.isnan())
-    return {"standard": p1, "universal": p2, "n_standard": n1, "n_universal": n2, "diff": p1 - p2, "se": se,
-            "z": (p1 - p2) / se if se > 0 else 0.0, "wins": int((a[both] > b[both]).sum()), "compared": int(both.sum())}
+    return {"standard": p1, "universal": p2, "n_standard": n1, "n_universal": n2,
+            "wins": int((a[both] > b[both]).sum()), "compared": int(both.sum())}
 
 
-def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, n_test=None, solver=None, device=None,
-        progress: bool = True, **overrides) -> dict:
-    """Perturb test images on the natural ResNet-18 and count how often the perturbations transfer.
-
-    norm / eps: the threat model (None: the profile's l2 eps; linf defaults to 8/255).
-    targets: target classes (names or indices; None: all); a standard perturbation aims at one
-    of them, drawn per image. n_test: test images perturbed (None: the profile's; the paper
-    profile uses all). solver: overrides of universals.SOLVER[profile] for the universal
-    perturbations (None: the ones the other Part I sections share). overrides: profile
-    settings of the models (data, width, epochs, seed, ...).
-    """
-    if profile not in DEFAULTS:
-        raise ValueError(f"profile must be one of {sorted(DEFAULTS)}, got {profile!r}")
-    cfg = profiles.settings(profile, **overrides)
-    norm, eps = locality.threat(cfg, norm, eps)
-    solver = locality.check_solver(profile, solver)
+def run(cfg: dict, progress: bool = True) -> dict:
+    """Perturb test images on the natural ResNet-18 and count how often the perturbations transfer."""
+    norm, eps = options.threat(cfg)
     train_data, test_data = zoo.load_data(cfg["data"])
-    classes = train_data.classes
-    targets = locality.class_indices(targets, classes)
-    n_test = DEFAULTS[profile]["n_test"] if n_test is None else n_test
-    if n_test is not None and (isinstance(n_test, bool) or not isinstance(n_test, int)
-                               or not 1 <= n_test <= len(test_data)):
-        raise ValueError(f"n_test must be an integer in [1, {len(test_data)}], got {n_test!r}")
+    classes = list(train_data.classes)
+    targets = options.class_indices(cfg["targets"], classes, "targets")
+    if not targets:
+        raise ValueError("option targets must name at least one class, got []")
+    if cfg["n_test"] is not None and cfg["n_test"] > len(test_data):
+        raise ValueError(f"option n_test must be at most the {len(test_data)} test images, got {cfg['n_test']}")
+    if cfg["base_size"] > len(train_data):
+        raise ValueError(f"option base_size must be at most the {len(train_data)} training images, got {cfg['base_size']}")
 
-    device = device or default_device()
+    device = default_device()
     specs = {role: zoo.recipe(cfg, role, train_data.identity) for role in (SOURCE, *OTHERS)}
     models, metas = {}, {}
     for role, spec in specs.items():
         models[role], metas[role] = zoo.trained(spec, train_data, test_data, device=device, progress=progress)
     seed = cfg["seed"]
-    uni = universals.per_target(models[SOURCE], specs[SOURCE], train_data, test_data, profile=profile, norm=norm,
-                                eps=eps, targets=targets, seed=seed, progress=progress, **solver)
-    raw = predictions(models, specs, test_data, uni["deltas"], targets, norm=norm, eps=eps, n_test=n_test, seed=seed,
-                      params={"universal": {"seed": seed, **universals.SOLVER[profile], **solver}}, progress=progress)
+    uni = universals.per_target(models[SOURCE], specs[SOURCE], train_data, test_data, norm=norm, eps=eps,
+                                targets=targets, seed=seed, progress=progress, **universals.solver(cfg))
+    raw = predictions(models, specs, test_data, uni["deltas"], targets, norm=norm, eps=eps, n_test=cfg["n_test"],
+                      seed=seed, progress=progress)
 
     n = len(raw["index"])
     attempts = {"standard": (raw["aimed"], raw["labels"]),  # one per image
                 "universal": (torch.tensor(targets).repeat_interleave(n), raw["labels"].repeat(len(targets)))}
-    result = {}
+    found = {}
     for kind, (aimed, labels) in attempts.items():  # flat over attempts, target-major for universal
         counts = tally(aimed, labels, raw[kind][SOURCE].flatten(), {r: raw[kind][r].flatten() for r in OTHERS},
                        {r: raw["clean"][r].repeat(len(aimed) // n) for r in OTHERS}, targets)
-        result[kind] = rates(counts)
-    hardware = {m["provenance"]["hardware"] for m in metas.values()} | {uni["hardware"], raw["hardware"]}
-    return {
-        "cfg": cfg, "train": train_data, "test": test_data, "classes": classes, "targets": targets, "norm": norm,
-        "eps": eps, "n_test": n, "raw": raw, "deltas": uni["deltas"], **result,
-        "compare": {role: compare(result["standard"], result["universal"], role) for role in OTHERS},
-        "compare_fresh": {role: compare(result["standard"], result["universal"], role, fresh=True) for role in OTHERS},
-        "clean_acc": {role: m["clean_acc"] for role, m in metas.items()}, "hardware": hardware,
+        found[kind] = rates(counts)
+    results = {
+        "classes": classes, "targets": targets, "norm": norm, "eps": eps, "n_test": n, "n_test_all": len(test_data),
+        "pgd_steps": PGD_STEPS, "source": SOURCE, "others": list(OTHERS),
+        "clean_acc": {role: m["clean_acc"] for role, m in metas.items()},
+        "universal_asr": uni["asr"], **found,
+        "compare": {role: compare(found["standard"], found["universal"], role) for role in OTHERS},
+        "compare_fresh": {role: compare(found["standard"], found["universal"], role, fresh=True) for role in OTHERS},
     }
+    return {"results": results, "tensors": {}, "data": records.data_note(train_data, test_data)}
+
+
+def verdicts(rec: dict) -> list[claims.Verdict]:
+    """Claim 3 (second half): on each other model, the pooled transfer rate of the standard
+    perturbations exceeds that of the universal ones by more than 2 s.e. of the difference
+    (two independent proportions over the kept images); the same among the kept images the
+    other model does not already call t ("beyond chance")."""
+    r = rec["results"]
+    weak = {role: a for role, a in r["clean_acc"].items() if a < WEAK}
+    caveat = ("" if not weak else "; the models are too weak to speak for the paper's ("
+              + ", ".join(f"{NAMES.get(role, role)} {100 * a:.0f}% clean" for role, a in weak.items()) + ")")
+    found = []
+    for key, among in (("compare", "kept images"), ("compare_fresh", "kept images it does not already call t")):
+        for role in r["others"]:
+            c = r[key][role]
+            name = NAMES.get(role, role)
+            what = "universal perturbations transfer less" + (" beyond chance" if key == "compare_fresh" else "")
+            criterion = (f"pooled standard minus universal transfer rate to the {name}, among the {among}, "
+                         f"above 0 by more than {claims.K_SE} s.e.")
+            if not c["n_standard"] or not c["n_universal"]:
+                found.append(claims.Verdict(
+                    claim=f"{what} (to the {name})", test="I-F6", effect=None, spread=None, unit="points",
+                    status="cannot be tested", criterion=criterion,
+                    detail=f"no kept images to count ({c['n_standard']} standard, {c['n_universal']} universal)"))
+                continue
+            diff = c["standard"] - c["universal"]
+            se = claims.diff_se(claims.binomial_se(c["standard"], c["n_standard"]),
+                                claims.binomial_se(c["universal"], c["n_universal"]))
+            if claims.exceeds(diff, se):
+                status, how = "holds", "less than"
+            else:
+                status = "does not hold"
+                how = "more than" if claims.exceeds(-diff, se) else "about as much as"
+            found.append(claims.Verdict(
+                claim=f"{what} (to the {name})", test="I-F6", effect=100 * diff, spread=100 * se, unit="points",
+                status=status, criterion=criterion,
+                detail=(f"universal perturbations transfer {how} standard ones: {100 * c['universal']:.1f}% of "
+                        f"{c['n_universal']:,} against {100 * c['standard']:.1f}% of {c['n_standard']:,}; standard "
+                        f"transfers more for {c['wins']} of {c['compared']} targets{caveat}")))
+    return found

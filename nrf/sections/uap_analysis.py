@@ -1,9 +1,9 @@
 """Section "Why universal perturbations exist" (Part II, CVPR 2017): II-F5 random versus
 universal, II-T6 the fine-tuning defence, II-F7 the normal vectors of the decision boundary.
 
-All three look at the natural ResNet-18 and its Algorithm 1 perturbation from the previous
-section (shared through the store: same model, X, xi and solver settings give the same
-artifact), scored by the fooling rate P(C(x + v) != C(x)) on held-out test images.
+All three look at the natural ResNet-18 and its Algorithm 1 perturbation (`uaps.universal`,
+shared with the uap section through the store: same model, X, xi and solver settings give the
+same artifact), scored by the fooling rate P(C(x + v) != C(x)) on held-out test images.
 """
 
 import copy
@@ -12,110 +12,105 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import attacks, profiles, store, zoo
+from .. import attacks, claims, options, records, store, uaps, zoo
 from ..data import crop_flip, to_float
 from ..models import save_atomic
-from ..runtime import autocast, default_device, generator
+from ..options import Option
+from ..runtime import autocast, default_device, device_batch, generator
 from ..train import derive_seed
-from . import uap
 
-# Per profile. F5: radii are `scales` times xi; `draws` random perturbations per radius;
-# `recompute` also solves Algorithm 1 afresh at every radius (not only rescales the one at xi).
-# T6: `rounds` of `ft_epochs` epochs of fine-tuning at `ft_lr` on `ft_size` training images
-# (None: all), each image perturbed with probability 1/2 by one of `pool` perturbations.
-# F7: DeepFool normals at `n_normals` training points; random vectors from the span of the top
-# `dims` singular vectors. The smoke profile evaluates on 500 test images, rescales only,
+# F5: radii are `scales` times xi; `draws` random perturbations per radius; `recompute` also
+# solves Algorithm 1 afresh at every radius. T6: `rounds` of `ft_epochs` epochs of fine-tuning
+# at `ft_lr` on `ft_size` training images, each perturbed with probability 1/2 by one of `pool`
+# perturbations. F7: DeepFool normals at `n_normals` training points; random vectors from the
+# span of the top `dims` singular vectors. Smoke scores 500 test images, rescales only,
 # fine-tunes on 1,000 images for one epoch per round and collects 128 normals.
-DEFAULTS = {
-    "smoke": {**uap.SOLVER["smoke"], "norm": "l2", "xi_l2": uap.XI["l2"], "xi_linf": uap.XI["linf"], "n_eval": 500,
-              "scales": [0.5, 1.0, 2.0, 4.0], "draws": 4, "recompute": False,
-              "rounds": 2, "ft_epochs": 1, "ft_lr": 0.01, "ft_size": 1000, "pool": 1,
-              "n_normals": 128, "dims": [10, 50]},
-    "paper": {**uap.SOLVER["paper"], "norm": "l2", "xi_l2": uap.XI["l2"], "xi_linf": uap.XI["linf"], "n_eval": None,
-              "scales": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], "draws": 10, "recompute": True,
-              "rounds": 5, "ft_epochs": 5, "ft_lr": 0.01, "ft_size": None, "pool": 10,
-              "n_normals": 10000, "dims": [10, 50, 100, 500]},
-}
+OPTIONS = options.MODELS + uaps.OPTIONS + [
+    Option("norm", "l2", "norm of II-F5 and II-T6 (II-F7 is l2 by construction)", kind="str", choices=attacks.NORMS),
+    Option("n_eval", {"smoke": 500, "paper": None}, "held-out test images scored (null: the whole test split)",
+           kind="int", low=1, optional=True),
+    Option("scales", {"smoke": [0.5, 1.0, 2.0, 4.0], "paper": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]},
+           "II-F5 radii as multiples of xi (1 is always added)", kind="floats", low=1e-12),
+    Option("draws", {"smoke": 4, "paper": 10}, "random perturbations per radius (II-F5) and per subspace (II-F7)",
+           kind="int", low=1),
+    Option("recompute", {"smoke": False, "paper": True}, "II-F5: also solve Algorithm 1 afresh at every radius "
+           "(not only rescale the perturbation at xi)", kind="bool"),
+    Option("rounds", {"smoke": 2, "paper": 5}, "II-T6 fine-tuning rounds", kind="int", low=1),
+    Option("ft_epochs", {"smoke": 1, "paper": 5}, "epochs per fine-tuning round (5: the 2017 paper)", kind="int",
+           low=1),
+    Option("ft_lr", 0.01, "fine-tuning learning rate (SGD, momentum 0.9)", low=1e-12),
+    Option("ft_size", {"smoke": 1000, "paper": None}, "training images fine-tuned on per round (null: all)",
+           kind="int", low=1, optional=True),
+    Option("pool", {"smoke": 1, "paper": 10}, "universal perturbations per round, one drawn per perturbed image",
+           kind="int", low=1),
+    Option("n_normals", {"smoke": 128, "paper": 10000}, "II-F7 DeepFool normals, at as many training images",
+           kind="int", low=1),
+    Option("dims", {"smoke": [10, 50], "paper": [10, 50, 100, 500]}, "II-F7 subspace dimensions, distinct",
+           kind="ints", low=1),
+]
+N_TOP = 4  # singular vectors shown
 
 
-DEEPFOOL_CHUNK = 1024  # images per DeepFool call: bounds the memory of its backward passes
-
-
-def _fooling(model, x, clean, vs) -> torch.Tensor:
-    """Fooling rate on images x (float, on the model's device; clean = C(x)) of each v in vs [P, C, H, W]."""
-    return torch.tensor([(attacks.predict(model, (x + v.to(x.device)).clamp(0, 1)) != clean).float().mean().item()
-                         for v in vs])
-
-
-def _rescale(v: torch.Tensor, norm: str, radius: float) -> torch.Tensor:
-    size = v.norm() if norm == "l2" else v.abs().max()
-    return v * (radius / size.clamp_min(1e-12))
-
-
-def run(profile: str = "smoke", *, device=None, progress: bool = True, **params) -> dict:
-    """Compute (or load) II-F5, II-T6 and II-F7; returns what the page renders.
-
-    Parameters: the options of DEFAULTS (None = the profile's value) and the profile's model
-    settings (data, width, epochs, seed, ...; see nrf.profiles)."""
-    opts, overrides = uap.options(profile, params, DEFAULTS)
-    opts["scales"] = sorted(set(opts["scales"]) | {1.0})  # xi itself is always measured
-    cfg = profiles.settings(profile, **overrides)
-    device = torch.device(device) if device is not None else default_device()
+def run(cfg: dict, progress: bool = True) -> dict:
+    """II-F5, II-T6 and II-F7 on the natural ResNet-18 and its universal perturbation at xi."""
+    if len(set(cfg["dims"])) != len(cfg["dims"]):
+        raise ValueError(f"option dims must not repeat a value, got {cfg['dims']!r}")
+    scales, dims = sorted(set(cfg["scales"]) | {1.0}), sorted(cfg["dims"])  # xi itself is always measured
     train_data, test_data = zoo.load_data(cfg["data"])
     for name in ("n_train", "n_normals", "ft_size"):
-        if opts[name] is not None and opts[name] > len(train_data):
-            raise ValueError(f"{name} must be at most the {len(train_data)} training images, got {opts[name]}")
-    if opts["n_eval"] is not None and opts["n_eval"] > len(test_data):
-        raise ValueError(f"n_eval must be at most the {len(test_data)} test images, got {opts['n_eval']}")
+        if cfg[name] is not None and cfg[name] > len(train_data):
+            raise ValueError(f"option {name} must be at most the {len(train_data)} training images, got {cfg[name]}")
+    if cfg["n_eval"] is not None and cfg["n_eval"] > len(test_data):
+        raise ValueError(f"option n_eval must be at most the {len(test_data)} test images, got {cfg['n_eval']}")
     dim = train_data.x[0].numel()
-    if opts["dims"][-1] > min(opts["n_normals"], dim):
-        raise ValueError(f"dims must be at most min(n_normals, pixels x channels) = {min(opts['n_normals'], dim)}, "
-                         f"got {opts['dims']}")
+    if dims[-1] > min(cfg["n_normals"], dim):
+        raise ValueError(f"option dims must be at most min(n_normals, pixels x channels) = "
+                         f"{min(cfg['n_normals'], dim)}, got {cfg['dims']}")
 
-    (model, spec, meta), = uap.load_models(cfg, ["natural"], train_data, test_data, device, progress).values()
-    norm, xi = opts["norm"], {"l2": opts["xi_l2"], "linf": opts["xi_linf"]}
-    solver = {"max_passes": opts["max_passes"], "delta": opts["delta"], "batch_size": opts["uap_batch"],
-              "seed": opts["uap_seed"], "progress": progress}
-    base = {"model": spec, "test": test_data.identity, "n_eval": opts["n_eval"], "n_train": opts["n_train"],
-            **{k: v for k, v in solver.items() if k != "progress"}}
-    index = uap.eval_index(test_data, opts["n_eval"])
-    x_eval = to_float(test_data.x[index].to(device))
-    y_eval, shape = test_data.y[index], x_eval.shape[1:]
+    device = default_device()
+    spec = zoo.recipe(cfg, "natural", train_data.identity)
+    model, meta = zoo.trained(spec, train_data, test_data, progress=progress)
+    norm, xi = cfg["norm"], uaps.xi(cfg)
+    solver = uaps.solver(cfg)
+    base = {"model": spec, "test": test_data.identity, "n_eval": cfg["n_eval"], "n_train": cfg["n_train"], **solver}
+    x_eval, y_eval = uaps.test_images(test_data, cfg["n_eval"], device)
+    shape = x_eval.shape[1:]
     clean = []  # C(x) on the evaluation images, computed on first use (a stored result needs none)
 
     def fooling(vs):
         if not clean:
-            clean.append(attacks.predict(model, x_eval))
-        return _fooling(model, x_eval, clean[0], vs)
+            clean.append(attacks.predict(model, x_eval, device_batch(device)))
+        return uaps.fooling(model, x_eval, clean[0], vs)
 
-    def solve(net, norm, radius, seed=opts["uap_seed"]):
-        return attacks.uap(net, train_data.x[uap.pick(train_data, opts["n_train"], seed)], xi=radius, norm=norm,
-                           delta=opts["delta"], max_passes=opts["max_passes"], overshoot=uap.OVERSHOOT, batched=True,
-                           batch_size=opts["uap_batch"], seed=seed, progress=progress)[0]
+    def solve(net, radius, seed=cfg["uap_seed"]):
+        x = train_data.x[uaps.pick(train_data, cfg["n_train"], seed)]
+        return attacks.uap(net, x, xi=radius, norm=norm, delta=cfg["delta"], max_passes=cfg["max_passes"],
+                           overshoot=uaps.OVERSHOOT, batched=True, batch_size=cfg["uap_batch"], seed=seed,
+                           progress=progress)[0]
 
     # II-F5: random versus universal, fooling rate against the norm.
-    found, found_params = uap.universal(model, spec, train_data, n=opts["n_train"], norm=norm, xi=xi[norm], **solver)
-    f5_params = {**base, "norm": norm, "xi": xi[norm], "scales": opts["scales"], "draws": opts["draws"],
-                 "recompute": opts["recompute"]}
+    found, v_hash = uaps.universal(model, spec, train_data, n=cfg["n_train"], norm=norm, xi=xi[norm], **solver,
+                                   progress=progress)
+    f5_params = {**base, "norm": norm, "xi": xi[norm], "v": v_hash, "scales": scales, "draws": cfg["draws"],
+                 "recompute": cfg["recompute"]}
 
     def f5(_workdir):
-        radii = [s * xi[norm] for s in opts["scales"]]
-        gen = generator(opts["uap_seed"])
-        noise = uap.random_direction(norm, 1.0, (opts["draws"], *shape), gen)
+        radii = [s * xi[norm] for s in scales]
+        noise = uaps.random_direction(norm, 1.0, (cfg["draws"], *shape), generator(cfg["uap_seed"]))
         out = {"radii": radii,
                "random": torch.stack([fooling(r * noise) for r in tqdm(
                    radii, desc="random", disable=not progress)], dim=1),  # [draws, radii]
-               "scaled": fooling([_rescale(found["v"], norm, r) for r in radii]),
+               "scaled": fooling([uaps.rescale(found["v"], norm, r) for r in radii]),
                "recomputed": None}
-        if opts["recompute"]:
-            out["recomputed"] = fooling([solve(model, norm, r) for r in radii])
+        if cfg["recompute"]:
+            out["recomputed"] = fooling([solve(model, r) for r in radii])
         return out
 
-    random_vs_universal = store.fetch("uap-random", f5_params, f5)
+    f5_out = store.fetch("uap-random", f5_params, f5)
 
     # II-T6: fine-tuning on clean and universally perturbed images, for a few rounds.
-    t6_params = {**base, "norm": norm, "xi": xi[norm], "rounds": opts["rounds"], "ft_epochs": opts["ft_epochs"],
-                 "ft_lr": opts["ft_lr"], "ft_size": opts["ft_size"], "pool": opts["pool"],
+    t6_params = {**base, "norm": norm, "xi": xi[norm], "v": v_hash, "rounds": cfg["rounds"],
+                 "ft_epochs": cfg["ft_epochs"], "ft_lr": cfg["ft_lr"], "ft_size": cfg["ft_size"], "pool": cfg["pool"],
                  "ft_batch": cfg["batch_size"], "weight_decay": cfg["weight_decay"]}
 
     def t6(workdir):
@@ -125,67 +120,84 @@ def run(profile: str = "smoke", *, device=None, progress: bool = True, **params)
             state = torch.load(path, map_location="cpu", weights_only=True)
             net.load_state_dict(state["model"])
         first_v = state["rounds"][0]["v"] if state["rounds"] else None
-        for r in tqdm(range(len(state["rounds"]), opts["rounds"] + 1), desc="fine-tuning rounds", disable=not progress):
+        for r in tqdm(range(len(state["rounds"]), cfg["rounds"] + 1), desc="fine-tuning rounds", disable=not progress):
             if r > 0:
-                finetune(net, train_data, state["pool"], epochs=opts["ft_epochs"], lr=opts["ft_lr"],
-                         size=opts["ft_size"], batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
-                         seed=derive_seed(opts["uap_seed"], r), device=device, progress=progress)
+                finetune(net, train_data, state["pool"], epochs=cfg["ft_epochs"], lr=cfg["ft_lr"], size=cfg["ft_size"],
+                         batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
+                         seed=derive_seed(cfg["uap_seed"], r), device=device, progress=progress)
             # round 0's first perturbation is the shared one of II-F5 (same model, X and seed)
-            pool = torch.stack([found["v"] if r == 0 and k == 0 else solve(net, norm, xi[norm], opts["uap_seed"] + k)
-                                for k in range(opts["pool"])]).cpu()
+            pool = torch.stack([found["v"] if r == 0 and k == 0 else solve(net, xi[norm], cfg["uap_seed"] + k)
+                                for k in range(cfg["pool"])]).cpu()
             first_v = pool[0] if first_v is None else first_v
-            clean_r = attacks.predict(net, x_eval)
+            clean_r = attacks.predict(net, x_eval, device_batch(device))
             state["rounds"].append({
                 "v": pool[0],
-                "fooling": _fooling(net, x_eval, clean_r, pool[:1]).item(),  # the fresh perturbation
-                "fooling_first": _fooling(net, x_eval, clean_r, first_v[None]).item(),  # round 0's one
+                "fooling": uaps.fooling(net, x_eval, clean_r, pool[:1]).item(),  # the fresh perturbation
+                "fooling_first": uaps.fooling(net, x_eval, clean_r, first_v[None]).item(),  # round 0's one
                 "clean_acc": (clean_r.cpu() == y_eval).float().mean().item()})
             state["pool"], state["model"] = pool, {k: v.cpu() for k, v in net.state_dict().items()}
             save_atomic(state, path)
         return {"rounds": state["rounds"]}
 
-    defence = store.fetch("uap-finetune", t6_params, t6)
+    rounds = store.fetch("uap-finetune", t6_params, t6)["rounds"]
 
     # II-F7: singular values of the DeepFool normals, and random vectors from their top span.
-    f7_params = {**base, "xi": xi["l2"], "n_normals": opts["n_normals"], "dims": opts["dims"], "draws": opts["draws"]}
+    f7_params = {**base, "xi": xi["l2"], "n_normals": cfg["n_normals"], "dims": dims, "draws": cfg["draws"]}
 
     def f7(_workdir):
-        x = train_data.x[uap.pick(train_data, opts["n_normals"], opts["uap_seed"])]
-        r = torch.cat([attacks.deepfool(model, x[i:i + DEEPFOOL_CHUNK].to(device), norm="l2").flatten(1)
-                       for i in tqdm(range(0, len(x), DEEPFOOL_CHUNK), desc="deepfool", disable=not progress)])
+        x = train_data.x[uaps.pick(train_data, cfg["n_normals"], cfg["uap_seed"])]
+        chunk = device_batch(device)  # bounds the memory of DeepFool's backward passes
+        r = torch.cat([attacks.deepfool(model, x[i:i + chunk].to(device), norm="l2").flatten(1)
+                       for i in tqdm(range(0, len(x), chunk), desc="deepfool", disable=not progress)])
         lengths = r.norm(dim=1)
         normals = r[lengths > 0] / lengths[lengths > 0, None]
         _, s_normals, vh = torch.linalg.svd(normals, full_matrices=False)
-        gen = generator(opts["uap_seed"], device)
+        gen = generator(cfg["uap_seed"], device)
         rand = torch.randn(normals.shape, generator=gen, device=device)
         s_random = torch.linalg.svdvals(rand / rand.norm(dim=1, keepdim=True))
 
         def draw(basis=None):  # draws of norm xi, uniform on the sphere of span(basis) (None: of all)
-            z = torch.randn(opts["draws"], normals.shape[1] if basis is None else len(basis), generator=gen,
+            z = torch.randn(cfg["draws"], normals.shape[1] if basis is None else len(basis), generator=gen,
                             device=device)
             z = z if basis is None else z @ basis
-            return (xi["l2"] * z / z.norm(dim=1, keepdim=True)).view(opts["draws"], *shape)
+            return (xi["l2"] * z / z.norm(dim=1, keepdim=True)).view(cfg["draws"], *shape)
 
         return {"singular_normals": s_normals.cpu(), "singular_random": s_random.cpu(), "kept": len(normals),
                 "median_length": lengths.median().item(),  # the typical per-image minimal l2 perturbation
-                "subspace": torch.stack([fooling(draw(vh[:k])) for k in opts["dims"]]),  # [dims, draws]
+                "subspace": torch.stack([fooling(draw(vh[:k])) for k in dims]),  # [dims, draws]
                 "unconstrained": fooling(draw()),
-                "top": vh[:4].view(4, *shape).cpu()}
+                "top": vh[:N_TOP].reshape(-1, *shape).cpu()}
 
-    normals = store.fetch("uap-normals", f7_params, f7)
+    f7_out = store.fetch("uap-normals", f7_params, f7)
 
-    hardware = {meta["provenance"]["hardware"], uap.hardware_of("uap-perturbation", found_params),
-                *(uap.hardware_of(s, p) for s, p in (("uap-random", f5_params), ("uap-finetune", t6_params),
-                                                       ("uap-normals", f7_params)))}
-    return {"cfg": cfg, "opts": opts, "train": train_data, "test": test_data, "hardware": hardware,
-            "model": meta, "xi": xi, "norm": norm, "universal": found, "random_vs_universal": random_vs_universal,
-            "defence": defence, "normals": normals}
+    s_n, s_r = f7_out["singular_normals"], f7_out["singular_random"]
+    results = {
+        "classes": list(train_data.classes), "norm": norm, "xi": xi, "n_eval": len(y_eval), "n_train": cfg["n_train"],
+        "clean_acc": meta["clean_acc"], "universal_history": found["history"],
+        "f5": {"scales": scales, "radii": f5_out["radii"], "random": f5_out["random"], "scaled": f5_out["scaled"],
+               "recomputed": f5_out["recomputed"]},
+        "t6": {"rounds": [{k: d[k] for k in ("fooling", "fooling_first", "clean_acc")} for d in rounds],
+               "ft_epochs": cfg["ft_epochs"], "ft_lr": cfg["ft_lr"], "pool": cfg["pool"],
+               "ft_size": cfg["ft_size"] or len(train_data)},
+        "f7": {"dims": dims, "kept": f7_out["kept"], "median_length": f7_out["median_length"],
+               "subspace": f7_out["subspace"], "unconstrained": f7_out["unconstrained"],
+               "rank90_normals": energy_rank(s_n), "rank90_random": energy_rank(s_r)},
+    }
+    tensors = {"universal": found["v"].float(), "rounds": torch.stack([d["v"] for d in rounds]).float(),
+               "singular_normals": s_n.float(), "singular_random": s_r.float(), "top": f7_out["top"].float()}
+    return {"results": results, "tensors": tensors, "data": records.data_note(train_data, test_data)}
+
+
+def energy_rank(s, share: float = 0.9) -> int:
+    """How many of the singular values s (descending) hold `share` of the energy (sum of squares)."""
+    energy = (s.double() ** 2).cumsum(0) / (s.double() ** 2).sum()
+    return int((energy < share).sum()) + 1
 
 
 def finetune(net, train_data, pool, *, epochs, lr, size, batch_size, weight_decay, seed, device, progress=True):
     """Fine-tune `net` in place with SGD: every training image (random crop and flip) gets, with
     probability 1/2, a perturbation drawn from `pool` [P, C, H, W], keeping its true label."""
-    index = torch.arange(len(train_data)) if size is None else uap.pick(train_data, size, seed)
+    index = torch.arange(len(train_data)) if size is None else uaps.pick(train_data, size, seed)
     x, y, pool = train_data.x[index].to(device), train_data.y[index].to(device), pool.to(device)
     g = generator(seed, device)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -204,3 +216,85 @@ def finetune(net, train_data, pool, *, epochs, lr, size, batch_size, weight_deca
             loss.backward()
             optimizer.step()
     net.eval()
+
+
+# ---- Verdicts -------------------------------------------------------------------------------------
+
+
+def _draws(values: list, n: int) -> tuple[float, float]:
+    """(mean, s.e.) of fooling rates of random draws each scored on n images: the spread of the
+    draws, or with one draw its binomial s.e."""
+    mean, se = claims.mean_se(values)
+    return mean, se if len(values) > 1 else claims.binomial_se(mean, n)
+
+
+def _at_xi(r: dict) -> tuple[float, list]:
+    """(universal, random draws) fooling rates of II-F5 at xi itself."""
+    f5 = r["f5"]
+    at = f5["scales"].index(1.0)
+    return f5["scaled"][at], [row[at] for row in f5["random"]]
+
+
+def verdicts(rec: dict) -> list[claims.Verdict]:
+    """II-F5 (universal beats random noise of its norm), II-T6 (fine-tuning lowers the fooling
+    rate but does not remove it), II-F7 (the normals span few directions; random vectors there fool)."""
+    r = rec["results"]
+    return [_f5(r), _t6(r), _f7_spectrum(r), _f7_subspace(r)]
+
+
+def _f5(r: dict) -> claims.Verdict:
+    n = r["n_eval"]
+    universal, draws = _at_xi(r)
+    top = max(draws)
+    gap, se = universal - top, claims.diff_se(claims.binomial_se(universal, n), claims.binomial_se(top, n))
+    return claims.Verdict(
+        claim="a universal perturbation fools far more than random noise of its norm", test="II-F5",
+        effect=100 * gap, spread=100 * se, unit="points", status="holds" if claims.exceeds(gap, se) else "does not hold",
+        criterion="at xi the universal perturbation fools more than every random draw by over 2 s.e.",
+        detail=f"universal {100 * universal:.1f}%, random {100 * sum(draws) / len(draws):.1f}% on average over "
+               f"{len(draws)} draws (at most {100 * top:.1f}%)")
+
+
+def _t6(r: dict) -> claims.Verdict:
+    n, rounds = r["n_eval"], r["t6"]["rounds"]
+    chance, chance_se = _draws(_at_xi(r)[1], n)
+    start, end = rounds[0]["fooling"], rounds[-1]["fooling"]
+    common = dict(claim="fine-tuning lowers the fooling rate but does not remove it", test="II-T6", unit="points",
+                  criterion="the fooling rate of a freshly computed perturbation drops over the rounds by over 2 s.e. "
+                            "and stays above random noise of its norm by over 2 s.e.")
+    if not claims.exceeds(start - chance, claims.diff_se(claims.binomial_se(start, n), chance_se)):
+        return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
+                              detail=f"before fine-tuning the perturbation fools {100 * start:.1f}%, no more than "
+                                     f"random noise ({100 * chance:.1f}%)")
+    drop, se = start - end, claims.diff_se(claims.binomial_se(start, n), claims.binomial_se(end, n))
+    dropped = claims.exceeds(drop, se)
+    remains = claims.exceeds(end - chance, claims.diff_se(claims.binomial_se(end, n), chance_se))
+    return claims.Verdict(
+        **common, effect=100 * drop, spread=100 * se, status=claims.outcome(dropped + remains, 2),
+        detail=f"{100 * start:.1f}% before, {100 * end:.1f}% after {len(rounds) - 1} rounds (random noise "
+               f"{100 * chance:.1f}%): {'drops' if dropped else 'does not drop'}, "
+               f"{'stays above noise' if remains else 'falls to noise'}")
+
+
+def _f7_spectrum(r: dict) -> claims.Verdict:
+    f7 = r["f7"]
+    fewer = f7["rank90_random"] - f7["rank90_normals"]
+    return claims.Verdict(
+        claim="the boundary's normals concentrate in few directions", test="II-F7", effect=fewer, spread=None,
+        unit="directions", status="holds" if fewer > 0 else "does not hold",
+        criterion="90% of the normals' energy sits in fewer singular directions than for as many random unit vectors",
+        detail=f"{f7['rank90_normals']} directions for {f7['kept']:,} normals, {f7['rank90_random']} for random vectors")
+
+
+def _f7_subspace(r: dict) -> claims.Verdict:
+    n, f7 = r["n_eval"], r["f7"]
+    free, free_se = _draws(f7["unconstrained"], n)
+    best = max(range(len(f7["dims"])), key=lambda i: sum(f7["subspace"][i]))
+    sub, sub_se = _draws(f7["subspace"][best], n)
+    gap, se = sub - free, claims.diff_se(sub_se, free_se)
+    return claims.Verdict(
+        claim="random vectors in the normals' top span fool more than unconstrained ones", test="II-F7",
+        effect=100 * gap, spread=100 * se, unit="points", status="holds" if claims.exceeds(gap, se) else "does not hold",
+        criterion="at l2 norm xi, random vectors from the best top-k span fool more than unconstrained random vectors "
+                  "by over 2 s.e. (mean over draws)",
+        detail=f"top {f7['dims'][best]} directions {100 * sub:.1f}%, unconstrained {100 * free:.1f}%")

@@ -1,0 +1,54 @@
+"""Every page renders from its committed record alone: no data set, no store, no model.
+
+The records under results/smoke/ are what `make book` shows on a fresh clone. Each page is
+executed as papermill would, with NRF_RECORDS=committed (nothing may be computed), an empty
+store, an empty data cache and no full CIFAR-10, and must finish without error in seconds.
+"""
+
+import time
+
+import pandas as pd
+import pytest
+
+from nrf import page, records, sweep
+
+PROFILE = "smoke"
+
+
+@pytest.fixture()
+def bare(tmp_path, monkeypatch):
+    """An environment with records and nothing else."""
+    monkeypatch.setenv("NRF_RECORDS", "committed")
+    monkeypatch.setenv("NRF_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("NRF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NRF_CIFAR10", str(tmp_path / "no-cifar10"))
+    monkeypatch.delenv("NRF_RESULTS", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", records.SECTIONS)
+def test_page_renders_from_its_record_alone(name, bare):
+    assert (records.results_root() / PROFILE / f"{name}.json").exists(), f"no committed {PROFILE} record of {name}"
+    start = time.perf_counter()
+    sweep.execute(name, {"profile": PROFILE}, bare / f"{name}.ipynb", log=open(bare / "log.txt", "w"))
+    assert time.perf_counter() - start < 120
+    assert not (bare / "store").exists() and not (bare / "cache").exists()  # nothing computed, no data read
+
+
+def test_claims_at_a_glance(bare):
+    claims, runs = page.glance(PROFILE)
+    assert list(runs["page"].str.extract(r'href="(\w+)\.html"')[0]) == list(records.SECTIONS)
+    assert set(claims["verdict"]) <= {"holds", "holds in part", "does not hold", "cannot be tested", "not applicable"}
+    assert {"I-T7", "I-F2", "I-T3", "II-T1"} <= {t for tests in claims["tested by"] for t in tests.split(", ")}
+    assert isinstance(claims, pd.DataFrame) and len(claims) >= len(records.SECTIONS)
+
+
+def test_intro_renders(bare):
+    sweep.execute("intro", {"profile": PROFILE}, bare / "intro.ipynb", log=open(bare / "log.txt", "w"))
+
+
+def test_misspelled_page_parameter_fails(bare):
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError, match="unknown option 'wdith'"):
+        sweep.execute("models", {"profile": PROFILE, "wdith": 4}, bare / "m.ipynb", log=open(bare / "log.txt", "w"))
