@@ -1,6 +1,7 @@
 """The `nrf` command: one subcommand per row of COMMANDS (name, summary, add_arguments, run)."""
 
 import argparse
+import os
 import time
 
 import yaml
@@ -32,6 +33,8 @@ def _params(pairs: list[list[str]]) -> dict:
             params[name] = yaml.safe_load(value)
         except yaml.YAMLError as e:
             raise ValueError(f"-p {name}: {value!r} is not a YAML value ({str(e).splitlines()[0]})") from None
+    if isinstance(params.get("data"), str) and params["data"] not in ("sample", "cifar10"):
+        params["data"] = os.path.abspath(params["data"])  # a notebook runs in book/: paths are the user's
     return params
 
 
@@ -132,6 +135,8 @@ def _options(args: argparse.Namespace) -> None:
               f"default: {r['default']}")
 
 
+PATH_VARIABLES = ("NRF_STORE", "NRF_CACHE", "NRF_RESULTS", "NRF_CIFAR10")
+
 COMMANDS = [
     ("run", "execute a section's notebook with papermill and other parameters", _run_args, _run),
     ("sweep", "execute a section's notebook at every point of a parameter grid, in parallel", _sweep_args, _sweep),
@@ -154,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
         add_arguments(p)
         p.set_defaults(run=run)
     args = parser.parse_args(argv)
+    for name in PATH_VARIABLES:  # relative to where the user typed the command, in every child too
+        if os.environ.get(name):
+            os.environ[name] = os.path.abspath(os.environ[name])
     try:
         args.run(args)
     except (ValueError, FileNotFoundError) as e:  # bad input: a message, not a traceback

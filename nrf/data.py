@@ -13,7 +13,6 @@ import math
 import os
 import pickle
 import tarfile
-import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from nrf import runtime
+from nrf.runtime import write_atomic
 
 
 @dataclass
@@ -179,15 +179,7 @@ def _cached(cache_dir: str | Path | None, prefix: str, key: list, build) -> Data
         except Exception:  # unreadable or truncated: rebuild below
             pass
     data = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(vars(data), f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, lambda f: torch.save(vars(data), f))
     return data
 
 
@@ -438,13 +430,13 @@ def cut_sample(
                 )
             for i in sorted(torch.randperm(len(files), generator=g)[:k].tolist()):
                 members.append((f"{split}/{c}/{files[i][0]}", files[i][1]))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as f, gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for name, data in sorted(members):
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(data), 0, 0o644
-                tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, out)
-    return out
+
+    def write(f):
+        with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
+            with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for name, data in sorted(members):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))
+
+    return write_atomic(out, write)

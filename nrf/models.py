@@ -4,14 +4,13 @@ Every model is a `Net`: `features(x)` is the penultimate vector (for the linear 
 I-T4) and `head` the final nn.Linear, so `model(x) == model.head(model.features(x))`.
 """
 
-import os
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from nrf.runtime import default_device, seed_all
+from nrf.runtime import default_device, seed_all, write_atomic
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -119,12 +118,8 @@ def build(arch: str, num_classes: int = 10, width: int = 64, seed: int = 0) -> N
 
 
 def save_atomic(obj, path) -> None:
-    """torch.save through a temporary file and os.replace: a kill mid-write never leaves a torn file."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save, atomically (runtime.write_atomic)."""
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def save(path, model: Net, meta: dict) -> None:

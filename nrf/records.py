@@ -143,9 +143,9 @@ def save(record: dict, path: Path) -> Path:
         buf = io.BytesIO()
         np.savez_compressed(buf, **{k: v.numpy() for k, v in record["tensors"].items()})
         blob = buf.getvalue()
-        _atomic(path.with_suffix(".npz"), blob)
+        runtime.write_atomic(path.with_suffix(".npz"), blob)
         body["tensors_sha256"] = hashlib.sha256(blob).hexdigest()
-    _atomic(path, (json.dumps(body, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+    runtime.write_atomic(path, (json.dumps(body, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
     return path
 
 
@@ -167,9 +167,3 @@ def commit(name: str, params: dict | None = None, progress: bool = True) -> Path
     """Compute (or fetch) a record and write it under results/<profile>/ to be committed."""
     record = get(name, params, mode="fresh", progress=progress)
     return save(record, results_root() / record["options"]["profile"] / f"{name}.json")
-
-
-def _atomic(path: Path, blob: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)

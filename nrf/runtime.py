@@ -1,7 +1,10 @@
-"""Devices, threads, seeds and provenance: the few facts every run needs about where it runs."""
+"""Devices, threads, seeds, provenance and atomic writes: what every run needs about where it runs."""
 
 import os
 import platform
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
 
 import torch
 
@@ -9,10 +12,20 @@ DEFAULT_THREADS = 2  # CPU results depend on the thread count: fixed, so a run i
 
 
 def default_device() -> torch.device:
-    """The GPU when there is one, else the CPU (overridable with NRF_DEVICE)."""
-    if "NRF_DEVICE" in os.environ:
-        return torch.device(os.environ["NRF_DEVICE"])
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The GPU when there is one, else the CPU; NRF_DEVICE (cpu, cuda or cuda:N) overrides, checked."""
+    name = os.environ.get("NRF_DEVICE")
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"NRF_DEVICE must be cpu, cuda or cuda:N, got {name!r}")
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= found:
+        raise ValueError(f"NRF_DEVICE={name} asks for a CUDA GPU but torch sees {found}; use NRF_DEVICE=cpu")
+    return device
 
 
 def threads() -> int:
@@ -67,3 +80,20 @@ def hardware(device: torch.device | None = None) -> str:
     else:
         what = f"CPU ({platform.processor() or platform.machine()}, {threads()} threads)"
     return f"{what}, torch {torch.__version__}"
+
+
+def write_atomic(path, content: bytes | Callable[[BinaryIO], None]) -> Path:
+    """Write `content` (bytes, or a function writing to a binary file) through a temporary file
+    of its own in the same folder, then rename it into place: a kill mid-write never leaves a
+    torn file, and two writers never share a temporary file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content) if isinstance(content, bytes) else content(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TextIO
 
 import yaml
+
+from nrf.runtime import write_atomic
 from tqdm.auto import tqdm
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
@@ -181,8 +183,7 @@ def _point(section: str, notebook: Path, params: dict, folder: Path, env: dict) 
         lines = [ln for ln in ANSI.sub("", (folder / "log.txt").read_text(errors="replace")).splitlines() if ln.strip()]
         return _record(params, folder, section, "failed", seconds, "\n".join(lines[-3:]) or f"exit code {code}")
     done = {"params": params, "seconds": seconds, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    (folder / "done.json.tmp").write_text(json.dumps(done, indent=1))
-    os.replace(folder / "done.json.tmp", folder / "done.json")
+    write_atomic(folder / "done.json", json.dumps(done, indent=1).encode())
     return _record(params, folder, section, "done", seconds, None)
 
 

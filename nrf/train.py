@@ -20,6 +20,7 @@ from nrf.models import save_atomic
 from nrf.runtime import autocast, default_device, generator
 
 AUGMENTS = ("crop_flip", "resized_crop_flip", None)
+MAX_LOSS = 1e3  # a mean cross-entropy above this (or nan) means training diverged
 NORMS = ("l2", "linf")
 ADV_KEYS = {"norm", "eps", "steps", "step_size"}
 
@@ -103,8 +104,8 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     history = {"train_loss": [], "train_acc": [], "test_acc": [], "lr": [], "seconds": []}
     start = 0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    state = _checkpoint(checkpoint, device)
+    if state is not None:
         if state["config"] != config:
             diff = sorted(k for k in config if state["config"].get(k) != config[k])
             raise ValueError(f"checkpoint {checkpoint} was made with other arguments ({', '.join(diff)}); "
@@ -148,6 +149,9 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
             correct += (logits.argmax(1) == yb).sum()
             bar.update()
         history["train_loss"].append(loss_sum.item() / n)
+        if not history["train_loss"][-1] < MAX_LOSS:  # nan, inf or diverged: store nothing
+            raise ValueError(f"training diverged in epoch {epoch + 1} (mean loss {history['train_loss'][-1]:.3g}): "
+                             f"lower the learning rate (lr={lr:g}){' or the attack eps' if adv else ''}")
         history["train_acc"].append(correct.item() / n)
         history["test_acc"].append(accuracy(model, x_test, y_test, progress=False))
         history["lr"].append(epoch_lr)
@@ -160,6 +164,20 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     bar.close()
     model.eval()
     return history
+
+
+def _checkpoint(path, device) -> dict | None:
+    """The saved state of an interrupted run, or None. An unreadable (truncated) checkpoint is
+    said so and removed: the training then starts afresh instead of failing on every rerun."""
+    if path is None or not os.path.exists(path):
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        print(f"nrf.train: checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:80]}); "
+              "training starts afresh")
+        os.remove(path)
+        return None
 
 
 def _correct(model, x, y, batch_size: int, progress: bool, desc: str, attack=None) -> float:

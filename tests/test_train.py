@@ -150,3 +150,25 @@ def test_bad_attack_parameters_raise():
         robust_accuracy(model, x, y, norm="l3", eps=1.0, steps=1, step_size=0.5)
     with pytest.raises(ValueError, match="batch_size"):
         accuracy(model, x, y, batch_size=0)
+
+
+def test_diverged_training_stops_and_names_the_cause(sample, tmp_path):
+    tr, te = subset(sample[0], 100), subset(sample[1], 20)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(ValueError, match="training diverged in epoch 1.*lower the learning rate"):
+        train(models.build("resnet18", width=4), tr, te, epochs=2, lr=1e4, batch_size=50, checkpoint=ckpt,
+              device="cpu", progress=False)
+    assert not ckpt.exists()  # nothing kept of a diverged run
+
+
+def test_truncated_checkpoint_restarts_the_training(sample, tmp_path, capsys):
+    tr, te = subset(sample[0], 100), subset(sample[1], 20)
+    kw = {"epochs": 1, "lr": 0.05, "batch_size": 50, "device": "cpu", "progress": False}
+    ckpt = tmp_path / "run.pt"
+    straight = models.build("resnet18", width=4)
+    train(straight, tr, te, checkpoint=ckpt, **kw)
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a kill mid-write by something other than nrf
+    again = models.build("resnet18", width=4)
+    train(again, tr, te, checkpoint=ckpt, **kw)
+    assert "unreadable" in capsys.readouterr().out
+    assert all(torch.equal(p, q) for p, q in zip(again.state_dict().values(), straight.state_dict().values()))
