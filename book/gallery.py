@@ -51,8 +51,9 @@ paper = options.resolve(records.section("gallery").OPTIONS, "paper")
 
 
 def sizes(o, n_eval):
-    return (f"a base set of {o['base_size']:,} training images, {o['solver_epochs']} solver passes in batches of "
-            f"{o['solver_batch']}; {o['n_patches']} patches of {vs['patch_size']} px, each scored on {n_eval} test images")
+    return (f"a base set of {o['base_size']:,} training images, {o['solver_epochs']} solver pass(es) in batches of "
+            f"{o['solver_batch']}; {o['n_patches']} patches of {vs['patch_size']} px, each scored on {n_eval} test "
+            "images")
 
 
 page.glue_values(

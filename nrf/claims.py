@@ -62,6 +62,13 @@ def mean_se(values) -> tuple[float, float]:
     return mean, (var / n) ** 0.5
 
 
+def mean_rate(rates, n: int) -> tuple[float, float]:
+    """(mean, standard error) of rates each measured on n independent trials (e.g. per-target ASRs
+    on the same n test images, treated as independent)."""
+    rates = [float(p) for p in rates]
+    return sum(rates) / len(rates), diff_se(*[binomial_se(p, n) for p in rates]) / len(rates)
+
+
 def exceeds(effect: float, spread: float, margin: float = 0.0) -> bool:
     """Is effect larger than margin by more than K_SE standard errors?"""
     return effect - margin > K_SE * spread

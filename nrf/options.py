@@ -22,8 +22,8 @@ NUMBER = re.compile(r"^\s*[-+]?[0-9.eE+-]+(\s*/\s*[-+]?[0-9.eE+-]+)?\s*$")
 
 @dataclass(frozen=True)
 class Option:
-    """One option. kind: int, float, str, bool, ints, floats, strs, classes (class names or
-    indices), mapping. low / high bound numbers (and list items); choices bound strings;
+    """One option. kind: int, float, str, bool, ints, floats, strs, class (a class name or
+    index), classes (a list of them), mapping. low / high bound numbers (and list items); choices bound strings;
     optional: None is a value (its meaning is in `help`)."""
 
     name: str
@@ -56,6 +56,7 @@ class Option:
             "str": f"one of {list(self.choices)}" if self.choices else "a string",
             "ints": f"a {'' if self.optional else 'non-empty '}list of integers{bound}", "floats": f"a non-empty list of finite numbers{bound}",
             "strs": f"a non-empty list of {list(self.choices) if self.choices else 'strings'}",
+            "class": "a class name or index",
             "classes": "a non-empty list of distinct class names or indices",
             "mapping": "a mapping NAME -> value",
         }[self.kind]
@@ -77,12 +78,16 @@ class Option:
             if isinstance(value, str) and (not self.choices or value in self.choices):
                 return value
             raise self._bad(value)
+        if self.kind == "class":
+            if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+                return value
+            raise self._bad(value)
         if self.kind == "mapping":
             if isinstance(value, dict):
                 return dict(value)
             raise self._bad(value)
-        if not isinstance(value, (list, tuple)) or (not value and not self.optional):
-            raise self._bad(value)  # optional lists may be empty
+        if not isinstance(value, (list, tuple)) or (not value and not (self.optional and self.kind == "ints")):
+            raise self._bad(value)  # only an optional list of integers (milestones) may be empty
         if self.kind in ("ints", "floats"):
             return [self._number(v, self.kind[:-1], value) for v in value]
         if self.kind == "strs":
@@ -188,7 +193,7 @@ MODELS = [
     Option("robust_eps", 1.0, "its radius (the paper's CIFAR-10 l2 eps is 1.0)", low=1e-12),
     Option("adv_steps", 3, "PGD steps of adversarial training (step 2/3 eps)", kind="int", low=1),
     Option("eval_steps", {"smoke": 10, "paper": 20}, "PGD steps of the robust-accuracy evaluation", kind="int", low=1),
-    Option("seed", 0, "seed of the models and of every random draw of the section", kind="int"),
+    Option("seed", 0, "seed of the models and of the section's random draws (Part II: uap_seed)", kind="int"),
 ]
 
 # The threat model of an attack section: eps null means the paper's eps for that norm.

@@ -129,3 +129,15 @@ def test_images(test_data: Data, n_eval: int | None, device) -> tuple[torch.Tens
     """(x float on `device`, y) of the evaluation images."""
     index = eval_index(test_data, n_eval)
     return to_float(test_data.x[index].to(device)), test_data.y[index]
+
+
+def dominant_labels(counts) -> dict:
+    """From counts [true class][label after the perturbation] of fooled images: {"edges": {i: j},
+    j the label (other than i) most fooled images of class i get; "received": images per label}."""
+    k = len(counts)
+    edges = {}
+    for i in range(k):
+        row = [0 if j == i else counts[i][j] for j in range(k)]
+        if sum(row):
+            edges[i] = max(range(k), key=lambda j: row[j])
+    return {"edges": edges, "received": [sum(counts[i][j] for i in range(k)) for j in range(k)]}

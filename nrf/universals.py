@@ -14,8 +14,11 @@ from .data import Data
 from .runtime import device_batch, generator
 
 
-def solver(cfg: dict) -> dict:
-    """The solver settings of a section's resolved options (options.UNIVERSAL)."""
+def solver(cfg: dict, n_train: int) -> dict:
+    """The solver settings of a section's resolved options (options.UNIVERSAL), checked against
+    the `n_train` training images before anything trains."""
+    if cfg["base_size"] > n_train:
+        raise ValueError(f"option base_size must be at most the {n_train} training images, got {cfg['base_size']}")
     return {"base_size": cfg["base_size"], "epochs": cfg["solver_epochs"], "step": cfg["solver_step"],
             "batch_size": cfg["solver_batch"]}
 

@@ -1,26 +1,33 @@
-"""Section "Appendix" and nrf.diversity: the sweep, the verdict, the penalised solver, caching, parameter checks."""
+"""Section "Appendix" and nrf.diversity: the sweep, the step test, the penalised solver, the
+record, caching, option checks, verdicts."""
+
+import copy
 
 import pytest
 import torch
+from conftest import TINY as MODELS_TINY
 
-from nrf import attacks, diversity, models, zoo
+from nrf import attacks, diversity, models, records, zoo
 from nrf.sections import appendix
 
-SMALL = {"targets": [0, "dog"], "target": "cat", "steps": [0.5], "batches": [4], "base_sizes": [4],
-         "base_size": 8, "batch": 8, "solver_epochs": 2, "n_eval": 16, "n_diverse": 3, "layers": ["layer2", "features"],
-         "progress": False}
+TINY = {**MODELS_TINY, "targets": [0, "dog"], "target": "cat", "steps": [0.5], "batches": [4], "base_sizes": [4],
+        "base_size": 8, "solver_batch": 8, "solver_epochs": 2, "n_eval": 16, "n_diverse": 3,
+        "layers": ["layer2", "features"]}
 
 
-def test_sweep_and_best_step():
+def test_sweep_panels_and_best_step():
     settings = appendix.sweep(0.2, 32, 64, [0.1, 0.2], [16], [16, 64])
     assert settings == [(0.1, 32, 64), (0.2, 16, 64), (0.2, 32, 16), (0.2, 32, 64)]  # the centre once
-    final = torch.tensor([[0.1, 0.2, 0.3], [0.5, 0.6, 0.7], [0.52, 0.61, 0.72]])
+    p = appendix.panels(settings, (0.2, 32, 64))
+    assert p["step"] == {"values": [0.1, 0.2], "rows": [0, 3]} and p["batch"] == {"values": [16, 32], "rows": [1, 3]}
+    assert p["base_size"] == {"values": [16, 64], "rows": [2, 3]}
+    final = [[0.1, 0.2, 0.3], [0.5, 0.6, 0.7], [0.52, 0.61, 0.72]]
     verdict = appendix.best_step(final, [0.1, 0.2, 0.5], 0.2)
     assert verdict["best"] == 0.5 and verdict["diff"] == pytest.approx(0.0167, abs=1e-3)
     assert not verdict["within_noise"]  # the same small gain for every group is not noise
-    noisy = appendix.best_step(torch.tensor([[0.5, 0.6, 0.7], [0.6, 0.5, 0.72]]), [0.2, 1.0], 0.2)
+    noisy = appendix.best_step([[0.5, 0.6, 0.7], [0.6, 0.5, 0.72]], [0.2, 1.0], 0.2)
     assert noisy["best"] == 1.0 and noisy["within_noise"]
-    tied = appendix.best_step(final[[1, 1, 0]], [0.5, 0.2, 1.0], 0.2)
+    tied = appendix.best_step([final[1], final[1], final[0]], [0.5, 0.2, 1.0], 0.2)
     assert tied["best"] == 0.2 and tied["tied"] == [0.5] and tied["within_noise"]
 
 
@@ -42,60 +49,138 @@ def test_diversity_solver():
     assert diversity.off_diagonal(sim["pixel"]).shape == (3,)
 
 
-def test_run(tiny, forbid):
-    out = appendix.run("smoke", **tiny, **SMALL)
-    assert out["targets"] == [0, 5] and out["target"] == 3 and out["centre"] == (0.2, 8, 8)
-    dyn = out["dynamics"]
-    assert dyn["settings"] == appendix.sweep(0.2, 8, 8, [0.5], [4], [4])
-    assert dyn["curves"].shape == (4, 2, 2) and dyn["asr"].shape == dyn["base_asr"].shape == (4, 2)
+def test_record(tiny, forbid):
+    rec = records.get("appendix", TINY, progress=False)
+    r, t = rec["results"], rec["tensors"]
+    assert r["targets"] == [0, 5] and r["target"] == 3 and r["centre"] == {"step": 0.2, "batch": 8, "base_size": 8}
+    dyn = r["dynamics"]
+    assert dyn["settings"] == [list(s) for s in appendix.sweep(0.2, 8, 8, [0.5], [4], [4])]
+    assert torch.tensor(dyn["curves"]).shape == (4, 2, 2) and torch.tensor(dyn["asr"]).shape == (4, 2)
     for a in (dyn["curves"], dyn["asr"], dyn["base_asr"], dyn["chance"]):
+        a = torch.tensor(a)
         assert ((a >= 0) & (a <= 1)).all()
+    assert dyn["panels"]["base_size"] == {"values": [4, 8], "rows": [1, 2]}
     # I-A6: the image is outside the base set and of another class; the deltas are in the ball
-    aug = out["augmented"]
-    assert out["train"].y[out["image"]] != 3
-    assert out["image"] not in appendix._base_order(len(out["train"]), 0)[:8].tolist()
-    assert set(aug["asr"]) == {"natural", "natural_seed1"} and set(aug["deltas"]) == {"augmented", "ordinary",
-                                                                                      "standard"}
-    assert all((d.norm() <= 1.0 + 1e-4).item() for d in aug["deltas"].values())
-    assert aug["augmentations"].shape == (8, 3, 32, 32)
-    # one number recomputed directly: the standard perturbation's ASR on the held-out images
-    model, _ = zoo.trained(zoo.recipe(out["cfg"], "natural", out["train"].identity), out["train"], out["test"],
-                           progress=False)
-    xe = out["test"].x[aug["eval_index"]]
-    assert aug["asr"]["natural"]["standard"] == pytest.approx(attacks.asr(model, xe, aug["deltas"]["standard"], 3))
-    div = out["diverse"]
+    aug = r["augmented"]
+    assert r["image_label"] != 3 and r["image"] not in appendix._base_order(rec["provenance"]["data"]["n_train"],
+                                                                            0)[:8].tolist()
+    assert set(aug["asr"]) == {"natural", "natural_seed1"} and set(aug["asr"]["natural"]) == set(appendix.KINDS)
+    deltas = t["augmented_deltas"]
+    assert deltas.shape == (3, 3, 32, 32) and (deltas.flatten(1).norm(dim=1) <= 1 + 1e-4).all()
+    assert t["augmentations"].shape == (8, 3, 32, 32) and t["image"].shape == (3, 32, 32)
     for run in ("plain", "penalised"):
-        assert div[run]["deltas"].shape == (3, 3, 32, 32) and div[run]["representation"].shape == (2, 3, 3)
-        assert div[run]["asr"][1].item() == pytest.approx(attacks.asr(model, xe, div[run]["deltas"][1], 3))
-    assert out["fine_classes"] is None  # CIFAR-10 has no fine labels: I-F18 does not apply
-    assert out["hardware"] and all(isinstance(h, str) for h in out["hardware"])
+        assert t[f"diverse_{run}"].shape == (3, 3, 32, 32)
+        assert torch.tensor(r["diverse"][run]["representation"]).shape == (2, 3, 3)
+    assert r["fine_classes"] is None  # CIFAR-10 has no fine labels: I-F18 does not apply
+    found = appendix.verdicts(rec)
+    assert [v.test for v in found] == ["I-F9", "I-F9", "I-A6", "I-A6", "I-F17", "I-F17", "I-F18"]
+    assert found[-1].status == "not applicable"
 
+    # numbers recomputed directly: the standard perturbation's and a diverse one's ASR on the held-out images
+    cfg = records.resolve("appendix", TINY)
+    train, test = zoo.load_data(cfg["data"])
+    model, _ = zoo.trained(zoo.recipe(cfg, "natural", train.identity), train, test, progress=False)
+    xe = test.x[appendix._eval_index(len(test), 16, 0)]
+    assert aug["asr"]["natural"]["standard"] == pytest.approx(attacks.asr(model, xe, t["augmented_deltas"][2], 3))
+    assert r["diverse"]["penalised"]["asr"][1] == pytest.approx(attacks.asr(model, xe, t["diverse_penalised"][1], 3))
+
+    forbid(zoo, "trained", "trained or loaded a model for a stored record")
     forbid(attacks, "perturb", "recomputed a stored result")
     forbid(attacks, "asr_many", "recomputed a stored result")
     forbid(diversity, "solve", "recomputed a stored result")
-    again = appendix.run("smoke", **tiny, **SMALL)
-    assert torch.equal(again["dynamics"]["curves"], dyn["curves"])
-    assert torch.equal(again["diverse"]["penalised"]["deltas"], div["penalised"]["deltas"])
+    again = records.get("appendix", TINY, progress=False)
+    assert again["results"] == r and again["source"].startswith("store")
+    assert torch.equal(again["tensors"]["diverse_penalised"], t["diverse_penalised"])
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"targets": []}, "targets"),
-    ({"target": "unicorn"}, "target"),
-    ({"steps": [0, 0.2]}, "steps"),
-    ({"step": -1}, "step"),
-    ({"batches": [0]}, "batches"),
-    ({"base_sizes": [1]}, "base_sizes"),
-    ({"base_size": 10 ** 6}, "base_size"),
-    ({"solver_epochs": 0}, "solver_epochs"),
-    ({"n_eval": 0}, "n_eval"),
-    ({"image": -3}, "image"),
-    ({"augment": "mixup"}, "augment"),
-    ({"n_diverse": 1}, "n_diverse"),
-    ({"penalty": 0}, "penalty"),
-    ({"layers": ["fc"]}, "layers"),
-    ({"eps": -1}, "eps"),
+    ({"targets": []}, "option targets"),
+    ({"targets": [42]}, "option targets"),
+    ({"target": "unicorn"}, "option target"),
+    ({"target": 42}, "option target"),
+    ({"steps": [0, 0.2]}, "option steps"),
+    ({"solver_step": -1}, "option solver_step"),
+    ({"batches": [0]}, "option batches"),
+    ({"batches": [10**6]}, "option batches"),
+    ({"base_sizes": [1]}, "option base_sizes"),
+    ({"base_sizes": [10**6]}, "option base_sizes"),
+    ({"base_size": 10**6}, "option base_size"),
+    ({"solver_batch": 10**6}, "option solver_batch"),
+    ({"solver_epochs": 0}, "option solver_epochs"),
+    ({"n_eval": 0}, "option n_eval"),
+    ({"n_eval": 10**6}, "option n_eval"),
+    ({"image": -3}, "option image"),
+    ({"image": 10**6}, "option image"),
+    ({"augment": "mixup"}, "option augment"),
+    ({"n_diverse": 1}, "option n_diverse"),
+    ({"penalty": 0}, "option penalty"),
+    ({"layers": ["fc"]}, "option layers"),
+    ({"layers": ["layer1", "layer1"]}, "option layers"),
+    ({"eps": -1}, "option eps"),
+    ({"step": 0.2}, "unknown option 'step'"),
 ])
-def test_bad_parameters_fail_before_training(tiny, forbid, bad, match):
-    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
+def test_bad_options_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        appendix.run("smoke", **tiny, **{**SMALL, **bad})
+        records.get("appendix", {**TINY, **bad}, progress=False)
+
+
+def made(fine_classes=None) -> dict:
+    """A hand-made record in which every claim holds: the centre step is the best, K = 4 overfits
+    its base set, the augmented perturbation beats the standard one, the penalty pushes apart."""
+    eye = [[1.0 if i == j else 0.0 for j in range(3)] for i in range(3)]
+    alike = [[1.0 if i == j else 0.9 for j in range(3)] for i in range(3)]
+    spread = [[1.0 if i == j else c for j, c in enumerate(row)] for i, row in
+              enumerate([[1, 0.05, 0.1], [0.05, 1, 0.0], [0.1, 0.0, 1]])]
+    return {"results": {
+        "targets": [0, 5, 7], "classes": [str(i) for i in range(10)], "n_eval": 1000, "centre": {"step": 0.2},
+        "dynamics": {
+            "panels": {"step": {"values": [0.1, 0.2, 1.0], "rows": [0, 1, 2]},
+                       "base_size": {"values": [4, 64], "rows": [3, 1]}},
+            "asr": [[0.3, 0.35, 0.4], [0.6, 0.62, 0.58], [0.5, 0.45, 0.55], [0.3, 0.32, 0.28]],
+            "base_asr": [[0.4, 0.4, 0.45], [0.7, 0.7, 0.68], [0.6, 0.5, 0.6], [1.0, 0.95, 1.0]],
+            "chance": [0.1, 0.1, 0.1]},
+        "augmented": {"asr": {"natural": {"augmented": 0.5, "ordinary": 0.6, "standard": 0.12},
+                              "natural_seed1": {"augmented": 0.3, "ordinary": 0.35, "standard": 0.1}},
+                      "chance": {"natural": 0.1, "natural_seed1": 0.1}},
+        "diverse": {"chance": 0.1,
+                    "plain": {"asr": [0.6, 0.6, 0.6], "pixel": alike, "representation": [alike, alike]},
+                    "penalised": {"asr": [0.5, 0.55, 0.5], "pixel": eye, "representation": [spread, eye]}},
+        "fine_classes": fine_classes, "data_identity": "toy"}}
+
+
+def statuses(rec) -> list[str]:
+    return [v.status for v in appendix.verdicts(rec)]
+
+
+def test_verdicts_hold_on_a_record_that_should_pass():
+    found = appendix.verdicts(made())
+    assert [v.status for v in found] == ["holds"] * 6 + ["not applicable"]
+    assert found[0].effect == pytest.approx(0) and found[2].effect == pytest.approx(38)
+    assert "distinct" not in found[4].detail and "nearly the same" in found[4].detail
+    assert statuses(made(fine_classes=60))[-1] == "cannot be tested"
+
+
+def test_verdicts_fail_or_cannot_be_tested():
+    rec = made()
+    d = rec["results"]["dynamics"]
+    d["asr"][2] = [0.9, 0.92, 0.95]  # step 1.0 clearly better on test images: the centre holds only on its base set
+    d["base_asr"][3] = [0.3, 0.32, 0.28]  # K = 4 no longer overfits
+    a = rec["results"]["augmented"]["asr"]
+    a["natural"]["augmented"], a["natural_seed1"]["augmented"] = 0.12, 0.05
+    rec["results"]["diverse"]["penalised"].update(pixel=copy.deepcopy(rec["results"]["diverse"]["plain"]["pixel"]),
+                                                  representation=rec["results"]["diverse"]["plain"]["representation"],
+                                                  asr=[0.1, 0.11, 0.09])
+    assert statuses(rec)[:6] == ["holds in part", "does not hold", "does not hold", "does not hold", "does not hold",
+                                 "does not hold"]
+
+    flat = made()
+    d = flat["results"]["dynamics"]
+    d["asr"] = [[0.1, 0.1, 0.1]] * 4  # no step beats chance
+    flat["results"]["augmented"]["asr"]["natural"]["ordinary"] = 0.1
+    flat["results"]["diverse"]["plain"]["asr"] = [0.1, 0.1, 0.1]
+    assert statuses(flat)[0] == "cannot be tested" and statuses(flat)[2:4] == ["cannot be tested"] * 2
+    assert statuses(flat)[5] == "cannot be tested"
+    one = made()
+    one["results"]["targets"] = [0]
+    assert statuses(one)[:2] == ["cannot be tested"] * 2

@@ -1,41 +1,74 @@
-import pytest
-import torch
+"""Section "Gallery": the record, option checks, loading from the store, verdicts."""
 
-from nrf import store, zoo
+import pytest
+from conftest import TINY as MODELS_TINY
+
+from nrf import records, zoo
 from nrf.sections import gallery
 
-# Two targets (the default pair: dog, automobile) and a 32-image base set: seconds on the tiny models.
-SMALL = {"targets": ["automobile", "dog"], "solver": {"base_size": 32, "epochs": 1, "batch_size": 32},
-         "device": "cpu", "progress": False}
+# Two targets (the default pair: dog, automobile), a 32-image base set, 4 patches on 20 images:
+# seconds on the tiny models.
+TINY = {**MODELS_TINY, "targets": ["automobile", "dog"], "base_size": 32, "solver_epochs": 1, "solver_batch": 32,
+        "n_patches": 4, "n_eval": 20}
 
 
-def test_run_renders_gallery_and_comparison_and_recomputes_nothing_the_second_time(tiny, monkeypatch):
-    out = gallery.run("smoke", **SMALL, **tiny)
-    main, vs = out["main"], out["compare"]
-    assert out["extras"] == {} and out["hardware"]  # smoke: no extra galleries by default
-    assert (main["arch"], main["norm"], main["eps"], main["targets"]) == ("resnet18", "l2", 1.0, [1, 5])
-    assert main["deltas"].shape == (2, 3, 32, 32)
-    assert (main["deltas"].flatten(1).norm(dim=1) <= 1.0 + 1e-4).all()
-    assert ((0 <= main["asr"]) & (main["asr"] <= 1)).all() and main["chance"].sum() <= 1
-    assert vs["pair"] == [5, 1] and vs["label"] not in vs["pair"]
-    assert int(out["test"].y[vs["image"]]) == vs["label"]
-    assert vs["standard"].shape == (2, 3, 32, 32) and (vs["standard"].flatten(1).norm(dim=1) <= 1.0 + 1e-4).all()
-    assert vs["standard_pred"].shape == vs["universal_pred"].shape == (2,)
-    assert vs["best_corner"].shape == (2, 2) and vs["best_corner"].max() <= 32 - vs["patch_size"]
-    assert ((vs["patch_chance"] <= 1) & (vs["best_asr"] <= 1)).all()
+def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
+    rec = records.get("gallery", TINY, progress=False)
+    r, t = rec["results"], rec["tensors"]
+    assert r["targets"] == [1, 5] and r["classes"][5] == "dog" and r["n_test"] == 1000
+    assert set(r["galleries"]) == {"I-F2"}  # smoke: no extra galleries by default
+    g = r["galleries"]["I-F2"]
+    assert (g["arch"], g["norm"], g["eps"]) == ("resnet18", "l2", 1.0)
+    assert len(g["asr"]) == len(g["chance"]) == 2 and all(0 <= v <= 1 for v in g["asr"] + g["chance"])
+    assert t["deltas_I-F2"].shape == (2, 3, 32, 32) and (t["deltas_I-F2"].flatten(1).norm(dim=1) <= 1 + 1e-4).all()
+    c = r["compare"]
+    assert c["pair"] == [5, 1] and c["label"] not in c["pair"]
+    assert t["image"].shape == (3, 32, 32) and 0 <= t["image"].min() and t["image"].max() <= 1
+    assert t["standard"].shape == (2, 3, 32, 32) and all(n <= 1 + 1e-4 for n in c["standard_norm"])
+    assert len(c["standard_pred"]) == len(c["universal_pred"]) == 2
+    assert all(0 <= v <= 32 - c["patch_size"] for corner in c["best_corner"] for v in corner)
+    assert c["n_patches"] == 4 and c["n_eval"] == 20 and c["patch_size"] == 11
+    assert {v.test for v in gallery.verdicts(rec)} == {"I-F2", "I-F1"}
 
-    def no_save(*args, **kwargs):
-        raise AssertionError("a second run with the same parameters recomputed something")
-
-    monkeypatch.setattr(store, "save", no_save)
-    again = gallery.run("smoke", **SMALL, **tiny)
-    assert torch.equal(again["compare"]["standard"], vs["standard"]) and torch.equal(again["main"]["asr"], main["asr"])
+    forbid(records, "compute", "a second call with the same options recomputed the record")
+    forbid(zoo, "trained", "a second call with the same options trained a model")
+    again = records.get("gallery", TINY, progress=False)
+    assert again["results"] == r
 
 
-@pytest.mark.parametrize("bad", [{"arch": "resnet50"}, {"norm": "l1"}, {"eps": 0.0}, {"pair": ["dog", "dog"]},
-                                 {"pair": ["dog", "cat"]}, {"pair": ["dog"]}, {"image_seed": 0.5},
-                                 {"extras": 1}, {"solver": {"steps": 3}}, {"targets": ["unicorn"]}])
-def test_bad_parameters_fail_before_any_training(bad, tiny, forbid):
-    forbid(zoo, "trained", "trained a model before checking parameters")
-    with pytest.raises(ValueError, match=next(iter(bad))):  # the message names the parameter
-        gallery.run("smoke", **{**tiny, **SMALL, **bad})
+@pytest.mark.parametrize("bad, name", [
+    ({"arch": "resnet50"}, "arch"), ({"norm": "l1"}, "norm"), ({"eps": 0.0}, "eps"),
+    ({"pair": ["dog", "dog"]}, "pair"), ({"pair": ["dog", 5]}, "pair"), ({"pair": ["dog", "cat"]}, "pair"),
+    ({"pair": ["dog"]}, "pair"), ({"image_seed": 0.5}, "image_seed"), ({"extras": 1}, "extras"),
+    ({"targets": ["unicorn"]}, "targets"), ({"n_eval": 10**6}, "n_eval"), ({"patch_size": 33}, "patch_size"),
+    ({"solver": {"steps": 3}}, "solver"),
+])
+def test_bad_options_fail_before_any_training(bad, name, tiny, forbid):
+    forbid(zoo, "trained", "trained a model before checking the options")
+    with pytest.raises(ValueError, match=name):
+        records.get("gallery", {**TINY, **bad}, progress=False)
+
+
+def made(asr, chance, clean_acc=0.8, standard_pred=(5, 1), extras=()):
+    """A hand-made gallery record: two targets (automobile, dog) on 1000 test images."""
+    g = {"arch": "resnet18", "norm": "l2", "eps": 1.0, "clean_acc": clean_acc, "asr": list(asr), "chance": list(chance)}
+    galleries = {"I-F2": g, **{k: {**g, "arch": "vgg11"} for k in extras}}
+    return {"results": {"classes": ["c"] * 10, "targets": [1, 5], "n_test": 1000, "galleries": galleries,
+                        "compare": {"pair": [5, 1], "standard_pred": list(standard_pred), "universal_pred": [5, 3]}}}
+
+
+def status(rec, test):
+    return next(v.status for v in gallery.verdicts(rec) if v.test == test)
+
+
+def test_verdicts():
+    assert status(made([0.5, 0.4], [0.1, 0.1]), "I-F2") == "holds"
+    assert status(made([0.5, 0.11], [0.1, 0.1]), "I-F2") == "holds in part"
+    assert status(made([0.1, 0.11], [0.1, 0.1]), "I-F2") == "does not hold"
+    assert status(made([0.5, 0.4], [0.1, 0.1], clean_acc=0.1), "I-F2") == "cannot be tested"
+    assert status(made([0.5, 0.4], [0.1, 0.1], extras=["I-F12"]), "I-F12") == "holds"
+    assert status(made([0.5, 0.4], [0.1, 0.1]), "I-F1") == "holds"
+    assert status(made([0.5, 0.4], [0.1, 0.1], standard_pred=(5, 0)), "I-F1") == "holds in part"
+    assert status(made([0.5, 0.4], [0.1, 0.1], standard_pred=(0, 0)), "I-F1") == "does not hold"
+    v = gallery.verdicts(made([0.5, 0.4], [0.1, 0.1]))[0]
+    assert v.effect == pytest.approx(35) and v.spread > 0

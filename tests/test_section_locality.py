@@ -1,46 +1,49 @@
+"""Section "Locality": the record, option checks, loading from the store, verdicts; and the
+patch helpers of nrf.patches it relies on."""
+
 import pytest
 import torch
+from conftest import TINY as MODELS_TINY
 
-from nrf import attacks, models, store, zoo
+from nrf import attacks, models, patches, records, zoo
 from nrf.sections import locality
 
 # Two targets, a 32-image base set and 4 patches on 20 images: seconds on the tiny models.
-SMALL = {"targets": ["automobile", "dog"], "n_patches": 4, "n_eval": 20,
-         "solver": {"base_size": 32, "epochs": 1, "batch_size": 32}, "device": "cpu", "progress": False}
+TINY = {**MODELS_TINY, "targets": ["automobile", "dog"], "base_size": 32, "solver_epochs": 1, "solver_batch": 32,
+        "n_patches": 4, "n_eval": 20}
 
 
-def test_run_scores_patches_and_recomputes_nothing_the_second_time(tiny, monkeypatch):
-    out = locality.run("smoke", **SMALL, **tiny)
-    assert out["target"] == out["classes"].index("dog") and out["targets"] == [1, 5]
-    assert set(out["results"]) == {"l2"} and out["hardware"]
-    r = out["results"]["l2"]
-    s = r["scores"]
-    assert r["eps"] == 1.0 and r["deltas"].shape == (2, 3, 32, 32)
-    assert s["size"] == 11 == out["options"]["patch_size"]  # round(80 / 224 * 32)
-    assert s["asr"].shape == s["norms"].shape == (2, 4) and r["rho"].shape == (2,)
-    assert s["corners"].shape == (4, 2) and 0 <= s["corners"].min() and s["corners"].max() <= 32 - 11
-    assert len(s["eval_index"]) == 20 == len(set(s["eval_index"].tolist()))
-    for v in (s["asr"], s["full"], s["chance"]):
-        assert ((0 <= v) & (v <= 1)).all()
-    assert (s["norms"] <= r["deltas"].flatten(1).norm(dim=1)[:, None] + 1e-5).all()
+def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
+    rec = records.get("locality", TINY, progress=False)
+    r, t = rec["results"], rec["tensors"]
+    assert r["target"] == 5 and r["targets"] == [1, 5] and r["norm"] == "l2"
+    assert set(r["norms"]) == {"l2"} and set(t) == {"deltas_l2"}  # smoke: no extra norm by default
+    assert (r["n_patches"], r["patch_size"], r["n_eval"]) == (4, 11, 20)  # 11 = round(80 / 224 * 32)
+    p = r["norms"]["l2"]
+    assert p["eps"] == 1.0 and t["deltas_l2"].shape == (2, 3, 32, 32)
+    assert len(p["corners"]) == 4 and all(0 <= v <= 32 - 11 for corner in p["corners"] for v in corner)
+    assert [len(a) for a in p["asr"]] == [len(n) for n in p["norms"]] == [4, 4] and len(p["rho"]) == 2
+    for v in (sum(p["asr"], []), p["full"], p["chance"], p["universal_asr"]):
+        assert all(0 <= a <= 1 for a in v)
+    whole = t["deltas_l2"].flatten(1).norm(dim=1)
+    assert all(n <= w + 1e-5 for ns, w in zip(p["norms"], whole) for n in ns)
+    assert [v.test for v in locality.verdicts(rec)] == ["I-F3, I-F14"]
 
-    def no_save(*args, **kwargs):
-        raise AssertionError("a second run with the same parameters recomputed something")
-
-    monkeypatch.setattr(store, "save", no_save)
-    again = locality.run("smoke", **SMALL, **tiny)
-    assert torch.equal(again["results"]["l2"]["scores"]["asr"], s["asr"])
+    forbid(records, "compute", "a second call with the same options recomputed the record")
+    forbid(zoo, "trained", "a second call with the same options trained a model")
+    assert records.get("locality", TINY, progress=False)["results"] == r
 
 
 def test_cut_rescales_l2_patches_to_the_largest_and_zeroes_the_rest():
     delta = torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(0))
     corners = torch.tensor([[0, 0], [4, 4], [2, 3]])
-    patches, norms = locality.cut(delta, corners, 4, "l2")
-    assert torch.allclose(patches.flatten(1).norm(dim=1), norms.max().expand(3))
-    assert (patches[1, :, :4] == 0).all() and (patches[1, :, :, :4] == 0).all()
+    cut, norms = patches.cut(delta, corners, 4, "l2")
+    assert torch.allclose(cut.flatten(1).norm(dim=1), norms.max().expand(3))
+    assert (cut[1, :, :4] == 0).all() and (cut[1, :, :, :4] == 0).all()
     assert torch.allclose(norms[0], delta[:, :4, :4].norm())
-    same, _ = locality.cut(delta, corners, 4, "linf")  # linf: no rescaling
-    assert torch.equal(same[2, :, 2:6, 3:7], delta[:, 2:6, 3:7]) and same[2].abs().sum() == delta[:, 2:6, 3:7].abs().sum()
+    same, _ = patches.cut(delta, corners, 4, "linf")  # linf: no rescaling
+    assert torch.equal(same[2, :, 2:6, 3:7], delta[:, 2:6, 3:7])
+    assert same[2].abs().sum() == delta[:, 2:6, 3:7].abs().sum()
 
 
 def test_asr_many_matches_attacks_asr():
@@ -54,16 +57,41 @@ def test_asr_many_matches_attacks_asr():
 
 
 def test_spearman_averages_tied_ranks():
-    assert locality.spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([10.0, 20, 30, 40])) == pytest.approx(1)
-    assert locality.spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([4.0, 3, 2, 1])) == pytest.approx(-1)
+    assert patches.spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([10.0, 20, 30, 40])) == pytest.approx(1)
+    assert patches.spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([4.0, 3, 2, 1])) == pytest.approx(-1)
     # ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4): r = 4.5 / sqrt(4.5 * 5)
-    assert locality.spearman(torch.tensor([0.1, 0.2, 0.2, 0.3]), torch.tensor([1.0, 2, 3, 4])) == pytest.approx(4.5 / (4.5 * 5) ** 0.5)
+    assert patches.spearman(torch.tensor([0.1, 0.2, 0.2, 0.3]), torch.tensor([1.0, 2, 3, 4])) == pytest.approx(
+        4.5 / (4.5 * 5) ** 0.5)
 
 
-@pytest.mark.parametrize("bad", [{"norm": "l1"}, {"eps": -1.0}, {"target": "unicorn"}, {"targets": [1, 2]},
-                                 {"n_patches": 0}, {"patch_size": 33}, {"n_eval": 10**6}, {"extras": "yes"},
-                                 {"solver": {"lr": 1}}, {"width": 0}])
-def test_bad_parameters_fail_before_any_training(bad, tiny, forbid):
-    forbid(zoo, "trained", "trained a model before checking parameters")
-    with pytest.raises(ValueError, match=next(iter(bad))):  # the message names the parameter
-        locality.run("smoke", **{**tiny, "progress": False, **bad})
+@pytest.mark.parametrize("bad, name", [
+    ({"norm": "l1"}, "norm"), ({"eps": -1.0}, "eps"), ({"target": "unicorn"}, "target"), ({"target": 42}, "target"),
+    ({"target": "cat"}, "target"), ({"targets": [1, 1]}, "targets"), ({"n_patches": 0}, "n_patches"),
+    ({"patch_size": 33}, "patch_size"), ({"n_eval": 10**6}, "n_eval"), ({"extras": "yes"}, "extras"),
+    ({"base_size": 10**6}, "base_size"), ({"width": 0}, "width"),
+])
+def test_bad_options_fail_before_any_training(bad, name, tiny, forbid):
+    forbid(zoo, "trained", "trained a model before checking the options")
+    with pytest.raises(ValueError, match=name):
+        records.get("locality", {**TINY, **bad}, progress=False)
+
+
+def made(asr, full=(0.5, 0.5), chance=(0.1, 0.1), n_eval=1000, extras=False):
+    """A hand-made locality record: two targets, patches scored on n_eval images."""
+    p = {"eps": 1.0, "asr": [list(a) for a in asr], "full": list(full), "chance": list(chance)}
+    norms = {"l2": p, **({"linf": {**p, "eps": 8 / 255}} if extras else {})}
+    return {"results": {"norm": "l2", "n_eval": n_eval, "norms": norms}}
+
+
+def test_verdicts():
+    varied, flat = [0.5, 0.1, 0.3, 0.1], [0.2, 0.21, 0.19, 0.2]
+    assert [v.status for v in locality.verdicts(made([varied, varied]))] == ["holds"]
+    assert [v.status for v in locality.verdicts(made([varied, flat]))] == ["holds in part"]
+    assert [v.status for v in locality.verdicts(made([flat, flat]))] == ["does not hold"]
+    # the same spread on 20 images is noise
+    assert [v.status for v in locality.verdicts(made([[0.15, 0.1, 0.05, 0.1]] * 2, n_eval=20))] == ["does not hold"]
+    # no signal in the whole perturbations: nothing to localise
+    assert [v.status for v in locality.verdicts(made([varied, varied], full=(0.1, 0.1)))] == ["cannot be tested"]
+    found = locality.verdicts(made([varied, varied], extras=True))
+    assert [(v.test, v.status) for v in found] == [("I-F3, I-F14", "holds"), ("I-F15", "holds")]
+    assert found[0].effect > 1 and found[0].spread is not None

@@ -4,8 +4,9 @@ How the solver behaves and what else it can be fed, on the natural ResNet-18:
 
 - I-F9 learning dynamics: base-set ASR per epoch (read off the solver's own forward passes)
   while the step size, the mini-batch size and the base-set size K vary one at a time around
-  a centre setting whose step is the one `universals.SOLVER` uses, plus the held-out test ASR
-  of each final perturbation (small K overfits its base set). This is what backs that step.
+  a centre setting whose step is the one every other page uses (`options.UNIVERSAL`), plus the
+  held-out test ASR of each final perturbation (small K overfits its base set). This is what
+  backs that step.
 - I-A6 alternate base sets: the base set is K augmentations of one training image; its
   universal perturbation is compared with one from K ordinary training images and with a
   standard PGD perturbation of that image, on the test images of this model and of a second
@@ -14,33 +15,60 @@ How the solver behaves and what else it can be fed, on the natural ResNet-18:
   the same runs with a penalty that pushes the feature changes they induce apart
   (nrf.diversity), with their pairwise similarity in pixel and in representation space.
 - I-F18 subclass targets need fine labels (ImageNet-M10's 60 classes): the section only
-  reports whether the data has them; nothing is computed for I-F18.
+  records whether the data has them; nothing is computed for I-F18.
 """
+
+from dataclasses import replace
 
 import torch
 from tqdm.auto import tqdm
 
-from .. import attacks, data, diversity, profiles, store, universals, zoo
-from ..runtime import default_device, generator
-from . import locality
+from .. import attacks, claims, data, diversity, options, records, store, zoo
+from ..data import to_float
+from ..options import Option
+from ..runtime import default_device, device_batch, generator
 
-# Per-profile defaults (None in run() means these). The sweep is one factor at a time around
-# the centre (step, batch, base_size); the centre step is universals.SOLVER's. The paper
-# profile sweeps around SOLVER's own base set and batch (10000 images, 256) with all ten
-# targets, twice SOLVER's epochs (to show they suffice), on the whole test set. Smoke keeps the
-# whole section under a minute of one CPU core: small base sets, few epochs, 200 test images.
-DEFAULTS = {
-    "smoke": {"targets": ["dog", "horse", "truck"], "target": "dog", "steps": [0.05, 0.1, 0.2, 0.5, 1.0],
-              "batches": [16, 64], "base_sizes": [16, 128], "batch": 32, "base_size": 64, "solver_epochs": 5,
-              "n_eval": 200, "augment": "resized_crop_flip", "n_diverse": 4, "penalty": 3.0,
-              "layers": ["layer1", "layer2", "layer3", "layer4"]},
-    "paper": {"targets": None, "target": "dog", "steps": [0.05, 0.1, 0.2, 0.5, 1.0], "batches": [64, 128],
-              "base_sizes": [100, 1000], "batch": 256, "base_size": 10000, "solver_epochs": 20, "n_eval": None,
-              "augment": "resized_crop_flip", "n_diverse": 4, "penalty": 3.0,
-              "layers": ["layer1", "layer2", "layer3", "layer4"]},
-}
 AUGMENTS = ("crop_flip", "resized_crop_flip")  # nrf.data's CIFAR (pad 4) and ImageNet (scale 0.08-1) augmentations
 PGD_STEPS = 10  # the paper's standard perturbation: 10 steps of eps / 3, no restarts
+ROLES = ("natural", "natural_seed1")
+KINDS = ("augmented", "ordinary", "standard")  # I-A6's three perturbations
+MIN_DROP = 0.1  # I-F17: the smallest fall of the mean representation cosine that counts as pushing apart
+WEAK = 0.1  # a perturbation that beats chance by less than this says little about the paper's setting
+
+# The centre of the I-F9 sweep is the universal-perturbation solver of every other page (same
+# option names, options.UNIVERSAL), with the appendix's own sizes: the sweep is one factor at
+# a time around it, and I-A6 and I-F17 use it too. The paper profile sweeps around the other
+# pages' base set and batch (10000 images, 256) with all ten targets and twice their epochs (to
+# show they suffice), on the whole test set. Smoke keeps the whole section to about a minute
+# of one CPU core: small base sets, few epochs, 200 test images.
+_SOLVER = {o.name: o for o in options.UNIVERSAL}
+OPTIONS = options.MODELS + options.THREAT + [
+    replace(_SOLVER["solver_step"], help="the centre step, a fraction of eps (default: the one every other page "
+            "uses, which I-F9 is to back)"),
+    replace(_SOLVER["solver_batch"], default={"smoke": 32, "paper": 256}, help="the centre mini-batch size (base-set "
+            "images per perturbation and step), also of I-A6 and I-F17"),
+    replace(_SOLVER["base_size"], default={"smoke": 64, "paper": 10000}, low=2, help="the centre base-set size K, "
+            "also I-A6's number of augmentations and I-F17's base set"),
+    replace(_SOLVER["solver_epochs"], default={"smoke": 5, "paper": 20}, help="passes of the solver over the base "
+            "set, everywhere on the page"),
+    Option("targets", {"smoke": ["dog", "horse", "truck"], "paper": None}, "I-F9's target classes, names or "
+           "indices (null: all)", kind="classes", optional=True),
+    Option("target", "dog", "the one target class of I-A6 and I-F17", kind="class"),
+    Option("steps", [0.05, 0.1, 0.2, 0.5, 1.0], "I-F9's step sizes, fractions of eps", kind="floats", low=1e-12),
+    Option("batches", {"smoke": [16, 64], "paper": [64, 128]}, "I-F9's mini-batch sizes", kind="ints", low=1),
+    Option("base_sizes", {"smoke": [16, 128], "paper": [100, 1000]}, "I-F9's base-set sizes K (K = 1 would be a "
+           "standard perturbation)", kind="ints", low=2),
+    Option("n_eval", {"smoke": 200, "paper": None}, "held-out test images of every ASR, a seeded subset (null: all)",
+           kind="int", low=1, optional=True),
+    Option("image", None, "I-A6's training image, an index (null: a seeded one of another class than target, "
+           "outside the base set)", kind="int", low=0, optional=True),
+    Option("augment", "resized_crop_flip", "I-A6's augmentation: CIFAR's crop_flip (pad 4) or ImageNet's "
+           "resized_crop_flip (8% to 100% of the area)", kind="str", choices=AUGMENTS),
+    Option("n_diverse", 4, "I-F17's number of perturbations", kind="int", low=2),
+    Option("penalty", 3.0, "I-F17's weight of the orthogonality penalty", low=1e-12),
+    Option("layers", ["layer1", "layer2", "layer3", "layer4"], "I-F17's penalised layers", kind="strs",
+           choices=tuple(diversity.LAYERS)),
+]
 
 
 def sweep(step: float, batch_size: int, base_size: int, steps, batch_sizes, base_sizes) -> list[tuple]:
@@ -52,20 +80,33 @@ def sweep(step: float, batch_size: int, base_size: int, steps, batch_sizes, base
                   | {(float(step), batch_size, k) for k in base_sizes})
 
 
-def best_step(final: torch.Tensor, steps: list[float], centre: float) -> dict:
-    """Which step reaches the highest mean of `final` ([S, G]: a final ASR per step and group),
+def panels(settings: list, centre: tuple) -> dict:
+    """I-F9's three panels, one per factor (step, batch, base_size): {"values": its values,
+    sorted, "rows": the index in `settings` of each value with the other two at the centre}."""
+    settings = [tuple(s) for s in settings]
+    out = {}
+    for i, factor in enumerate(("step", "batch", "base_size")):
+        values = sorted({s[i] for s in settings if all(s[j] == centre[j] for j in range(3) if j != i)})
+        out[factor] = {"values": values,
+                       "rows": [settings.index(tuple(v if j == i else centre[j] for j in range(3))) for v in values]}
+    return out
+
+
+def best_step(final: list, steps: list[float], centre: float) -> dict:
+    """Which step reaches the highest mean of `final` ([S][G]: a final ASR per step and group),
     and whether `centre` is within noise of it: the mean paired difference best - centre over
-    the groups is at most two standard errors. Among steps tied at the top the centre wins;
-    "tied" lists the others."""
-    mean = final.mean(1)
-    top = [i for i in range(len(steps)) if mean[i] >= mean.max() - 1e-9]
+    the groups is at most claims.K_SE standard errors (one group: no error, so within noise).
+    Among steps tied at the top the centre wins; "tied" lists the others."""
+    mean = [sum(f) / len(f) for f in final]
+    top = [i for i in range(len(steps)) if mean[i] >= max(mean) - 1e-9]
     c = steps.index(centre)
     best = c if c in top else top[0]
-    diff = final[best] - final[c]
-    se = diff.std(unbiased=True).item() / len(diff) ** 0.5 if len(diff) > 1 else float("inf")
-    return {"best": steps[best], "tied": [steps[i] for i in top if i != best], "best_mean": mean[best].item(),
-            "centre_mean": mean[c].item(), "diff": diff.mean().item(), "se": se,
-            "within_noise": best == c or diff.mean().item() <= 2 * se}
+    diff, se = claims.mean_se([b - a for b, a in zip(final[best], final[c])])
+    if len(final[c]) < 2:
+        se = float("inf")
+    return {"best": steps[best], "tied": [steps[i] for i in top if i != best], "best_mean": mean[best],
+            "centre_mean": mean[c], "diff": diff, "se": se,
+            "within_noise": best == c or not claims.exceeds(diff, se)}
 
 
 def _eval_index(n_test: int, n_eval: int | None, seed: int) -> torch.Tensor:
@@ -94,19 +135,19 @@ def _chance(model, x, targets) -> torch.Tensor:
 
 
 def dynamics(model, spec: dict, train_data, test_data, *, norm: str, eps: float, targets: list[int],
-             settings: list[tuple], epochs: int, n_eval, max_batch: int, seed: int, progress: bool) -> dict:
+             settings: list[tuple], epochs: int, n_eval, seed: int, progress: bool) -> dict:
     """I-F9: one attacks.perturb call per setting (step fraction, batch size, K), every target a
     group on the same base set: {"settings", "curves" [S, epochs, T] (base-set ASR per epoch),
     "asr" [S, T] (test ASR of the final perturbations), "base_asr" [S, T] (their ASR on their own
     base set), "chance" [T], "eval_index"}."""
     params = {"what": "dynamics", "model": spec, "test": test_data.identity, "norm": norm, "eps": eps,
-              "targets": targets, "settings": settings, "epochs": epochs, "n_eval": n_eval, "max_batch": max_batch,
-              "seed": seed}
+              "targets": targets, "settings": settings, "epochs": epochs, "n_eval": n_eval, "seed": seed}
 
     def compute(_workdir) -> dict:
         order = _base_order(len(train_data), seed)
         index = _eval_index(len(test_data), n_eval, seed)
         xe = test_data.x[index]
+        max_batch = max(device_batch(next(model.parameters()).device), *(b for _, b, _ in settings))
         curves, asr, base_asr = [], [], []
         for step, batch, k in tqdm(settings, disable=not progress, desc="I-F9 settings"):
             base = train_data.x[order[:k]]
@@ -117,10 +158,9 @@ def dynamics(model, spec: dict, train_data, test_data, *, norm: str, eps: float,
             asr.append(_asr(model, xe, deltas, targets))
             base_asr.append(_asr(model, base, deltas, targets))
         return {"settings": settings, "curves": torch.stack(curves), "asr": torch.stack(asr),
-                "base_asr": torch.stack(base_asr),
-                "chance": _chance(model, xe, targets), "eval_index": index}
+                "base_asr": torch.stack(base_asr), "chance": _chance(model, xe, targets), "eval_index": index}
 
-    return {**store.fetch("appendix", params, compute), "hardware": store.meta("appendix", params)["hardware"]}
+    return store.fetch("appendix", params, compute)
 
 
 def augmented(models: dict, specs: dict, train_data, test_data, *, norm: str, eps: float, target: int, image: int,
@@ -143,10 +183,10 @@ def augmented(models: dict, specs: dict, train_data, test_data, *, norm: str, ep
         one = train_data.x[image:image + 1].to(dev).expand(base_size, -1, -1, -1)
         gen = generator(seed, dev)
         if augment == "crop_flip":
-            augs = data.to_float(data.crop_flip(one, generator=gen))
+            augs = to_float(data.crop_flip(one, generator=gen))
         else:
             augs = data.resized_crop_flip(one, size=one.shape[-1], generator=gen)
-        ordinary = data.to_float(train_data.x[_base_order(len(train_data), seed)[:base_size]]).to(dev)
+        ordinary = to_float(train_data.x[_base_order(len(train_data), seed)[:base_size]]).to(dev)
         deltas, curve = attacks.perturb(model, torch.cat([augs, ordinary]), torch.tensor([target, target]),
                                         group_size=base_size, norm=norm, eps=eps, step_size=step * eps,
                                         epochs=epochs, batch_size=batch_size, seed=seed, progress=progress)
@@ -165,7 +205,7 @@ def augmented(models: dict, specs: dict, train_data, test_data, *, norm: str, ep
                 "base_asr": {"augmented": curve[-1, 0].item(), "ordinary": curve[-1, 1].item()},
                 "augmentations": augs[:8].cpu(), "eval_index": index}
 
-    return {**store.fetch("appendix", params, compute), "hardware": store.meta("appendix", params)["hardware"]}
+    return store.fetch("appendix", params, compute)
 
 
 def diverse(model, spec: dict, train_data, test_data, *, norm: str, eps: float, target: int, n: int, penalty: float,
@@ -194,105 +234,230 @@ def diverse(model, spec: dict, train_data, test_data, *, norm: str, eps: float, 
                         **diversity.similarity(model, xe, deltas, layers)}
         return out
 
-    return {**store.fetch("appendix", params, compute), "hardware": store.meta("appendix", params)["hardware"]}
+    return store.fetch("appendix", params, compute)
 
 
-def _positive_ints(name: str, values, most: int) -> list[int]:
-    if not isinstance(values, (list, tuple)) or not values:
-        raise ValueError(f"{name} must be a non-empty list of positive integers at most {most}, got {values!r}")
-    return [profiles.positive_int(name, v, most) for v in values]
+def _at_most(name: str, values: list[int], most: int, what: str) -> None:
+    if max(values) > most:
+        given = values if len(values) > 1 else values[0]
+        raise ValueError(f"option {name} must be at most {most} ({what}), got {given}")
 
 
-def _step_fractions(name: str, values) -> list[float]:
-    if (not isinstance(values, (list, tuple)) or not values
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)):
-        raise ValueError(f"{name} must be a non-empty list of positive fractions of eps, got {values!r}")
-    return [float(v) for v in values]
-
-
-def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, target=None, steps=None, step=None,
-        batches=None, batch=None, base_sizes=None, base_size=None, solver_epochs=None, n_eval=None, image=None,
-        augment=None, n_diverse=None, penalty=None, layers=None, device=None, progress: bool = True,
-        **overrides) -> dict:
+def run(cfg: dict, progress: bool = True) -> dict:
     """Learning dynamics (I-F9), augmented base sets (I-A6) and diversity (I-F17) of universal
-    perturbations of the natural ResNet-18; I-F18 is only checked for (fine labels).
-
-    norm / eps: the threat model (None: the profile's l2 eps; linf defaults to 8/255).
-    targets: I-F9's target classes (names or indices). target: the one target of I-A6 and
-    I-F17. steps: I-F9's step sizes as fractions of eps. step: the centre step (None:
-    universals.SOLVER's). batches / base_sizes: I-F9's mini-batch sizes and base-set sizes
-    K; batch / base_size: the centre, also used by I-A6 (K augmentations) and I-F17.
-    solver_epochs: the solver's epochs everywhere (`epochs` is the models' training).
-    n_eval: held-out test images of every ASR (None: all). image: the training image of I-A6
-    (None: a seeded one of another class, outside the base set). augment: one of AUGMENTS.
-    n_diverse: perturbations of I-F17; penalty: the weight of its orthogonality penalty (> 0);
-    layers: its layers (names of nrf.diversity.LAYERS).
-    None: DEFAULTS[profile]. overrides: profile settings of the models (data, width, ...).
-    """
-    if profile not in DEFAULTS:
-        raise ValueError(f"profile must be one of {sorted(DEFAULTS)}, got {profile!r}")
-    cfg = profiles.settings(profile, **overrides)
-    norm, eps = locality.threat(cfg, norm, eps)
-    given = {"targets": targets, "target": target, "steps": steps, "batches": batches,
-             "batch": batch, "base_sizes": base_sizes, "base_size": base_size, "solver_epochs": solver_epochs,
-             "augment": augment, "n_diverse": n_diverse, "penalty": penalty, "layers": layers}
-    opts = {**DEFAULTS[profile], **{k: v for k, v in given.items() if v is not None}}
-    opts["step"] = universals.SOLVER[profile]["step"] if step is None else step
-    opts["n_eval"] = DEFAULTS[profile]["n_eval"] if n_eval is None else n_eval
+    perturbations of the natural ResNet-18; I-F18 is only checked for (fine labels)."""
+    norm, eps = options.threat(cfg)
     train_data, test_data = zoo.load_data(cfg["data"])
-    classes, n_train = train_data.classes, len(train_data)
-    targets = locality.class_indices(opts["targets"], classes)
-    target = locality.class_index(opts["target"], classes, "target")
-    steps = _step_fractions("steps", opts["steps"])
-    (step,) = _step_fractions("step", [opts["step"]])
-    batches = _positive_ints("batches", opts["batches"], n_train)
-    base_sizes = _positive_ints("base_sizes", opts["base_sizes"], n_train)
-    batch = profiles.positive_int("batch", opts["batch"], n_train)
-    base_size = profiles.positive_int("base_size", opts["base_size"], n_train - 1)
-    if base_size < 2 or min(base_sizes) < 2:
-        raise ValueError(f"base_size and base_sizes must be at least 2 (K = 1 is a standard perturbation), "
-                         f"got {base_size!r} and {base_sizes!r}")
-    epochs = profiles.positive_int("solver_epochs", opts["solver_epochs"])
-    if opts["n_eval"] is not None:
-        profiles.positive_int("n_eval", opts["n_eval"], len(test_data))
-    if opts["augment"] not in AUGMENTS:
-        raise ValueError(f"augment must be one of {AUGMENTS}, got {opts['augment']!r}")
-    n_diverse = opts["n_diverse"]
-    if isinstance(n_diverse, bool) or not isinstance(n_diverse, int) or n_diverse < 2:
-        raise ValueError(f"n_diverse must be an integer >= 2 (pairs to compare), got {n_diverse!r}")
-    if isinstance(opts["penalty"], bool) or not isinstance(opts["penalty"], (int, float)) or not opts["penalty"] > 0:
-        raise ValueError(f"penalty must be a positive number (the weight of the orthogonality penalty), "
-                         f"got {opts['penalty']!r}")
-    layers = diversity.check_layers(opts["layers"])
-    order = _base_order(n_train, cfg["seed"])
+    classes, n_train, n_test = list(train_data.classes), len(train_data), len(test_data)
+    targets = options.class_indices(cfg["targets"], classes, "targets")
+    if not targets:
+        raise ValueError("option targets must name at least one class, got []")
+    target = options.class_index(cfg["target"], classes, "target")
+    step, batch, base_size, epochs = cfg["solver_step"], cfg["solver_batch"], cfg["base_size"], cfg["solver_epochs"]
+    _at_most("base_size", [base_size], n_train - 1, "the training images less I-A6's image")
+    _at_most("base_sizes", cfg["base_sizes"], n_train, "the training images")
+    _at_most("solver_batch", [batch], n_train, "the training images")
+    _at_most("batches", cfg["batches"], n_train, "the training images")
+    if cfg["n_eval"] is not None:
+        _at_most("n_eval", [cfg["n_eval"]], n_test, "the test images")
+    if len(set(cfg["layers"])) != len(cfg["layers"]):
+        raise ValueError(f"option layers must be distinct, got {cfg['layers']}")
+    seed = cfg["seed"]
+    image = cfg["image"]
     if image is None:
-        rest = order[base_size:]
+        rest = _base_order(n_train, seed)[base_size:]
         image = int(rest[train_data.y[rest] != target][0])
-    elif isinstance(image, bool) or not isinstance(image, int) or not 0 <= image < n_train:
-        raise ValueError(f"image must be a training-image index in [0, {n_train}), got {image!r}")
+    else:
+        _at_most("image", [image], n_train - 1, "an index into the training images")
 
-    device = device or default_device()
-    specs = {role: zoo.recipe(cfg, role, train_data.identity) for role in ("natural", "natural_seed1")}
+    device = default_device()
+    specs = {role: zoo.recipe(cfg, role, train_data.identity) for role in ROLES}
     models, metas = {}, {}
     for role, spec in specs.items():
         models[role], metas[role] = zoo.trained(spec, train_data, test_data, device=device, progress=progress)
-    seed, common = cfg["seed"], {"norm": norm, "eps": eps, "n_eval": opts["n_eval"], "progress": progress}
-    settings = sweep(step, batch, base_size, steps, batches, base_sizes)
+    common = {"norm": norm, "eps": eps, "n_eval": cfg["n_eval"], "seed": seed, "progress": progress}
+    settings = sweep(step, batch, base_size, cfg["steps"], cfg["batches"], cfg["base_sizes"])
     dyn = dynamics(models["natural"], specs["natural"], train_data, test_data, targets=targets, settings=settings,
-                   epochs=epochs, max_batch=universals.SOLVER[profile]["max_batch"], seed=seed, **common)
-    solver = {"base_size": base_size, "batch_size": batch, "step": step, "epochs": epochs, "seed": seed}
-    aug = augmented(models, specs, train_data, test_data, target=target, image=image, augment=opts["augment"],
+                   epochs=epochs, **common)
+    solver = {"base_size": base_size, "batch_size": batch, "step": step, "epochs": epochs}
+    aug = augmented(models, specs, train_data, test_data, target=target, image=image, augment=cfg["augment"],
                     **solver, **common)
-    div = diverse(models["natural"], specs["natural"], train_data, test_data, target=target, n=n_diverse,
-                  penalty=float(opts["penalty"]), layers=layers, **solver, **common)
-    hardware = {m["provenance"]["hardware"] for m in metas.values()} | {dyn["hardware"], aug["hardware"],
-                                                                        div["hardware"]}
-    return {
-        "cfg": cfg, "train": train_data, "test": test_data, "classes": classes, "norm": norm, "eps": eps,
-        "targets": targets, "target": target, "image": image,
-        "options": {**opts, "targets": targets, "target": target, "image": image},
-        "centre": (step, batch, base_size), "steps": steps, "batches": batches,
-        "base_sizes": base_sizes, "dynamics": dyn, "augmented": aug, "diverse": div,
+    div = diverse(models["natural"], specs["natural"], train_data, test_data, target=target, n=cfg["n_diverse"],
+                  penalty=cfg["penalty"], layers=cfg["layers"], **solver, **common)
+
+    centre = (step, batch, base_size)
+    runs = ("plain", "penalised")
+    results = {
+        "classes": classes, "norm": norm, "eps": eps, "targets": targets, "target": target, "image": image,
+        "image_label": int(train_data.y[image]), "n_eval": len(dyn["eval_index"]), "n_test": n_test,
+        "centre": {"step": step, "batch": batch, "base_size": base_size}, "solver_epochs": epochs,
+        "pgd_steps": PGD_STEPS, "augment": cfg["augment"], "penalty": cfg["penalty"], "layers": cfg["layers"],
+        "clean_acc": {role: m["clean_acc"] for role, m in metas.items()},
+        "dynamics": {"settings": [list(s) for s in dyn["settings"]], "panels": panels(dyn["settings"], centre),
+                     **{k: dyn[k] for k in ("curves", "asr", "base_asr", "chance")}},
+        "augmented": {k: aug[k] for k in ("asr", "chance", "own", "base_asr")},
+        "diverse": {"chance": div["chance"], **{run: {k: v for k, v in div[run].items() if k != "deltas"}
+                                                 for run in runs}},
         "fine_classes": None if train_data.fine_y is None else len(train_data.fine_classes),
-        "clean_acc": {role: m["clean_acc"] for role, m in metas.items()}, "hardware": hardware,
+        "data_identity": train_data.identity,
     }
+    tensors = {"image": to_float(train_data.x[image]), "augmentations": aug["augmentations"],
+               "augmented_deltas": torch.stack([aug["deltas"][k] for k in KINDS]),
+               **{f"diverse_{run}": div[run]["deltas"] for run in runs}}
+    return {"results": results, "tensors": tensors, "data": records.data_note(train_data, test_data)}
+
+
+# ---- Verdicts -------------------------------------------------------------------------------------
+
+def _mean(values) -> float:
+    return sum(values) / len(values)
+
+
+def _off_diagonal(m) -> list[float]:
+    """The entries i < j of a square matrix (a list of lists)."""
+    return [m[i][j] for i in range(len(m)) for j in range(i + 1, len(m))]
+
+
+def _pairs(run: dict) -> list[float]:
+    """Per pair i < j of I-F17's perturbations: the absolute cosine between the changes they
+    induce, mean over layers (absolute, as the penalty counts opposite changes as alike)."""
+    per_layer = [_off_diagonal(m) for m in run["representation"]]
+    return [_mean([abs(c) for c in v]) for v in zip(*per_layer)]
+
+
+def _step_verdict(r: dict) -> claims.Verdict:
+    d, centre = r["dynamics"], r["centre"]["step"]
+    panel = d["panels"]["step"]
+    final = {where: [d[key][i] for i in panel["rows"]] for where, key in (("base", "base_asr"), ("test", "asr"))}
+    n_targets = len(r["targets"])
+    criterion = (f"on its own base set and on held-out test images, the final ASR of the centre step is within "
+                 f"{claims.K_SE} s.e. (paired over targets) of the best step's")
+    chance = _mean(d["chance"])
+    best_test = max(_mean(f) for f in final["test"])
+    signal_se = claims.diff_se(claims.binomial_se(best_test, r["n_eval"] * n_targets),
+                               claims.binomial_se(chance, r["n_eval"] * n_targets))
+    common = {"claim": f"the solver's step ({centre:g} eps) is as good as any", "test": "I-F9", "unit": "points",
+              "criterion": criterion}
+    if n_targets < 2 or len(panel["values"]) < 2:
+        return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
+                              detail="needs at least two targets (the spread) and two step sizes")
+    if not claims.exceeds(best_test - chance, signal_se):
+        return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
+                              detail=f"no step beats chance ({100 * chance:.1f}%) on test images: no signal to compare")
+    found = {where: best_step(f, panel["values"], centre) for where, f in final.items()}
+    passed = sum(v["within_noise"] for v in found.values())
+    words = []
+    for where, v in found.items():
+        tied = f", tied with {', '.join(f'{t:g}' for t in v['tied'])}" if v["tied"] else ""
+        words.append(f"{where}: best {v['best']:g} eps ({100 * v['best_mean']:.1f}%{tied}), centre "
+                     f"{100 * v['centre_mean']:.1f}%")
+    centre_test = found["test"]["centre_mean"]
+    weak = (f"; the centre beats chance by only {100 * (centre_test - chance):.1f} points, so this only says the step "
+            "is not unreasonable" if centre_test - chance < WEAK else "")
+    return claims.Verdict(**common, effect=100 * found["test"]["diff"], spread=100 * found["test"]["se"],
+                          status=claims.outcome(passed, 2), detail="; ".join(words) + weak)
+
+
+def _overfit_verdict(r: dict) -> claims.Verdict:
+    d = r["dynamics"]
+    panel = d["panels"]["base_size"]
+    common = {"claim": "a small base set overfits it", "test": "I-F9", "unit": "points",
+              "criterion": f"the base-set ASR minus the test ASR of the smallest K exceeds that of the largest K by "
+                           f"more than {claims.K_SE} s.e. (paired over targets)"}
+    if len(r["targets"]) < 2 or len(panel["values"]) < 2:
+        return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
+                              detail="needs at least two targets (the spread) and two base-set sizes")
+    small, large = panel["rows"][0], panel["rows"][-1]
+    gap = {row: [b - t for b, t in zip(d["base_asr"][row], d["asr"][row])] for row in (small, large)}
+    effect, se = claims.mean_se([a - b for a, b in zip(gap[small], gap[large])])
+    k_small, k_large = panel["values"][0], panel["values"][-1]
+    return claims.Verdict(**common, effect=100 * effect, spread=100 * se,
+                          status="holds" if claims.exceeds(effect, se) else "does not hold",
+                          detail=f"K = {k_small}: {100 * _mean(gap[small]):.1f} points above its test ASR; "
+                                 f"K = {k_large}: {100 * _mean(gap[large]):.1f}")
+
+
+def _augmented_verdicts(r: dict) -> list[claims.Verdict]:
+    a, n = r["augmented"], r["n_eval"]
+    found = []
+    for role, where, model in (("natural", "new images", "the model it was made on"),
+                               ("natural_seed1", "a second model", "the second natural model")):
+        asr, chance = a["asr"][role], a["chance"][role]
+        common = {"claim": f"K augmentations of one image give a perturbation that works on {where}", "test": "I-A6",
+                  "unit": "points",
+                  "criterion": f"on the held-out test images of {model}, its ASR exceeds that of a standard "
+                               f"perturbation of the image by more than {claims.K_SE} s.e."}
+        ordinary = a["asr"]["natural"]["ordinary"]
+        no_signal_se = claims.diff_se(claims.binomial_se(ordinary, n), claims.binomial_se(a["chance"]["natural"], n))
+        if not claims.exceeds(ordinary - a["chance"]["natural"], no_signal_se):
+            found.append(claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
+                                        detail=f"even K ordinary training images give no perturbation above chance "
+                                               f"({100 * ordinary:.1f}% against {100 * a['chance']['natural']:.1f}%)"))
+            continue
+        diff = asr["augmented"] - asr["standard"]
+        se = claims.diff_se(claims.binomial_se(asr["augmented"], n), claims.binomial_se(asr["standard"], n))
+        found.append(claims.Verdict(
+            **common, effect=100 * diff, spread=100 * se,
+            status="holds" if claims.exceeds(diff, se) else "does not hold",
+            detail=f"augmented {100 * asr['augmented']:.1f}%, standard {100 * asr['standard']:.1f}%, K ordinary images "
+                   f"{100 * asr['ordinary']:.1f}%, chance {100 * chance:.1f}% (of {n} test images)"))
+    return found
+
+
+def _diverse_verdicts(r: dict) -> list[claims.Verdict]:
+    d, n = r["diverse"], r["n_eval"]
+    plain, pen = d["plain"], d["penalised"]
+    drop, se = claims.mean_se([p - q for p, q in zip(_pairs(plain), _pairs(pen))])
+    pixel = _mean(_off_diagonal(plain["pixel"]))
+    starts = ("random starts alone end in nearly the same perturbation" if pixel > 0.5
+              else "random starts alone already give distinct perturbations")
+    found = [claims.Verdict(
+        claim="the penalty gives universal perturbations that differ in representation space", test="I-F17",
+        effect=100 * drop, spread=100 * se, unit="cosine x100",
+        status="holds" if claims.exceeds(drop, se) and drop >= MIN_DROP else "does not hold",
+        criterion=f"with the penalty, the mean pairwise |cosine| in representation space falls by at least "
+                  f"{MIN_DROP:g} and by more than {claims.K_SE} s.e. (over the pairs)",
+        detail=f"{_mean(_pairs(plain)):.2f} without, {_mean(_pairs(pen)):.2f} with; pixel cosine {pixel:.2f} without, "
+               f"{_mean(_off_diagonal(pen['pixel'])):.2f} with: {starts}")]
+    m = len(pen["asr"])
+    plain_asr, pen_asr, chance = _mean(plain["asr"]), _mean(pen["asr"]), d["chance"]
+    common = {"claim": "the diverse perturbations still work", "test": "I-F17", "unit": "points",
+              "criterion": f"the penalised perturbations' mean test ASR exceeds chance by more than {claims.K_SE} s.e."}
+    plain_se = claims.diff_se(claims.binomial_se(plain_asr, n * m), claims.binomial_se(chance, n))
+    if not claims.exceeds(plain_asr - chance, plain_se):
+        found.append(claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
+                                    detail=f"even without the penalty they do not beat chance ({100 * plain_asr:.1f}% "
+                                           f"against {100 * chance:.1f}%)"))
+        return found
+    se = claims.diff_se(claims.binomial_se(pen_asr, n * m), claims.binomial_se(chance, n))
+    found.append(claims.Verdict(
+        **common, effect=100 * (pen_asr - chance), spread=100 * se,
+        status="holds" if claims.exceeds(pen_asr - chance, se) else "does not hold",
+        detail=f"mean ASR {100 * pen_asr:.1f}% with the penalty, {100 * plain_asr:.1f}% without, chance "
+               f"{100 * chance:.1f}%"))
+    return found
+
+
+def _subclass_verdict(r: dict) -> claims.Verdict:
+    common = {"claim": "universal perturbations toward subclasses show subclass patterns", "test": "I-F18",
+              "effect": None, "spread": None, "unit": "",
+              "criterion": "needs data with fine-grained labels (ImageNet-M10's 60 classes) and a model trained "
+                           "on them"}
+    if r["fine_classes"] is None:
+        return claims.Verdict(**common, status="not applicable",
+                              detail=f"the data ({r['data_identity']}) has no fine-grained labels: its "
+                                     f"{len(r['classes'])} classes have no subclasses to target")
+    return claims.Verdict(**common, status="cannot be tested",
+                          detail=f"the data has {r['fine_classes']} fine classes, but the book does not "
+                                 "implement I-F18")
+
+
+def verdicts(rec: dict) -> list[claims.Verdict]:
+    """I-F9: the solver's step is as good as any, and a small base set overfits; I-A6: K
+    augmentations of one image make a perturbation that works on new images and on a second
+    model (beyond a standard perturbation of that image); I-F17: the penalty makes the
+    perturbations differ in representation space and they still work; I-F18: not applicable
+    without fine labels."""
+    r = rec["results"]
+    return [_step_verdict(r), _overfit_verdict(r), *_augmented_verdicts(r), *_diverse_verdicts(r),
+            _subclass_verdict(r)]

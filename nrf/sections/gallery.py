@@ -40,7 +40,7 @@ def _gallery(arch: str, norm: str, eps: float, cfg: dict, train_data, test_data,
     spec = zoo.recipe(cfg, ARCHS[arch], train_data.identity)
     model, meta = zoo.trained(spec, train_data, test_data, progress=progress)
     uni = universals.per_target(model, spec, train_data, test_data, norm=norm, eps=eps, targets=targets,
-                                seed=cfg["seed"], progress=progress, **universals.solver(cfg))
+                                seed=cfg["seed"], progress=progress, **universals.solver(cfg, len(train_data)))
     clean = store.fetch("gallery", {"what": "clean predictions", "model": spec, "test": test_data.identity},
                         lambda _w: {"pred": attacks.predict(model, test_data.x)})["pred"]
     return {"arch": arch, "norm": norm, "eps": eps, "clean_acc": meta["clean_acc"], "asr": list(uni["asr"]),
@@ -79,10 +79,11 @@ def run(cfg: dict, progress: bool = True) -> dict:
     and, if `extras`, the galleries of I-F12 (VGG11, l2) and I-F13 (ResNet-18, linf)."""
     norm, eps = options.threat(cfg)
     train_data, test_data = zoo.load_data(cfg["data"])
+    universals.solver(cfg, len(train_data))  # checks base_size before anything trains
     classes = list(train_data.classes)
     targets = options.class_indices(cfg["targets"], classes, "targets")
     pair = [options.class_index(t, classes, "pair") for t in cfg["pair"]]
-    if len(set(pair)) != 2 or len(pair) != 2 or not set(pair) <= set(targets):
+    if len(pair) != 2 or len(set(pair)) != 2 or not set(pair) <= set(targets):
         raise ValueError(f"option pair must be two different classes among targets "
                          f"{[classes[t] for t in targets]}, got {cfg['pair']!r}")
     opts = patches.settings(cfg, train_data.x.shape[-1], len(test_data))

@@ -1,44 +1,54 @@
 """Section "Scaling" (I-F5): do universal perturbations rely on non-robust features?
 
 The universal perturbations of the natural ResNet-18 (one per target), and their best and
-worst patch (scored by the Locality section), are multiplied by s and measured on that model,
-on a second natural model (another seed) and on the robust model. If they carried robust
-features, scaling them up would move the robust model too. A universal perturbation made on
-the robust model itself at `factor` times the budget is the positive control: it shows what
-it takes to move the robust model.
+worst patch (scored with nrf.patches, as the Locality section does), are multiplied by s and
+measured on that model, on a second natural model (another seed) and on the robust model. If
+they carried robust features, scaling them up would move the robust model too. A universal
+perturbation made on the robust model itself at `factor` times the budget is the positive
+control: it shows what it takes to move the robust model.
 """
 
 import torch
 
-from .. import attacks, profiles, store, universals, zoo
-from ..runtime import default_device, generator
-from . import locality
+from .. import attacks, claims, options, patches, records, store, universals, zoo
+from ..options import Option
+from ..runtime import generator
 
-# Per-profile defaults (None in run() means these). scales: multiples of the budget eps at
-# which every perturbation is measured (the grid always gets 1, the perturbation as made, and
-# `factor`, the robust model's own perturbation at its size). robust_solver: overrides of
-# universals.SOLVER for the robust model's perturbation; smoke shrinks its base set (it is
-# this section's only gradient computation) and takes smaller batches to keep 16 steps.
-DEFAULTS = {
-    "smoke": {"scales": [0.5, 1, 2, 3, 5, 8], "factor": 5.0, "n_eval": 50,
-              "robust_solver": {"base_size": 128, "epochs": 4, "batch_size": 32}},
-    "paper": {"scales": [0.5 * k for k in range(1, 17)], "factor": 5.0, "n_eval": None, "robust_solver": {}},
-}
 # Which perturbations each model is measured with: every kind on the natural models that the
 # natural perturbations come from or transfer to, the robust model's own on robust and natural.
 MEASURED = {"natural": ("universal", "best", "worst", "robust"), "natural_seed1": ("universal", "best", "worst"),
             "robust": ("universal", "best", "worst", "robust")}
 
+# scales: multiples of the budget eps at which every perturbation is measured (the grid always
+# gets 1, the perturbation as made, and `factor`, the robust model's own perturbation at its
+# size). The robust model's perturbation is this section's only gradient computation beyond the
+# shared ones: smoke solves it on a smaller base set, in smaller batches, to keep 16 steps.
+OPTIONS = options.MODELS + options.THREAT + options.UNIVERSAL + patches.OPTIONS + [
+    Option("targets", None, "the target classes (null: every class)", kind="classes", optional=True),
+    Option("scales", {"smoke": [0.5, 1, 2, 3, 5, 8], "paper": [0.5 * k for k in range(1, 17)]},
+           "multiples of eps to measure at (1 and factor are always added)", kind="floats", low=1e-12),
+    Option("factor", 5.0, "the robust model's own perturbation is made at factor * eps (the paper: 30 = 5 x 6 on "
+           "ImageNet-M10)", low=1),
+    Option("scale_eval", {"smoke": 50, "paper": None}, "test images each scaled perturbation is measured on "
+           "(null: all)", kind="int", low=1, optional=True),
+    Option("robust_base_size", {"smoke": 128, "paper": 10000}, "training images in the base set of the robust "
+           "model's perturbation", kind="int", low=1),
+    Option("robust_solver_epochs", {"smoke": 4, "paper": 10}, "solver passes for the robust model's perturbation",
+           kind="int", low=1),
+    Option("robust_solver_batch", {"smoke": 32, "paper": 256}, "base-set images per solver step for the robust "
+           "model's perturbation", kind="int", low=1),
+]
+
 
 def best_and_worst(deltas: torch.Tensor, scores: dict, norm: str) -> dict:
-    """Each target's highest- and lowest-ASR patch among those scored by locality.score_patches,
-    cut (and for l2 rescaled to the largest patch norm) exactly as they were scored."""
+    """Each target's highest- and lowest-ASR patch among those scored by patches.score, cut (and
+    for l2 rescaled to the largest patch norm) exactly as they were scored."""
     best, worst = scores["asr"].argmax(1), scores["asr"].argmin(1)
-    cuts = torch.stack([locality.cut(d, scores["corners"], scores["size"], norm)[0] for d in deltas])  # [T, P, ...]
+    cuts = torch.stack([patches.cut(d, scores["corners"], scores["size"], norm)[0] for d in deltas])  # [T, P, ...]
     rows = torch.arange(len(deltas))
     return {"best": cuts[rows, best], "worst": cuts[rows, worst], "best_corner": scores["corners"][best],
             "worst_corner": scores["corners"][worst], "best_asr": scores["asr"][rows, best],
-            "worst_asr": scores["asr"][rows, worst], "size": scores["size"]}
+            "worst_asr": scores["asr"][rows, worst]}
 
 
 def measure(models: dict, specs: dict, kinds: dict, targets: list[int], test_data, *, grid: list[float],
@@ -60,88 +70,128 @@ def measure(models: dict, specs: dict, kinds: dict, targets: list[int], test_dat
         for role, model in models.items():
             ks = MEASURED[role]
             every = torch.cat([(kinds[k][:, None] * s).flatten(0, 1) for k in ks])
-            hits = attacks.asr_many(model, x, every, to.repeat(len(ks)),
-                                     batch_size=4096 if next(model.parameters()).is_cuda else 1000, progress=progress)
+            hits = attacks.asr_many(model, x, every, to.repeat(len(ks)), progress=progress)
             for k, a in zip(ks, hits.view(len(ks), len(targets), len(grid))):
                 asr[k][role] = a
             pred = attacks.predict(model, x)
             chance[role] = torch.tensor([(pred == t).float().mean().item() for t in targets])
         return {"asr": asr, "chance": chance, "eval_index": index}
 
-    return {**store.fetch("scaling", params, compute), "hardware": store.meta("scaling", params)["hardware"]}
+    return store.fetch("scaling", params, compute)
 
 
-def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, scales=None, factor=None, n_eval=None,
-        n_patches=None, patch_size=None, patch_eval=None, patch_seed=None, solver=None, robust_solver=None,
-        device=None, progress: bool = True, **overrides) -> dict:
-    """Scale the natural and the robust model's universal perturbations and measure them.
-
-    norm / eps: the threat model (None: the profile's l2 eps; linf defaults to 8/255).
-    targets: target classes (names or indices; None: all). scales: positive multiples of eps
-    at which to measure (1 and factor are always added). factor: the robust model's
-    perturbation is made at factor * eps. n_eval: test images per measurement (None: the
-    profile's; the paper profile uses all). n_patches, patch_size, patch_eval (test images per
-    patch score), patch_seed: the Locality section's patch scoring (None: its defaults, so its
-    cache is shared). solver / robust_solver: overrides of universals.SOLVER[profile] for the
-    natural / robust model's perturbations. overrides: profile settings (data, width, ...).
-    """
-    if profile not in DEFAULTS:
-        raise ValueError(f"profile must be one of {sorted(DEFAULTS)}, got {profile!r}")
-    cfg = profiles.settings(profile, **overrides)
-    norm, eps = locality.threat(cfg, norm, eps)
-    defaults = DEFAULTS[profile]
-    scales = defaults["scales"] if scales is None else scales
-    if (not isinstance(scales, (list, tuple)) or not scales
-            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in scales)):
-        raise ValueError(f"scales must be a non-empty list of positive numbers, got {scales!r}")
-    factor = defaults["factor"] if factor is None else factor
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
-        raise ValueError(f"factor must be a number >= 1 (the robust model's budget is factor * eps), got {factor!r}")
-    solvers = {}
-    for name, given in (("solver", solver), ("robust_solver", robust_solver)):
-        given = {**(defaults["robust_solver"] if name == "robust_solver" else {}), **(given or {})}
-        unknown = set(given) - set(universals.SOLVER[profile])
-        if unknown:
-            raise ValueError(f"{name} may only set {sorted(universals.SOLVER[profile])}, got {sorted(unknown)}")
-        solvers[name] = given
+def run(cfg: dict, progress: bool = True) -> dict:
+    """Scale the natural and the robust model's universal perturbations (and the natural ones'
+    best and worst patches) and measure them on the three models."""
+    norm, eps = options.threat(cfg)
+    factor = cfg["factor"]
     train_data, test_data = zoo.load_data(cfg["data"])
-    classes = train_data.classes
-    targets = locality.class_indices(targets, classes)
-    n_eval = defaults["n_eval"] if n_eval is None else n_eval
-    if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, int)
-                               or not 1 <= n_eval <= len(test_data)):
-        raise ValueError(f"n_eval must be an integer in [1, {len(test_data)}], got {n_eval!r}")
-    opts = locality.patch_options(profile, train_data.x.shape[-1], len(test_data), n_patches, patch_size, patch_eval,
-                                  patch_seed)
-    grid = sorted({float(s) for s in scales} | {1.0, float(factor)})
+    classes = list(train_data.classes)
+    targets = options.class_indices(cfg["targets"], classes, "targets")
+    n_eval = cfg["scale_eval"]
+    if n_eval is not None and n_eval > len(test_data):
+        raise ValueError(f"option scale_eval must be at most the {len(test_data)} test images, got {n_eval}")
+    for size in ("base_size", "robust_base_size"):
+        if cfg[size] > len(train_data):
+            raise ValueError(f"option {size} must be at most the {len(train_data)} training images, got {cfg[size]}")
+    opts = patches.settings(cfg, train_data.x.shape[-1], len(test_data))
+    grid = sorted({float(s) for s in cfg["scales"]} | {1.0, float(factor)})
+    solver = universals.solver(cfg, len(train_data))
+    robust_solver = {**solver, "base_size": cfg["robust_base_size"], "epochs": cfg["robust_solver_epochs"],
+                     "batch_size": cfg["robust_solver_batch"]}
 
-    device = device or default_device()
     specs = {role: zoo.recipe(cfg, role, train_data.identity) for role in MEASURED}
     models, metas = {}, {}
     for role, spec in specs.items():
-        models[role], metas[role] = zoo.trained(spec, train_data, test_data, device=device, progress=progress)
+        models[role], metas[role] = zoo.trained(spec, train_data, test_data, progress=progress)
+    attack = zoo.evaluation(cfg)
+    robust_acc = zoo.robust_accuracy(models["robust"], specs["robust"], test_data, attack, progress=progress)
     seed = cfg["seed"]
-    uni = universals.per_target(models["natural"], specs["natural"], train_data, test_data, profile=profile, norm=norm,
-                                eps=eps, targets=targets, seed=seed, progress=progress, **solvers["solver"])
-    rob = universals.per_target(models["robust"], specs["robust"], train_data, test_data, profile=profile, norm=norm,
-                                eps=factor * eps, targets=targets, seed=seed, progress=progress,
-                                **solvers["robust_solver"])
-    scores = locality.score_patches(models["natural"], specs["natural"], uni, test_data, norm=norm, progress=progress,
-                                    **opts)
-    patches = best_and_worst(uni["deltas"], scores, norm)
-    kinds = {"universal": uni["deltas"], "best": patches["best"], "worst": patches["worst"],
+    uni = universals.per_target(models["natural"], specs["natural"], train_data, test_data, norm=norm, eps=eps,
+                                targets=targets, seed=seed, progress=progress, **solver)
+    rob = universals.per_target(models["robust"], specs["robust"], train_data, test_data, norm=norm, eps=factor * eps,
+                                targets=targets, seed=seed, progress=progress, **robust_solver)
+    scores = patches.score(models["natural"], specs["natural"], uni, test_data, norm=norm, progress=progress, **opts)
+    picked = best_and_worst(uni["deltas"], scores, norm)
+    kinds = {"universal": uni["deltas"], "best": picked["best"], "worst": picked["worst"],
              "robust": rob["deltas"] / factor}
-    solved = {k: {**universals.SOLVER[profile], **v} for k, v in solvers.items()}
     result = measure(models, specs, kinds, targets, test_data, grid=grid, n_eval=n_eval, seed=seed, progress=progress,
-                     params={"norm": norm, "eps": eps, "factor": factor, "universal_seed": seed, **solved,
-                             "patches": opts})
-    hardware = {m["provenance"]["hardware"] for m in metas.values()} | {scores["hardware"], result["hardware"]}
-    hardware |= {uni["hardware"], rob["hardware"]}
+                     params={"norm": norm, "eps": eps, "factor": factor, "solver": solver,
+                             "robust_solver": robust_solver, "patches": opts})
     return {
-        "cfg": cfg, "train": train_data, "test": test_data, "classes": classes, "targets": targets, "norm": norm,
-        "eps": eps, "factor": float(factor), "grid": torch.tensor(grid), "n_eval": len(result["eval_index"]),
-        "patch_options": opts, "deltas": uni["deltas"], "robust_deltas": rob["deltas"], "patches": patches,
-        "asr": result["asr"], "chance": result["chance"],
-        "clean_acc": {role: m["clean_acc"] for role, m in metas.items()},
-        "robust_acc": {role: m["robust_acc"] for role, m in metas.items()}, "hardware": hardware,
+        "results": {
+            "classes": classes, "targets": targets, "norm": norm, "eps": eps, "factor": factor, "grid": grid,
+            "n_eval": len(result["eval_index"]), "n_test": len(test_data), "asr": result["asr"],
+            "chance": result["chance"], "clean_acc": {role: m["clean_acc"] for role, m in metas.items()},
+            "robust_acc": robust_acc, "attack": attack,
+            "patches": {"n_patches": opts["n_patches"], "size": scores["size"], "n_eval": len(scores["eval_index"]),
+                        **{k: v for k, v in picked.items() if k not in ("best", "worst")}},
+        },
+        "tensors": {"deltas": uni["deltas"], "robust_deltas": rob["deltas"]},
+        "data": records.data_note(train_data, test_data),
     }
+
+
+def at(r: dict, kind: str, role: str, s: float) -> tuple[float, float]:
+    """Mean over targets of the ASR of `kind` on `role` at scale s, and its standard error (the
+    targets' binomial errors on n_eval images each)."""
+    column = r["grid"].index(s)
+    return claims.mean_rate([row[column] for row in r["asr"][kind][role]], r["n_eval"])
+
+
+def chance(r: dict, role: str) -> tuple[float, float]:
+    """Mean chance level of `role` over the targets, and its standard error."""
+    return claims.mean_rate(r["chance"][role], r["n_eval"])
+
+
+RISE, NEAR = 0.05, 0.10  # what counts as a rise, and as near chance: 5 and 10 percentage points
+
+
+def verdicts(rec: dict) -> list[claims.Verdict]:
+    """I-F5 (a), read at s = factor, the budget of the robust model's own perturbation, so every
+    comparison is between perturbations of the same norm: scaling raises the ASR on the natural
+    models; the robust model stays near chance; its own perturbation of that size moves it."""
+    r = rec["results"]
+    f = r["factor"]
+    found = []
+
+    rises = {}
+    for role in ("natural", "natural_seed1"):
+        (a1, s1), (af, sf) = at(r, "universal", role, 1.0), at(r, "universal", role, f)
+        rises[role] = (af - a1, claims.diff_se(s1, sf))
+    passed = sum(claims.exceeds(d, se, margin=RISE) for d, se in rises.values())
+    found.append(claims.Verdict(
+        claim="scaling a universal perturbation up raises its ASR on natural models", test="I-F5a",
+        effect=100 * sum(d for d, _ in rises.values()) / len(rises),
+        spread=100 * claims.diff_se(*[se for _, se in rises.values()]) / len(rises), unit="points",
+        status=claims.outcome(passed, len(rises)),
+        criterion=f"on both natural models the ASR at s = {f:g} beats s = 1 by more than {100 * RISE:g} points "
+                  "+ 2 s.e.",
+        detail="; ".join(f"{role}: {100 * d:+.1f} ± {100 * se:.1f} points" for role, (d, se) in rises.items())))
+
+    (a, sa), (c, sc) = at(r, "universal", "robust", f), chance(r, "robust")
+    (own, so) = at(r, "robust", "robust", f)
+    lift, lift_se = a - c, claims.diff_se(sa, sc)
+    own_lift, own_se = own - c, claims.diff_se(so, sc)
+    gap, gap_se = own - a, claims.diff_se(so, sa)
+    moved = claims.exceeds(own_lift, own_se, margin=NEAR)
+    beyond = claims.exceeds(gap, gap_se, margin=RISE)
+    found.append(claims.Verdict(
+        claim="the robust model does not react to the natural model's perturbations", test="I-F5a",
+        effect=100 * lift, spread=100 * lift_se, unit="points over chance",
+        status="does not hold" if lift >= NEAR else "holds" if moved else "cannot be tested",
+        criterion=f"at s = {f:g} the natural model's perturbations stay within {100 * NEAR:g} points of the robust "
+                  "model's chance level (if it stays there, testable only when the positive control moves the "
+                  "robust model)",
+        detail=f"ASR {100 * a:.1f}% on the robust model against chance {100 * c:.1f}%"
+               + ("" if moved or lift >= NEAR else
+                  "; its own perturbation does not move it either, so resisting says nothing")))
+    found.append(claims.Verdict(
+        claim="a universal perturbation made on the robust model moves it (positive control)", test="I-F5a",
+        effect=100 * gap, spread=100 * gap_se, unit="points over the natural model's",
+        status=claims.outcome(moved + beyond, 2),
+        criterion=f"made at {f:g} eps, it beats the robust model's chance by more than {100 * NEAR:g} points + 2 s.e., "
+                  f"and the natural model's perturbations of the same norm by more than {100 * RISE:g} points + 2 s.e.",
+        detail=f"ASR {100 * own:.1f}% on the robust model (chance {100 * c:.1f}%, natural model's perturbations "
+               f"{100 * a:.1f}%)"))
+    return found

@@ -8,22 +8,34 @@ universal ones keep working far from where they were made, the standard ones sto
 small shifts.
 """
 
+import math
+
 import torch
 from tqdm.auto import tqdm
 
-from .. import attacks, profiles, store, universals, zoo
-from ..runtime import default_device, generator
-from . import locality
+from .. import attacks, claims, options, records, store, universals, zoo
+from ..options import Option
+from ..runtime import device_batch, generator
 
-# Per-profile defaults (None in run() means these). The paper: 256 standard perturbations,
-# ten universal ones per target on the whole test set, shifts every 4 px on 224 px images
-# (1.8% of the side: 1 px on 32 px). Smoke keeps the CPU time to about two minutes: one
-# universal perturbation per target (the one the other sections share), 50 test images, 4 px.
-DEFAULTS = {
-    "smoke": {"n_standard": 128, "per_target": 1, "n_eval": 50, "stride": 4},
-    "paper": {"n_standard": 256, "per_target": 10, "n_eval": 1000, "stride": 1},
-}
 PGD_STEPS = 10  # the paper's standard perturbation: 10 steps of eps / 3, no restarts
+EFFECTIVE = 0.05  # a universal perturbation has an effect to retain when it beats chance by 5 points unshifted
+
+# The paper: 256 standard perturbations, ten universal ones per target on the whole test set,
+# shifts every 4 px on 224 px images (1.8% of the side: 1 px on 32 px). Smoke keeps the CPU
+# time to about two minutes: one universal perturbation per target (the one the other sections
+# share), 50 test images, 4 px.
+OPTIONS = options.MODELS + options.THREAT + options.UNIVERSAL + [
+    Option("targets", None, "the target classes of the universal perturbations (null: every class)",
+           kind="classes", optional=True),
+    Option("per_target", {"smoke": 1, "paper": 10}, "universal perturbations per target, from seeds seed, "
+           "seed + 1, ... (each its own base set)", kind="int", low=1),
+    Option("n_standard", {"smoke": 128, "paper": 256}, "standard perturbations, one test image each", kind="int",
+           low=1),
+    Option("n_eval", {"smoke": 50, "paper": 1000}, "test images each universal perturbation is measured on",
+           kind="int", low=1),
+    Option("stride", {"smoke": 4, "paper": 1}, "pixels between shifts on the grid (divides the image side)",
+           kind="int", low=1),
+]
 
 
 def shift_grid(size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,11 +59,6 @@ def ring_curve(asr: torch.Tensor, ring: torch.Tensor) -> tuple[torch.Tensor, tor
     return distances, torch.stack([asr[..., ring == d].mean(-1) for d in distances], -1)
 
 
-def retention(curve: torch.Tensor, chance) -> torch.Tensor:
-    """Share of the above-chance ASR at zero shift that is left at each distance."""
-    return (curve - chance) / (curve[..., :1] - chance).clamp_min(1e-6)
-
-
 def standard_shifts(model, spec: dict, test_data, *, norm: str, eps: float, n_standard: int, stride: int,
                     seed: int, progress: bool) -> dict:
     """Targeted PGD for n_standard seeded test images toward seeded random targets other than
@@ -70,19 +77,20 @@ def standard_shifts(model, spec: dict, test_data, *, norm: str, eps: float, n_st
                                     seed=seed, progress=progress)
         shifts, _ = shift_grid(x.shape[-1], stride)
         rows = shifts.split(x.shape[-1] // stride)  # one row of the grid per call, for the progress bar
-        asr = torch.cat([attacks.shifted_asr(model, x, deltas, targets, s, batch_size=_batch(model))
+        batch = device_batch(next(model.parameters()).device)
+        asr = torch.cat([attacks.shifted_asr(model, x, deltas, targets, s, batch_size=batch)
                          for s in tqdm(rows, disable=not progress, desc="standard shifts")])
         chance = (attacks.predict(model, x) == targets).float().mean().item()
         return {"index": index, "targets": targets, "deltas": deltas.cpu(), "asr": asr, "chance": chance}
 
-    return {**store.fetch("spatial", params, compute), "hardware": store.meta("spatial", params)["hardware"]}
+    return store.fetch("spatial", params, compute)
 
 
 def universal_shifts(model, spec: dict, unis: list[dict], test_data, *, norm: str, eps: float, n_eval: int,
                      stride: int, seed: int, solver: dict, progress: bool) -> dict:
     """Every universal perturbation of `unis` (universals.per_target results, one per seed, made
-    with the `solver` settings) measured on n_eval seeded test images at every shift: {"index", "asr" [P, T, S],
-    "chance" [T] (share of those images predicted as the target unperturbed)}."""
+    with the `solver` settings) measured on n_eval seeded test images at every shift: {"index",
+    "asr" [P, T, S], "chance" [T] (share of those images predicted as the target unperturbed)}."""
     targets = list(unis[0]["targets"])
     params = {"what": "universal", "model": spec, "test": test_data.identity, "norm": norm, "eps": eps,
               "targets": targets, "seeds": [u["seed"] for u in unis], "solver": solver, "n_eval": n_eval,
@@ -92,89 +100,120 @@ def universal_shifts(model, spec: dict, unis: list[dict], test_data, *, norm: st
         index = torch.randperm(len(test_data), generator=generator(seed))[:n_eval].sort().values
         x = test_data.x[index]
         shifts, _ = shift_grid(x.shape[-1], stride)
+        batch = device_batch(next(model.parameters()).device)
         jobs = [(d, t) for u in unis for d, t in zip(u["deltas"], targets)]
-        asr = torch.stack([attacks.shifted_asr(model, x, d, t, shifts, batch_size=_batch(model))
+        asr = torch.stack([attacks.shifted_asr(model, x, d, t, shifts, batch_size=batch)
                            for d, t in tqdm(jobs, disable=not progress, desc="universal shifts")])
         pred = attacks.predict(model, x)
         chance = torch.tensor([(pred == t).float().mean().item() for t in targets])
         return {"index": index, "asr": asr.view(len(unis), len(targets), -1), "chance": chance}
 
-    return {**store.fetch("spatial", params, compute), "hardware": store.meta("spatial", params)["hardware"]}
+    return store.fetch("spatial", params, compute)
 
 
-def _batch(model) -> int:
-    return 4096 if next(model.parameters()).is_cuda else 500
-
-
-def _positive_int(name: str, value, most: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (most is not None and value > most):
-        allowed = "a positive integer" + (f" at most {most}" if most is not None else "")
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return value
-
-
-def run(profile: str = "smoke", *, norm=None, eps=None, targets=None, per_target=None, n_standard=None, n_eval=None,
-        stride=None, solver=None, device=None, progress: bool = True, **overrides) -> dict:
-    """Shift standard and universal perturbations of the natural ResNet-18 and measure their ASR.
-
-    norm / eps: the threat model (None: the profile's l2 eps; linf defaults to 8/255).
-    targets: the target classes of the universal perturbations (names or indices; None: all).
-    per_target: universal perturbations per target, from seeds seed, seed + 1, ... (each its
-    own base set). n_standard: standard perturbations (one test image each). n_eval: test
-    images each universal perturbation is measured on. stride: pixels between grid shifts
-    (must divide the image side). None: DEFAULTS[profile]. solver: overrides of
-    universals.SOLVER[profile]. overrides: profile settings of the models (data, width, ...).
-    """
-    if profile not in DEFAULTS:
-        raise ValueError(f"profile must be one of {sorted(DEFAULTS)}, got {profile!r}")
-    cfg = profiles.settings(profile, **overrides)
-    norm, eps = locality.threat(cfg, norm, eps)
-    solver = dict(solver or {})
-    unknown = set(solver) - set(universals.SOLVER[profile])
-    if unknown:
-        raise ValueError(f"solver may only set {sorted(universals.SOLVER[profile])}, got {sorted(unknown)}")
+def run(cfg: dict, progress: bool = True) -> dict:
+    """Shift standard and universal perturbations of the natural ResNet-18 and measure their ASR
+    at every shift of the grid."""
+    norm, eps = options.threat(cfg)
     train_data, test_data = zoo.load_data(cfg["data"])
-    classes, size = train_data.classes, test_data.x.shape[-1]
-    targets = locality.class_indices(targets, classes)
-    given = {"per_target": per_target, "n_standard": n_standard, "n_eval": n_eval, "stride": stride}
-    opts = {**DEFAULTS[profile], **{k: v for k, v in given.items() if v is not None}}
-    _positive_int("per_target", opts["per_target"])
-    _positive_int("n_standard", opts["n_standard"], len(test_data))
-    _positive_int("n_eval", opts["n_eval"], len(test_data))
-    _positive_int("stride", opts["stride"], size // 2)
-    if size % opts["stride"]:
-        raise ValueError(f"stride must divide the image side {size} (so the grid wraps evenly), got {opts['stride']!r}")
+    universals.solver(cfg, len(train_data))  # checks base_size before anything trains
+    classes, size = list(train_data.classes), test_data.x.shape[-1]
+    targets = options.class_indices(cfg["targets"], classes, "targets")
+    for name in ("n_standard", "n_eval"):
+        if cfg[name] > len(test_data):
+            raise ValueError(f"option {name} must be at most the {len(test_data)} test images, got {cfg[name]}")
+    stride = cfg["stride"]
+    if stride > size // 2 or size % stride:
+        raise ValueError(f"option stride must divide the image side {size} and be at most {size // 2} (so the grid "
+                         f"wraps evenly and has a non-zero shift), got {stride}")
 
-    device = device or default_device()
     spec = zoo.recipe(cfg, "natural", train_data.identity)
-    model, meta = zoo.trained(spec, train_data, test_data, device=device, progress=progress)
-    seeds = [cfg["seed"] + p for p in range(opts["per_target"])]
-    unis = [{**universals.per_target(model, spec, train_data, test_data, profile=profile, norm=norm, eps=eps,
-                                     targets=targets, seed=s, progress=progress, **solver), "seed": s} for s in seeds]
-    std = standard_shifts(model, spec, test_data, norm=norm, eps=eps, n_standard=opts["n_standard"],
-                          stride=opts["stride"], seed=cfg["seed"], progress=progress)
-    uni = universal_shifts(model, spec, unis, test_data, norm=norm, eps=eps, n_eval=opts["n_eval"],
-                           stride=opts["stride"], seed=cfg["seed"], solver={**universals.SOLVER[profile], **solver},
-                           progress=progress)
+    model, meta = zoo.trained(spec, train_data, test_data, progress=progress)
+    seeds = [cfg["seed"] + p for p in range(cfg["per_target"])]
+    solver = universals.solver(cfg, len(train_data))
+    unis = [{**universals.per_target(model, spec, train_data, test_data, norm=norm, eps=eps, targets=targets, seed=s,
+                                     progress=progress, **solver), "seed": s} for s in seeds]
+    std = standard_shifts(model, spec, test_data, norm=norm, eps=eps, n_standard=cfg["n_standard"], stride=stride,
+                          seed=cfg["seed"], progress=progress)
+    uni = universal_shifts(model, spec, unis, test_data, norm=norm, eps=eps, n_eval=cfg["n_eval"], stride=stride,
+                           seed=cfg["seed"], solver=solver, progress=progress)
 
-    shifts, ring = shift_grid(size, opts["stride"])
+    shifts, ring = shift_grid(size, stride)
     distances, std_curve = ring_curve(std["asr"], ring)
-    _, uni_curves = ring_curve(uni["asr"].flatten(0, 1), ring)  # [P * T, D]: one per perturbation
-    uni_chance = uni["chance"].repeat(len(seeds))  # each perturbation's own chance level
-    std_map, axis = centred(std["asr"], size, opts["stride"])
-    uni_map, _ = centred(uni["asr"].mean((0, 1)), size, opts["stride"])
-    keep_std = retention(std_curve, std["chance"])
-    keep_uni = retention(uni_curves, uni_chance[:, None])
-    hardware = {meta["provenance"]["hardware"], std["hardware"], uni["hardware"]}
-    hardware |= {u["hardware"] for u in unis}
+    _, uni_curves = ring_curve(uni["asr"].flatten(0, 1), ring)  # [P * T, D]: one per perturbation, seed major
+    std_map, axis = centred(std["asr"], size, stride)
+    uni_map, _ = centred(uni["asr"].mean((0, 1)), size, stride)
     return {
-        "cfg": cfg, "train": train_data, "test": test_data, "classes": classes, "targets": targets, "norm": norm,
-        "eps": eps, "options": opts, "seeds": seeds, "shifts": shifts, "ring": ring, "axis": axis,
-        "distances": distances, "clean_acc": meta["clean_acc"],
-        "standard": {**std, "map": std_map, "curve": std_curve, "retention": keep_std,
-                     "stderr": (std_curve * (1 - std_curve) / opts["n_standard"]).sqrt()},
-        "universal": {**uni, "deltas": torch.stack([u["deltas"] for u in unis]), "map": uni_map,
-                      "curves": uni_curves, "curve": uni_curves.mean(0), "spread": uni_curves.std(0, unbiased=False),
-                      "retention": keep_uni, "chance_mean": uni["chance"].mean().item()},
-        "hardware": hardware,
+        "results": {
+            "classes": classes, "targets": targets, "norm": norm, "eps": eps, "seeds": seeds, "stride": stride,
+            "image_size": size, "n_standard": cfg["n_standard"], "n_eval": cfg["n_eval"],
+            "clean_acc": meta["clean_acc"], "axis": axis, "distances": distances,
+            "standard": {"curve": std_curve, "chance": std["chance"], "index": std["index"][:1],
+                         "targets": std["targets"][:1]},
+            "universal": {"curves": uni_curves, "chance": uni["chance"]},  # chance per target
+        },
+        "tensors": {"shifts": shifts, "standard_asr": std["asr"], "universal_asr": uni["asr"],
+                    "standard_map": std_map, "universal_map": uni_map, "standard_delta": std["deltas"][0],
+                    "universal_deltas": torch.stack([u["deltas"] for u in unis])},
+        "data": records.data_note(train_data, test_data),
     }
+
+
+def summary(r: dict) -> dict:
+    """The curves the verdict and the page read: per kind, the mean ASR at each distance with its
+    standard error, the chance level, and the retention (share of the above-chance ASR at zero
+    shift left at each distance) with its standard error (delta method). Standard perturbations:
+    binomial errors over their images; universal ones: the spread across perturbations."""
+    std, uni = r["standard"], r["universal"]
+    per = len(r["seeds"])
+    out = {"standard": {"curve": std["curve"], "chance": std["chance"],
+                        "se": [claims.binomial_se(a, r["n_standard"]) for a in std["curve"]]}}
+    columns = list(zip(*uni["curves"]))  # per distance: the ASR of every perturbation
+    stats = [claims.mean_se(c) for c in columns]
+    out["universal"] = {"curve": [m for m, _ in stats], "se": [s for _, s in stats],
+                        "chance": sum(uni["chance"]) / len(uni["chance"]),
+                        "sd": [float(torch.tensor(c, dtype=torch.float64).std(unbiased=False)) for c in columns]}
+    out["standard"]["chance_se"] = claims.binomial_se(std["chance"], r["n_standard"])
+    out["universal"]["chance_se"] = claims.mean_rate(uni["chance"], r["n_eval"])[1]
+    for kind in out.values():
+        base = kind["curve"][0] - kind["chance"]
+        kind["lift"], kind["lift_se"] = base, claims.diff_se(kind["se"][0], kind["chance_se"])
+        kind["retention"] = [(a - kind["chance"]) / base if base > 0 else math.nan for a in kind["curve"]]
+        kind["retention_se"] = [math.sqrt(s * s + k * k * kind["se"][0] ** 2) / base if base > 0 else math.nan
+                                for s, k in zip(kind["se"], kind["retention"])]
+    # each universal perturbation's own retention at the largest distance (those with an effect to retain)
+    chance = uni["chance"] * per
+    out["universal"]["own_far"] = [(c[-1] - h) / (c[0] - h) for c, h in zip(uni["curves"], chance)
+                                   if c[0] - h > EFFECTIVE]
+    return out
+
+
+def verdicts(rec: dict) -> list[claims.Verdict]:
+    """I-F4 / I-F16: after the smallest shift on the grid, universal perturbations keep at least
+    half of their above-chance success and standard ones lose more than half, and the universal
+    ones keep more than the standard ones by more than 2 s.e."""
+    r = rec["results"]
+    s = summary(r)
+    std, uni = s["standard"], s["universal"]
+    claim = "universal perturbations keep working when shifted, standard ones stop"
+    criterion = ("after the smallest shift: universal keep at least 50% of their above-chance ASR, standard keep "
+                 "less than 50%, and the difference exceeds 2 s.e.; testable when both beat chance unshifted by 2 s.e.")
+    if not (claims.exceeds(std["lift"], std["lift_se"]) and claims.exceeds(uni["lift"], uni["lift_se"])):
+        return [claims.Verdict(
+            claim=claim, test="I-F4, I-F16", effect=None, spread=None, unit="", status="cannot be tested",
+            criterion=criterion,
+            detail=f"unshifted, standard perturbations beat chance by {100 * std['lift']:.1f} ± "
+                   f"{100 * std['lift_se']:.1f} points and universal ones by {100 * uni['lift']:.1f} ± "
+                   f"{100 * uni['lift_se']:.1f}: no effect to follow across shifts")]
+    first = 1  # the smallest non-zero distance
+    keep_u, keep_s = uni["retention"][first], std["retention"][first]
+    gap, gap_se = keep_u - keep_s, claims.diff_se(uni["retention_se"][first], std["retention_se"][first])
+    passed = (keep_u >= 0.5) + (keep_s < 0.5)
+    status = claims.outcome(passed, 2)
+    if status == "holds" and not claims.exceeds(gap, gap_se):
+        status = "holds in part"
+    return [claims.Verdict(
+        claim=claim, test="I-F4, I-F16", effect=100 * gap, spread=100 * gap_se, unit="points of retention",
+        status=status, criterion=criterion,
+        detail=f"after {r['distances'][first]} px universal perturbations keep {100 * keep_u:.0f}% of their effect, "
+               f"standard ones {100 * keep_s:.0f}%")]

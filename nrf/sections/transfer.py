@@ -140,8 +140,7 @@ def run(cfg: dict, progress: bool = True) -> dict:
         raise ValueError("option targets must name at least one class, got []")
     if cfg["n_test"] is not None and cfg["n_test"] > len(test_data):
         raise ValueError(f"option n_test must be at most the {len(test_data)} test images, got {cfg['n_test']}")
-    if cfg["base_size"] > len(train_data):
-        raise ValueError(f"option base_size must be at most the {len(train_data)} training images, got {cfg['base_size']}")
+    universals.solver(cfg, len(train_data))  # checks base_size before anything trains
 
     device = default_device()
     specs = {role: zoo.recipe(cfg, role, train_data.identity) for role in (SOURCE, *OTHERS)}
@@ -150,7 +149,7 @@ def run(cfg: dict, progress: bool = True) -> dict:
         models[role], metas[role] = zoo.trained(spec, train_data, test_data, device=device, progress=progress)
     seed = cfg["seed"]
     uni = universals.per_target(models[SOURCE], specs[SOURCE], train_data, test_data, norm=norm, eps=eps,
-                                targets=targets, seed=seed, progress=progress, **universals.solver(cfg))
+                                targets=targets, seed=seed, progress=progress, **universals.solver(cfg, len(train_data)))
     raw = predictions(models, specs, test_data, uni["deltas"], targets, norm=norm, eps=eps, n_test=cfg["n_test"],
                       seed=seed, progress=progress)
 
@@ -179,9 +178,9 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     (two independent proportions over the kept images); the same among the kept images the
     other model does not already call t ("beyond chance")."""
     r = rec["results"]
-    weak = {role: a for role, a in r["clean_acc"].items() if a < WEAK}
-    caveat = ("" if not weak else "; the models are too weak to speak for the paper's ("
-              + ", ".join(f"{NAMES.get(role, role)} {100 * a:.0f}% clean" for role, a in weak.items()) + ")")
+    accs = list(r["clean_acc"].values())
+    caveat = ("" if min(accs) >= WEAK else f"; weak models ({100 * min(accs):.0f}% to {100 * max(accs):.0f}% clean "
+              "accuracy) do not speak for the paper's")
     found = []
     for key, among in (("compare", "kept images"), ("compare_fresh", "kept images it does not already call t")):
         for role in r["others"]:
@@ -190,11 +189,12 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
             what = "universal perturbations transfer less" + (" beyond chance" if key == "compare_fresh" else "")
             criterion = (f"pooled standard minus universal transfer rate to the {name}, among the {among}, "
                          f"above 0 by more than {claims.K_SE} s.e.")
-            if not c["n_standard"] or not c["n_universal"]:
+            if not c["n_standard"] or not c["n_universal"] or not c["standard"] + c["universal"]:
+                why = (f"no kept images to count ({c['n_standard']} standard, {c['n_universal']} universal)"
+                       if not c["n_standard"] or not c["n_universal"] else "neither kind transfers at all")
                 found.append(claims.Verdict(
                     claim=f"{what} (to the {name})", test="I-F6", effect=None, spread=None, unit="points",
-                    status="cannot be tested", criterion=criterion,
-                    detail=f"no kept images to count ({c['n_standard']} standard, {c['n_universal']} universal)"))
+                    status="cannot be tested", criterion=criterion, detail=why))
                 continue
             diff = c["standard"] - c["universal"]
             se = claims.diff_se(claims.binomial_se(c["standard"], c["n_standard"]),

@@ -14,13 +14,13 @@ from tqdm.auto import tqdm
 from .. import attacks, claims, options, records, store, uaps, zoo
 from ..data import Data
 from ..options import Option
-from ..runtime import default_device, device_batch, generator
+from ..runtime import device_batch, generator
 
 OPTIONS = options.MODELS + uaps.OPTIONS + [
     Option("archs", ["natural", "vgg16", "vgg11"], "models to attack, distinct roles (the first also for II-A1 "
            "and II-F3)", kind="strs", choices=zoo.ROLES),
-    Option("norms", ["l2", "linf"], "norms of the perturbations, distinct (the first l2 or linf also for II-A1 "
-           "and II-F3)", kind="strs", choices=attacks.NORMS),
+    Option("norms", ["l2", "linf"], "norms of the perturbations, distinct (the first also for II-A1 and II-F3)",
+           kind="strs", choices=attacks.NORMS),
     Option("n_eval", None, "held-out test images scored (null: the whole test split)", kind="int", low=1,
            optional=True),
     Option("sizes", {"smoke": [25, 50, 100, 200], "paper": [100, 250, 500, 1000, 2000, 4000]},
@@ -45,7 +45,6 @@ def run(cfg: dict, progress: bool = True) -> dict:
     if cfg["n_eval"] is not None and cfg["n_eval"] > len(test_data):
         raise ValueError(f"option n_eval must be at most the {len(test_data)} test images, got {cfg['n_eval']}")
 
-    device = default_device()
     archs, norms, sizes = cfg["archs"], cfg["norms"], sorted(cfg["sizes"])
     nets = {}
     for role in archs:
@@ -258,34 +257,24 @@ def _f3(r: dict) -> claims.Verdict:
                                  f"{s['n'][-1]:,}; random noise {100 * s['chance']:.1f}%")
 
 
-def dominant_labels(counts) -> dict:
-    """From counts [true class][label after the perturbation] of fooled images: {"edges": {i: j},
-    j the label (other than i) most fooled images of class i get; "received": images per label}."""
-    k = len(counts)
-    edges = {}
-    for i in range(k):
-        row = [0 if j == i else counts[i][j] for j in range(k)]
-        if sum(row):
-            edges[i] = max(range(k), key=lambda j: row[j])
-    return {"edges": edges, "received": [sum(counts[i][j] for i in range(k)) for j in range(k)]}
-
-
 def _f4(r: dict) -> claims.Verdict:
     k = len(r["classes"])
     uniform = 1 / k
     rows = []
     for role in r["archs"]:
         for norm in r["norms"]:
-            d = dominant_labels(r["dominant"][role][norm])
+            d = uaps.dominant_labels(r["dominant"][role][norm])
             n = sum(d["received"])
             if n < k:  # fewer fooled images than classes: no graph to speak of
                 continue
             top = max(d["received"]) / n
             se = claims.binomial_se(top, n)
-            rows.append((top - uniform, se, len(set(d["edges"].values())) <= k // 2 and claims.exceeds(top - uniform, se)))
+            few = len(set(d["edges"].values())) <= k // 2
+            rows.append((top - uniform, se, few and claims.exceeds(top - uniform, se)))
     common = dict(claim="a few dominant labels absorb most fooled images", test="II-F4", unit="points (lowest)",
-                  criterion=f"every graph 'class i mostly goes to j' has at most {k // 2} distinct targets, and its top "
-                            f"label takes more than the uniform {100 * uniform:.0f}% of fooled images by over 2 s.e.")
+                  criterion=f"every graph 'class i mostly goes to j' has at most {k // 2} distinct targets, and "
+                            f"its top label takes more than the uniform {100 * uniform:.0f}% of fooled images by over "
+                            "2 s.e.")
     if not rows:
         return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
                               detail=f"no perturbation fools {k} held-out images")

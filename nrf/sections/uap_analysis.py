@@ -249,7 +249,8 @@ def _f5(r: dict) -> claims.Verdict:
     gap, se = universal - top, claims.diff_se(claims.binomial_se(universal, n), claims.binomial_se(top, n))
     return claims.Verdict(
         claim="a universal perturbation fools far more than random noise of its norm", test="II-F5",
-        effect=100 * gap, spread=100 * se, unit="points", status="holds" if claims.exceeds(gap, se) else "does not hold",
+        effect=100 * gap, spread=100 * se, unit="points",
+        status="holds" if claims.exceeds(gap, se) else "does not hold",
         criterion="at xi the universal perturbation fools more than every random draw by over 2 s.e.",
         detail=f"universal {100 * universal:.1f}%, random {100 * sum(draws) / len(draws):.1f}% on average over "
                f"{len(draws)} draws (at most {100 * top:.1f}%)")
@@ -271,7 +272,7 @@ def _t6(r: dict) -> claims.Verdict:
     remains = claims.exceeds(end - chance, claims.diff_se(claims.binomial_se(end, n), chance_se))
     return claims.Verdict(
         **common, effect=100 * drop, spread=100 * se, status=claims.outcome(dropped + remains, 2),
-        detail=f"{100 * start:.1f}% before, {100 * end:.1f}% after {len(rounds) - 1} rounds (random noise "
+        detail=f"{100 * start:.1f}% before, {100 * end:.1f}% after {len(rounds) - 1} round(s) (random noise "
                f"{100 * chance:.1f}%): {'drops' if dropped else 'does not drop'}, "
                f"{'stays above noise' if remains else 'falls to noise'}")
 
@@ -283,7 +284,8 @@ def _f7_spectrum(r: dict) -> claims.Verdict:
         claim="the boundary's normals concentrate in few directions", test="II-F7", effect=fewer, spread=None,
         unit="directions", status="holds" if fewer > 0 else "does not hold",
         criterion="90% of the normals' energy sits in fewer singular directions than for as many random unit vectors",
-        detail=f"{f7['rank90_normals']} directions for {f7['kept']:,} normals, {f7['rank90_random']} for random vectors")
+        detail=f"{f7['rank90_normals']} directions for {f7['kept']:,} normals, {f7['rank90_random']} for random "
+               "vectors")
 
 
 def _f7_subspace(r: dict) -> claims.Verdict:
@@ -294,7 +296,8 @@ def _f7_subspace(r: dict) -> claims.Verdict:
     gap, se = sub - free, claims.diff_se(sub_se, free_se)
     return claims.Verdict(
         claim="random vectors in the normals' top span fool more than unconstrained ones", test="II-F7",
-        effect=100 * gap, spread=100 * se, unit="points", status="holds" if claims.exceeds(gap, se) else "does not hold",
+        effect=100 * gap, spread=100 * se, unit="points",
+        status="holds" if claims.exceeds(gap, se) else "does not hold",
         criterion="at l2 norm xi, random vectors from the best top-k span fool more than unconstrained random vectors "
                   "by over 2 s.e. (mean over draws)",
         detail=f"top {f7['dims'][best]} directions {100 * sub:.1f}%, unconstrained {100 * free:.1f}%")
