@@ -23,9 +23,8 @@ import torch
 from art.attacks.evasion import UniversalPerturbation
 from art.estimators.classification import PyTorchClassifier
 
-from nrf import attacks, profiles, zoo
+from nrf import attacks, options, uaps, zoo
 from nrf.data import to_float
-from nrf.sections import uap
 
 
 def main():
@@ -33,21 +32,21 @@ def main():
     p.add_argument("--profile", default="smoke", help="profile whose natural ResNet-18 is attacked (from the store)")
     p.add_argument("--n", type=int, default=100, help="images in X")
     p.add_argument("--n-eval", type=int, default=1000, help="held-out test images scored")
-    p.add_argument("--norm", default="l2", choices=profiles.NORMS)
+    p.add_argument("--norm", default="l2", choices=("l2", "linf"))
     p.add_argument("--xi", type=float, default=None, help="radius; default: 5 times the book's (l2 5.0, linf 50/255)")
     p.add_argument("--delta", type=float, default=0.6, help="stop at fooling rate 1 - delta on X")
     p.add_argument("--max-passes", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32, help="nrf: images of X per DeepFool batch")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    xi = 5 * uap.XI[args.norm] if args.xi is None else args.xi
+    xi = 5 * uaps.XI[args.norm] if args.xi is None else args.xi
     device = torch.device("cpu")
 
-    cfg = profiles.settings(args.profile)
+    cfg = options.resolve(options.MODELS, args.profile)
     train_data, test_data = zoo.load_data(cfg["data"])
     model, _ = zoo.trained(zoo.recipe(cfg, "natural", train_data.identity), train_data, test_data, device=device)
-    x = train_data.x[uap.pick(train_data, args.n, args.seed)]
-    x_test = to_float(test_data.x[uap.pick(test_data, args.n_eval, 0)])
+    x = train_data.x[uaps.pick(train_data, args.n, args.seed)]
+    x_test = to_float(test_data.x[uaps.pick(test_data, args.n_eval, 0)])
     print(f"{args.profile} natural ResNet-18 (width {cfg['width']}), X = {args.n} training images, {args.n_eval} held-out, "
           f"{args.norm} xi = {xi:.4g}, delta = {args.delta}, at most {args.max_passes} passes, "
           f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
@@ -56,7 +55,7 @@ def main():
     for name, batched in (("nrf batched", True), ("nrf per-image", False)):
         start = time.perf_counter()
         v, history = attacks.uap(model, x, xi=xi, norm=args.norm, delta=args.delta, max_passes=args.max_passes,
-                                 overshoot=uap.OVERSHOOT, batched=batched, batch_size=args.batch_size, seed=args.seed)
+                                 overshoot=uaps.OVERSHOOT, batched=batched, batch_size=args.batch_size, seed=args.seed)
         rows.append((name, len(history), history[-1], attacks.fooling_rate(model, x_test, v),
                      time.perf_counter() - start))
 
@@ -64,7 +63,7 @@ def main():
                                    nb_classes=len(train_data.classes), clip_values=(0.0, 1.0), device_type="cpu")
     art = UniversalPerturbation(classifier, attacker="deepfool", delta=args.delta, max_iter=args.max_passes, eps=xi,
                                 norm=2 if args.norm == "l2" else np.inf, verbose=False,
-                                attacker_params={"max_iter": 10, "epsilon": uap.OVERSHOOT, "nb_grads": 10,
+                                attacker_params={"max_iter": 10, "epsilon": uaps.OVERSHOOT, "nb_grads": 10,
                                                  "verbose": False})
     x_np, clean = to_float(x).numpy(), attacks.predict(model, x).numpy()
     passes, predict = [], classifier.predict
