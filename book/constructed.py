@@ -35,33 +35,22 @@
 # (but the cyclic one, which has a single target per class) is cut to the same per-cell counts,
 # so they all have the same size and D_adv is subsampled to D_univ's size, as the paper asks.
 
-# %% tags=["parameters"]
-profile = "smoke"  # "smoke" (embedded sample, CPU minutes) or "paper" (full CIFAR-10, GPU)
-data = None  # None: the profile's; "sample", "cifar10" (full, where present) or a path
-width = None  # width of the natural ResNet-18 that makes the perturbations; None: the profile's
-seed = None  # seed of the natural model, the targets, the base sets and the cut; None: the profile's
-n_source = None  # training images perturbed; None: the profile's (all of them for paper)
-Ks = None  # K-interpolation base-set sizes; None: the profile's (paper: 1, 2, 4, 8, 16, 32, 256)
-K_univ = None  # D_univ's base-set size; None: 256
-restrict_K = None  # base-set size of the single-class variant (one of Ks); None: the profile's
-eps_scale = None  # budgets are eps_scale x the threat model's; None: the profile's (smoke 3, paper 1)
-solver = None  # universal solver overrides {"steps", "step", "max_batch"}; None: the profile's
-
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
-import torch
-from IPython.display import Markdown
-from myst_nb import glue
 
-from nrf import report
-from nrf.sections import constructed as section
+from nrf import page
 
-params = dict(data=data, width=width, seed=seed, n_source=n_source, Ks=Ks, K_univ=K_univ, restrict_K=restrict_K,
-              eps_scale=eps_scale, solver=solver)
-out = section.run(profile, **params)
-cfg, train_data, stats, opts = out["cfg"], out["train"], out["stats"], out["opts"]
-glue("provenance", Markdown(report.provenance(cfg, train_data, out["hardware"])), display=False)
+page.begin()
+
+# %% tags=["parameters"]
+profile = "smoke"  # smoke or paper; every option: `nrf options constructed`
+
+# %% tags=["remove-cell"]
+rec = page.record("constructed")
+r, t = rec["results"], rec["tensors"]
+variants, classes = r["variants"], r["classes"]
 
 # %% [markdown]
 # ```{glue:md} provenance
@@ -71,35 +60,32 @@ glue("provenance", Markdown(report.provenance(cfg, train_data, out["hardware"]))
 # {glue:text}`setup`
 
 # %% tags=["remove-cell"]
-stamp = report.stamp(cfg, train_data)
-univ, adv = stats["univ"], stats["adv"]
-glue("setup", (
-    f"The perturbations are made on the natural ResNet-18 ({100 * out['natural_acc']:.1f}% clean test accuracy) "
-    f"for {len(out['source']):,} training images; the threat model is {cfg['norm']} eps = {cfg['eps']:g}"
-    + (f", and this profile perturbs with {opts['eps_scale']:g} times that budget (and linf "
-       f"{opts['eps_scale']:g} x 8/255): its weak model's universal perturbations at the paper's budget fool too few "
-       f"images in the hard (class, target) cells for the exact balancing to keep a usable data set."
-       if opts["eps_scale"] != 1 else ", as in the paper.")
-    + f" Universal perturbations: {opts['solver']['steps']} full-batch steps of {opts['solver']['step']:g} eps."),
-    display=False)
+scale = r["eps_scale"]
+page.glue_values(setup=(
+    f"The perturbations are made on the natural ResNet-18 ({100 * r['natural_acc']:.1f}% clean test accuracy) "
+    f"for {r['n_source']:,} training images, at the threat model l2 eps = {r['l2_eps']:g} (linf variants: "
+    f"{255 * r['linf_eps']:g}/255)"
+    + (f", and this profile perturbs with {scale:g} times those budgets: its weak model's universal perturbations "
+       "at the paper's budget fool too few images in the hard (class, target) cells for the exact balancing to keep "
+       "a usable data set." if scale != 1 else ", as in the paper.")
+    + f" Universal perturbations: {r['solver_epochs']} full-batch steps of {r['solver_step']:g} eps each."))
+
 rows = []
-for name, s in stats.items():
-    v = s["variant"]
+for name, v in variants.items():
     rows.append({"data set": name, "perturbation": "standard" if v["kind"] == "adv" else "universal",
-                 "norm": v["norm"], "eps": f"{v['eps']:.3g}", "base set": v["source"],
-                 "K (mean)": f"{s['base_size']:.1f}", "built": s["built"], "fooled (%)": 100 * s["fooled"],
-                 "kept": s["kept"], "kept (%)": 100 * s["kept"] / s["built"],
-                 "max |P(t|y) - 1/C| (pts)": None if s["max_gap"] is None else 100 * s["max_gap"]})
+                 "norm": v["norm"], "eps": f"{v['eps']:.3g}", "base set": v["source"], "K (mean)": v["base_size"],
+                 "built": v["built"], "fooled (%)": 100 * v["fooled"], "kept": v["kept"],
+                 "kept (%)": 100 * v["kept"] / v["built"],
+                 "max |P(t|y) - 1/C| (points)": None if v["max_gap"] is None else 100 * v["max_gap"]})
 table = pd.DataFrame(rows).set_index("data set")
-glue("table_sets", table.style.format(precision=1, na_rep="- (t = y + 1)"), display=False)
-glue("univ_fooled", 100 * univ["fooled"], display=False)
-glue("univ_kept", 100 * univ["kept"] / univ["built"], display=False)
-glue("adv_fooled", 100 * adv["fooled"], display=False)
-glue("size", univ["kept"], display=False)
-glue("max_gap", 100 * max(s["max_gap"] for n, s in stats.items() if n != section.CYCLIC), display=False)
-hardest = univ["fooled_by_target"].argmin().item()
-glue("hardest", f"{train_data.classes[hardest]} ({100 * univ['fooled_by_target'][hardest]:.0f}% fooled)",
-     display=False)
+univ, adv = variants["univ"], variants["adv"]
+hardest = int(np.argmin(univ["fooled_by_target"]))
+page.glue_values(**{
+    "table_sets": table.style.format(precision=1, na_rep="- (t = y + 1)"),
+    "univ_fooled": f"{100 * univ['fooled']:.1f}", "adv_fooled": f"{100 * adv['fooled']:.1f}",
+    "univ_kept": f"{100 * univ['kept'] / univ['built']:.1f}", "size": f"{univ['kept']:,}",
+    "labels_kept": f"{sum(c > 0 for c in univ['label_counts'])} of {len(classes)}",
+    "hardest": f"{classes[hardest]} ({100 * univ['fooled_by_target'][hardest]:.0f}% fooled)"})
 
 # %% [markdown]
 # ```{glue:figure} table_sets
@@ -112,29 +98,29 @@ glue("hardest", f"{train_data.classes[hardest]} ({100 * univ['fooled_by_target']
 # new labels are uniform and independent of the original ones.
 # ```
 #
-# D_univ's universal perturbations send {glue:text}`univ_fooled:.1f`% of their base sets to the
-# target (standard perturbations: {glue:text}`adv_fooled:.1f`%); the hardest target is
-# {glue:text}`hardest`. After the balanced cut D_univ keeps {glue:text}`univ_kept:.1f`% of the
-# images it perturbed, {glue:text}`size` examples, and every variant but the cyclic one has that
-# size. The largest gap from independent, uniform labels in any of them is
-# {glue:text}`max_gap:.1f` percentage points.
+# D_univ's universal perturbations send {glue:text}`univ_fooled`% of their base sets to the
+# target (standard perturbations: {glue:text}`adv_fooled`%); the hardest target is
+# {glue:text}`hardest`. After the balanced cut D_univ keeps {glue:text}`univ_kept`% of the
+# images it perturbed, {glue:text}`size` examples over {glue:text}`labels_kept` labels (a
+# target that some class never reaches is dropped), and every variant but the cyclic one has
+# that size.
 
 # %% tags=["remove-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-x = torch.arange(len(train_data.classes))
-for i, name in enumerate(["adv", "univ", "univ-linf", section.CYCLIC]):
-    axes[0].bar(x + 0.2 * (i - 1.5), 100 * stats[name]["fooled_by_target"], width=0.2, label=name)
-axes[0].set(xticks=x.tolist(), ylabel="fooled (%)", title="Share sent to the target, per target class")
-axes[0].set_xticklabels(train_data.classes, rotation=45, ha="right", fontsize=8)
+x = np.arange(len(classes))
+shown = ["adv", "univ", "univ-linf", "univ-cyclic"]
+for i, name in enumerate(shown):
+    axes[0].bar(x + 0.2 * (i - 1.5), [100 * f for f in variants[name]["fooled_by_target"]], width=0.2, label=name)
+axes[0].set(xticks=x, ylabel="fooled (%)", title="Share sent to the target, per target class")
+axes[0].set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
 axes[0].legend(fontsize=8)
-image = axes[1].imshow(univ["table"].numpy(), cmap="viridis")
-axes[1].set(xticks=x.tolist(), yticks=x.tolist(), xlabel="new label t", ylabel="original class y",
-            title="D_univ kept examples per (y, t)")
-axes[1].set_xticklabels(train_data.classes, rotation=45, ha="right", fontsize=8)
-axes[1].set_yticklabels(train_data.classes, fontsize=8)
+image = axes[1].imshow(np.array(univ["table"]), cmap="viridis")
+axes[1].set(xticks=x, yticks=x, xlabel="new label t", ylabel="original class y",
+            title="D_univ: kept examples per (y, t)")
+axes[1].set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
+axes[1].set_yticklabels(classes, fontsize=8)
 fig.colorbar(image, ax=axes[1], label="examples")
-fig.suptitle(stamp, fontsize=9)
-glue("fig_balance", fig, display=False)
+page.glue_values(fig_balance=fig)
 plt.close(fig)
 
 # %% [markdown]
@@ -148,21 +134,20 @@ plt.close(fig)
 # ```
 
 # %% tags=["remove-input"]
-show = ["adv", "univ", section.CYCLIC]
-fig, axes = plt.subplots(len(show), 6, figsize=(9, 1.8 * len(show)))
-for row, name in zip(axes, show):
-    ex = out["examples"][name]
-    for j in range(3):
-        original, perturbed = ex["x"][j].float() / 255, ex["perturbed"][j].float()
-        row[2 * j].imshow(original.permute(1, 2, 0).numpy())
+sets = r["examples"]["sets"]
+n = max(len(t[f"original_{name}"]) for name in sets)
+fig, axes = plt.subplots(len(sets), 2 * n, figsize=(1.5 * 2 * n, 1.8 * len(sets)), squeeze=False)
+for row, name in zip(axes, sets):
+    originals, perturbed = t[f"original_{name}"], t[f"perturbed_{name}"]
+    for j in range(len(originals)):
+        row[2 * j].imshow(originals[j].permute(1, 2, 0).numpy())
         row[2 * j].set_title(f"{name}: original", fontsize=7)
-        row[2 * j + 1].imshow(perturbed.permute(1, 2, 0).clamp(0, 1).numpy())
-        row[2 * j + 1].set_title(f"label {train_data.classes[int(ex['t'][j])]}", fontsize=7)
+        row[2 * j + 1].imshow(perturbed[j].float().permute(1, 2, 0).clamp(0, 1).numpy())
+        row[2 * j + 1].set_title(f"label {classes[r['examples']['labels'][name][j]]}", fontsize=7)
 for ax in axes.flat:
     ax.axis("off")
-fig.suptitle(f"Examples of kept images and their new labels ({stamp})", fontsize=9)
 fig.tight_layout()
-glue("fig_examples", fig, display=False)
+page.glue_values(fig_examples=fig)
 plt.close(fig)
 
 # %% [markdown]
@@ -172,3 +157,12 @@ plt.close(fig)
 # **Constructed data sets: examples.** Training images and their perturbed copies with the new
 # label, as stored, for D_adv, D_univ and the cyclic D_univ.
 # ```
+#
+# ## Verdict
+#
+# The construction promises two things the later pages rely on: the kept labels are uniform and
+# independent of the original classes (no real feature predicts them), and the variants compare
+# at one size. Both are checked on what was kept.
+
+# %% tags=["remove-input"]
+found = page.verdicts(rec)

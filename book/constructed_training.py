@@ -14,37 +14,56 @@
 # # One sweep point: training on a constructed data set
 #
 # Not a page of the book: the notebook that `nrf sweep constructed_training` runs once per
-# point of a hyperparameter grid (Generalisation, Interpolation and Leakage sections). It trains
-# a fresh ResNet-18 on one constructed data set with one setting and tests it on the clean test
-# set; the result goes to the artifact store, where the sections read it back.
+# point of a hyperparameter grid, points in parallel. It trains a fresh ResNet-18 on one
+# constructed data set (`dataset`) with one setting (`train_lr`, `train_batch_size`, `decay`)
+# and tests it on the clean test set. The training run is the store artifact that the
+# Generalisation, Interpolation and Leakage pages train for the same data set and setting, so
+# a sweep fills the store for them and they train only what is missing.
 
-# %% tags=["parameters"]
-profile = "smoke"  # "smoke" or "paper"
-dataset = "univ"  # a constructed data set: a name of nrf.sections.constructed.catalogue
-lr = 0.1  # SGD learning rate
-batch_size = 128  # batch size
-decay = "none"  # "none" or "step" (one x0.1 drop half-way)
-train_epochs = None  # training epochs; None: the profile's (400 for paper)
-model_width = None  # width of the fresh ResNet-18; None: the profile's
-construction = None  # the Constructed section's parameters (n_source, Ks, ...); None: its defaults
-settings = None  # profile settings of the natural model that made the data ({"data": ..., "seed": ...}); None: its
-
-# %%
+# %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 
-from nrf.sections import constructed_training as section
+from nrf import page
 
-out = section.run(profile, dataset=dataset, lr=lr, batch_size=batch_size, decay=decay, train_epochs=train_epochs,
-                  model_width=model_width, construction=construction, **(settings or {}))
-print(f"{dataset}: {out['size']} training images, setting {out['setting']}")
-print(f"clean test accuracy: final {100 * out['final_acc']:.1f}%, best epoch {100 * out['best_epoch_acc']:.1f}% "
-      f"(chance {100 * out['chance']:.1f}%); computed on {', '.join(sorted(out['hardware']))}")
+page.begin()
 
-# %%
+# %% tags=["parameters"]
+profile = "smoke"  # smoke or paper; every option: `nrf options constructed_training`
+
+# %% tags=["remove-cell"]
+rec = page.record("constructed_training")
+r = rec["results"]
+
+# %% [markdown]
+# ```{glue:md} provenance
+# :format: myst
+# ```
+#
+# {glue:text}`summary`
+
+# %% tags=["remove-cell"]
+page.glue_values(summary=(
+    f"Data set {r['dataset']} ({r['size']:,} training images); learning rate {r['lr']:g}, batch size "
+    f"{r['batch_size']}, decay {r['decay']}, {r['epochs']} epochs. Clean test accuracy: final "
+    f"{100 * r['final_acc']:.1f}%, best epoch {100 * r['best_epoch_acc']:.1f}% (chance {100 * r['chance']:.1f}%, "
+    f"{r['n_test']:,} test images)."))
+
 fig, ax = plt.subplots(figsize=(5, 3))
-ax.plot(range(1, len(out["history"]["test_acc"]) + 1), [100 * a for a in out["history"]["test_acc"]], label="test")
-ax.plot(range(1, len(out["history"]["train_acc"]) + 1), [100 * a for a in out["history"]["train_acc"]], label="train")
-ax.axhline(100 * out["chance"], color="gray", ls="--", label="chance")
-ax.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{dataset}, lr {lr}, batch {batch_size}, decay {decay}")
+for split in ("train", "test"):
+    curve = r["history"][f"{split}_acc"]
+    ax.plot(range(1, len(curve) + 1), [100 * a for a in curve], label=split)
+ax.axhline(100 * r["chance"], color="gray", ls="--", label="chance")
+ax.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{r['dataset']}, lr {r['lr']:g}, batch {r['batch_size']}, "
+       f"decay {r['decay']}")
 ax.legend()
-plt.show()
+fig.tight_layout()
+page.glue_values(fig_curve=fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_curve
+# :name: constructed-training-curve
+#
+# Training accuracy (on the constructed labels) and clean test accuracy (on the true labels)
+# after every epoch.
+# ```

@@ -261,7 +261,8 @@ class Catalogue:
                 cells = cut([tables[name]], cyclic=True) if name == CYCLIC else common
                 index = select(source.y, r["t"], r["fooled"], cells, seed)
                 by_target = torch.stack([r["fooled"][r["t"] == c].float().mean() for c in range(num_classes)])
-                stats[name] = {"variant": self.names[name], "built": len(r["t"]), "fooled": r["fooled"].float().mean().item(),
+                stats[name] = {"variant": self.names[name], "built": len(r["t"]),
+                               "fooled": r["fooled"].float().mean().item(),
                                "fooled_by_target": by_target, "kept": len(index), "base_size": r["base_size"],
                                "cells": cells, **balance_report(source.y[index], r["t"][index], num_classes)}
                 if name == CYCLIC:  # its labels depend on y by design
@@ -313,3 +314,11 @@ class Catalogue:
                         identity=self.identity(name), fine_y=self.source.y[index], fine_classes=self.source.classes)
             self._loaded = (name, data)
         return self._loaded[1]
+
+
+def budget_note(eps_scale: float) -> str:
+    """One sentence for the pages that train on the catalogue: at which budget it was made."""
+    if eps_scale == 1:
+        return "The perturbations were made at the threat model's budget."
+    return (f"The perturbations were made at {eps_scale:g} times the threat model's budget (this profile's "
+            "eps_scale; the Constructed data sets page says why).")

@@ -62,6 +62,10 @@ def provenance(rec: dict) -> str:
     what = DATA_NOTES.get(name, f"CIFAR-10 from `{name}`") if name else "no data set"
     sizes = f", {data['n_train']:,} training and {data.get('n_test', 0):,} test images" if data else ""
     caveat = f"\n\n{JPEG_CAVEAT}" if name and name != "sample" else ""
+    paper = records.jsonable(options.resolve(module.OPTIONS, "paper"))
+    differs = [f"{k} {v!r} (paper: {paper[k]!r})" for k, v in opts.items() if k != "profile" and paper.get(k) != v]
+    if differs:
+        caveat += f"\n\nWhere this run differs from the paper's settings: {'; '.join(differs)}."
     return (
         f"**Profile `{opts['profile']}`** ({'options: ' + ', '.join(changed) if changed else 'its default options'})"
         f" · data: {what}{sizes}{' (identity `' + data['identity'] + '`)' if data else ''}"

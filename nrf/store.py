@@ -65,7 +65,12 @@ def canonical(value):
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """Docstrings, and the help text of option declarations (`Option(name, default, help, ...)`),
+    are documentation: dropped before hashing."""
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Option":
+            node.args = node.args[:2] + [ast.Constant("")] + node.args[3:] if len(node.args) > 2 else node.args
+            node.keywords = [k for k in node.keywords if k.arg != "help"]
         body = getattr(node, "body", None)
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \

@@ -22,18 +22,10 @@ def session_store(tmp_path_factory):
 
 @pytest.fixture()
 def tiny(session_store, monkeypatch):
-    """Overrides for `nrf.sections.*.run` on the smoke profile, with results kept in a
+    """Options for `records.get(SECTION, ...)` on the smoke profile, with results kept in a
     session-wide temporary store so the tiny models are trained once for all section tests."""
     monkeypatch.setenv("NRF_STORE", str(session_store))
     return dict(TINY)
-
-
-@pytest.fixture()
-def construction():
-    """Constructed-data-set parameters for the tiny models: few images, a budget large enough that
-    a 1-epoch network is fooled almost everywhere (so the balanced cut keeps something), 1 step."""
-    return {"n_source": 1000, "Ks": [1, 2, 8], "K_univ": 8, "restrict_K": 2, "eps_scale": 8.0,
-            "solver": {"steps": 2, "step": 0.5}}
 
 
 @pytest.fixture()

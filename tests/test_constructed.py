@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nrf import constructed, models
+from nrf import constructed, models, options
 from nrf.data import Data
 
 
@@ -72,9 +72,8 @@ def test_build_adv_and_univ():
     g = torch.Generator().manual_seed(0)
     data = Data(x=torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=g), y=labels(4),
                 classes=[str(c) for c in range(10)], identity="random")
-    solver = {"steps": 2, "step": 0.5, "max_batch": 64}
     for spec in (constructed.variant("adv", "l2", 1.0), constructed.variant("univ", "linf", 8 / 255, 4)):
-        raw = constructed.build(model, data, spec, solver=solver, seed=0, progress=False)
+        raw = constructed.build(model, data, spec, steps=2, step=0.5, seed=0, progress=False)
         assert raw["x"].dtype == torch.float16 and raw["x"].shape == data.x.shape
         delta = raw["x"].float() - data.x.float() / 255
         if spec["norm"] == "l2":
@@ -97,3 +96,22 @@ def test_build_adv_and_univ():
 def test_variant_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         constructed.variant(*args)
+
+
+def test_catalogue_names_every_variant_and_checks_its_options():
+    cfg = options.resolve(constructed.OPTIONS, "smoke", {"Ks": [8, 1, 2], "K_univ": 8, "restrict_K": 2,
+                                                         "eps_scale": 2.0})
+    names = constructed.variants(cfg)
+    assert list(names) == ["adv", "adv-half", "univ", "adv-linf", "univ-linf", "univ-K2", "univ-class", "univ-cyclic"]
+    assert names["adv"]["eps"] == 2.0 and names["adv-half"]["eps"] == 1.0 and names["univ"]["K"] == 8
+    assert names["univ-linf"]["eps"] == pytest.approx(16 / 255) and names["univ-class"]["source"] == "class"
+    assert [constructed.k_name(k, 8) for k in (1, 2, 8)] == ["adv", "univ-K2", "univ"]
+    with pytest.raises(ValueError, match="option restrict_K"):
+        constructed.variants({**cfg, "restrict_K": 4})
+    with pytest.raises(ValueError, match="option Ks"):
+        constructed.variants({**cfg, "Ks": [1, 2, 2]})
+
+
+def test_budget_note_names_the_scale():
+    assert "3 times" in constructed.budget_note(3.0)
+    assert "at the threat model's budget" in constructed.budget_note(1.0)

@@ -3,63 +3,88 @@
 import pytest
 import torch
 
+from conftest import TINY as MODELS_TINY
+from nrf import attacks, records, zoo
 from nrf import constructed as core
-from nrf import zoo
 from nrf.sections import constructed
 
+# Few images, a budget large enough that a 1-epoch network is fooled almost everywhere (so the
+# balanced cut keeps something), two solver steps. The other constructed-data tests build on it.
+TINY = {**MODELS_TINY, "n_source": 1000, "Ks": [1, 2, 8], "K_univ": 8, "restrict_K": 2, "eps_scale": 8.0,
+        "solver_epochs": 2, "solver_step": 0.5}
 
-def test_run_and_dataset(tiny, construction, forbid):
-    out = constructed.run("smoke", **tiny, **construction, progress=False)
-    names = set(out["names"])
-    assert {"adv", "adv-half", "univ", "adv-linf", "univ-linf", "univ-K2", "univ-class", "univ-cyclic"} == names
-    assert out["names"]["univ"]["K"] == 8 and out["names"]["adv-half"]["eps"] == out["names"]["adv"]["eps"] / 2
-    common = out["common"]
-    assert common.sum() > 0, "the tiny settings should keep something"
-    for name, s in out["stats"].items():
-        assert s["built"] == 1000 and 0 <= s["fooled"] <= 1
+
+def test_record_and_catalogue(tiny, forbid):
+    rec = records.get("constructed", TINY, progress=False)
+    r, t = rec["results"], rec["tensors"]
+    v = r["variants"]
+    assert set(v) == {"adv", "adv-half", "univ", "adv-linf", "univ-linf", "univ-K2", "univ-class", "univ-cyclic"}
+    assert v["univ"]["K"] == 8 and v["adv-half"]["eps"] == v["adv"]["eps"] / 2 == 4.0
+    kept = sum(map(sum, r["common"]))
+    assert kept > 0, "the tiny settings should keep something"
+    for name, s in v.items():
+        assert s["built"] == 1000 and 0 <= s["fooled"] <= 1 and len(s["fooled_by_target"]) == 10
         if name != "univ-cyclic":
-            assert s["max_gap"] == 0  # uniform labels, independent of the original classes
-            assert s["kept"] == common.sum().item()  # every variant cut to the same cells
-    data, test, hardware = constructed.dataset("smoke", "univ-K2", **tiny, **construction, progress=False)
-    assert len(data) == out["stats"]["univ-K2"]["kept"] and data.x.dtype == torch.float16
-    assert (data.x >= 0).all() and (data.x <= 1).all() and len(test) == len(out["test"])
-    assert hardware
-    # the kept images are exactly what the model was checked on: it sends them to their labels
-    model, _ = zoo.trained(zoo.recipe(out["cfg"], "natural", out["train"].identity), out["train"], out["test"],
-                           progress=False)
-    from nrf import attacks
-    assert torch.equal(attacks.predict(model, data.x), data.y)
-    cyclic, _, _ = constructed.dataset("smoke", "univ-cyclic", **tiny, **construction, progress=False)
-    assert torch.equal(cyclic.y, (cyclic.fine_y + 1) % 10)
+            assert s["max_gap"] == 0 and s["kept"] == kept  # uniform labels, every variant cut to the same cells
+    assert v["univ-cyclic"]["max_gap"] is None
+    for name in constructed.EXAMPLES:
+        assert t[f"original_{name}"].dtype == torch.uint8 and t[f"original_{name}"].shape[1:] == (3, 32, 32)
+        assert t[f"perturbed_{name}"].shape == t[f"original_{name}"].shape
+        assert len(r["examples"]["labels"][name]) == len(t[f"original_{name}"])
+    assert r["classes"][0] == "airplane" and r["n_source"] == 1000
+    assert [v.status for v in constructed.verdicts(rec)] == ["holds", "holds"]
 
-    forbid(core, "build", "recomputed a stored result")
-    again = constructed.run("smoke", **tiny, **construction, progress=False)
-    assert torch.equal(again["common"], common)
+    # a second catalogue loads everything; one variant as a training set
+    forbid(core, "build", "recomputed a stored variant")
+    cat = core.Catalogue(records.resolve("constructed", TINY)).build(progress=False)
+    data = cat.dataset("univ-K2")
+    assert len(data) == cat.size("univ-K2") == kept and data.x.dtype == torch.float16
+    assert data.identity == cat.identity("univ-K2") and (data.x >= 0).all() and (data.x <= 1).all()
+    assert torch.equal(attacks.predict(cat.model, data.x), data.y)  # kept: the model sends them to their labels
+    cyclic = cat.dataset("univ-cyclic")
+    assert torch.equal(cyclic.y, (cyclic.fine_y + 1) % 10)
+    forbid(core, "Catalogue", "computed the record again")
+    assert records.get("constructed", TINY, progress=False)["results"] == r
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"Ks": []}, "Ks"),
-    ({"Ks": [1, 0]}, "Ks"),
-    ({"restrict_K": 3}, "restrict_K"),
-    ({"K_univ": 0}, "K_univ"),
-    ({"eps_scale": -1}, "eps_scale"),
-    ({"n_source": 0}, "n_source"),
-    ({"n_source": 10**6}, "n_source"),
-    ({"solver": {"momentum": 1}}, "solver"),
-    ({"solver": {"steps": 0}}, "steps"),
+    ({"Ks": []}, "option Ks"),
+    ({"Ks": [1, 0]}, "option Ks"),
+    ({"Ks": [1, 2, 2]}, "option Ks"),
+    ({"restrict_K": 3}, "option restrict_K"),
+    ({"K_univ": 0}, "option K_univ"),
+    ({"eps_scale": -1}, "option eps_scale"),
+    ({"n_source": 0}, "option n_source"),
+    ({"n_source": 10**6}, "option n_source"),
+    ({"solver_epochs": 0}, "option solver_epochs"),
+    ({"solver": {"steps": 2}}, "unknown option 'solver'"),
 ])
-def test_bad_parameters_fail_before_training(tiny, construction, forbid, bad, match):
-    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
+def test_bad_options_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        constructed.run("smoke", **tiny, **{**construction, **bad})
+        records.get("constructed", {**TINY, **bad}, progress=False)
 
 
-def test_unknown_dataset_is_rejected(tiny, construction, forbid):
+def test_unknown_dataset_is_rejected(tiny, forbid):
     forbid(zoo, "trained", "trained")
-    with pytest.raises(ValueError, match="dataset"):
-        constructed.dataset("smoke", "univ-K3", **tiny, **construction)
+    with pytest.raises(ValueError, match="option dataset"):
+        core.Catalogue(records.resolve("constructed", TINY)).check("univ-K3")
 
 
-def test_budget_note_names_the_scale():
-    assert "3 times" in constructed.budget_note({"eps_scale": 3.0})
-    assert "at the threat model's budget" in constructed.budget_note({"eps_scale": 1.0})
+def record(gaps=(0.0, 0.0), kept=(40, 40), cyclic_kept=30):
+    """A hand-made record: two balanced variants and the cyclic one."""
+    labels = [4] * 10 if kept[0] else [0] * 10
+    variants = {name: {"max_gap": g, "kept": k, "label_counts": labels}
+                for name, g, k in zip(("adv", "univ"), gaps, kept)}
+    variants["univ-cyclic"] = {"max_gap": None, "kept": cyclic_kept, "label_counts": labels}
+    return {"results": {"variants": variants}}
+
+
+@pytest.mark.parametrize("rec, statuses", [
+    (record(), ["holds", "holds"]),
+    (record(gaps=(0.0, 0.03)), ["does not hold", "holds"]),
+    (record(kept=(40, 30)), ["holds", "does not hold"]),
+    (record(kept=(0, 0), cyclic_kept=0), ["cannot be tested", "cannot be tested"]),
+])
+def test_verdicts(rec, statuses):
+    assert [v.status for v in constructed.verdicts(rec)] == statuses

@@ -1,60 +1,65 @@
-"""Sweep point "constructed_training": one training run, the grid, the sweep and its collection."""
+"""Sweep point "constructed_training": one training run, the same store artifact as a page's grid point."""
 
 import pytest
 
-from nrf import train, zoo
+from nrf import constructed, grid, records, sweep, zoo
 from nrf.sections import constructed_training as section
+from test_section_constructed import TINY as CONSTRUCTED
 
-FAST = {"train_epochs": 2, "model_width": 4, "progress": False}
-
-
-def test_run_trains_on_the_constructed_set_and_caches(tiny, construction, forbid):
-    out = section.run("smoke", dataset="univ-K2", lr=0.05, batch_size=64, decay="step", construction=construction,
-                      **tiny, **FAST)
-    assert out["setting"] == {"lr": 0.05, "batch_size": 64, "decay": "step", "epochs": 2}
-    assert len(out["history"]["test_acc"]) == 2
-    assert out["history"]["lr"] == pytest.approx([0.05, 0.005])  # one x0.1 drop half-way
-    assert 0 <= out["final_acc"] <= out["best_epoch_acc"] <= 1 and out["chance"] == pytest.approx(0.1)
-    assert out["size"] > 0 and out["hardware"]
-
-    forbid(train, "train", "trained again")
-    again = section.run("smoke", dataset="univ-K2", lr=0.05, batch_size=64, decay="step", construction=construction,
-                        **tiny, **FAST)
-    assert again["history"] == out["history"]
+TINY = {**CONSTRUCTED, "train_epochs": 2, "model_width": 4, "dataset": "univ-K2", "train_lr": 0.05,
+        "train_batch_size": 64, "decay": "step"}
 
 
-def test_points_and_sweep(tiny, construction):
-    points = section.points_for("smoke", ["adv", "univ"], {"lr": [0.05]})
-    assert points == [{"dataset": "adv", "lr": 0.05, "batch_size": 128, "decay": "none"},
-                      {"dataset": "univ", "lr": 0.05, "batch_size": 128, "decay": "none"}]
-    common = {"construction": construction, "train_epochs": 1, "model_width": 4, **tiny}
-    out = section.grid_results("smoke", ["adv", "univ"], grid={"lr": [0.05]}, workers=2, progress=False, **common)
-    assert [r["status"] for r in out["records"]] == ["done", "done"]
-    assert all(r["notebook"].exists() for r in out["records"])
-    assert set(out["best"]) == {"adv", "univ"}
-    assert [p["dataset"] for p in out["points"]] == ["adv", "univ"]
-    again = section.grid_results("smoke", ["adv", "univ"], grid={"lr": [0.05]}, workers=2, progress=False, **common)
-    assert [r["status"] for r in again["records"]] == ["skipped", "skipped"]
-    assert again["best"]["univ"]["history"] == out["best"]["univ"]["history"]
+def grid_of(point: dict) -> dict:
+    """The options of a page's grid holding exactly this sweep point."""
+    cfg = {k: v for k, v in point.items() if k not in ("dataset", "train_lr", "train_batch_size", "decay")}
+    return {**records.resolve("generalisation", cfg), "lrs": [point["train_lr"]],
+            "batch_sizes": [point["train_batch_size"]], "decays": [point["decay"]]}
+
+
+def test_point_is_the_pages_grid_point(tiny, forbid):
+    rec = records.get("constructed_training", TINY, progress=False)
+    r = rec["results"]
+    assert {k: r[k] for k in ("lr", "batch_size", "decay", "epochs")} == {"lr": 0.05, "batch_size": 64,
+                                                                          "decay": "step", "epochs": 2}
+    assert len(r["history"]["test_acc"]) == 2 and r["history"]["lr"] == pytest.approx([0.05, 0.005])
+    assert 0 <= r["final_acc"] <= r["best_epoch_acc"] <= 1 and r["chance"] == pytest.approx(0.1)
+    assert r["size"] > 0 and r["dataset"] == "univ-K2" and r["variant"]["K"] == 2
+    assert section.verdicts(rec) == []
+
+    # a page's in-process grid finds the point the sweep point trained, and the other way round
+    other = {**TINY, "train_lr": 0.07, "decay": "none"}
+    cat = constructed.Catalogue(grid_of(TINY)).build(progress=False)
+    grid.run(cat, ["univ-K2"], grid_of(other), progress=False)
+    forbid(grid.training, "train", "trained a point that is in the store")
+    assert grid.run(cat, ["univ-K2"], grid_of(TINY), progress=False)["best"]["univ-K2"]["final_acc"] == r["final_acc"]
+    assert records.get("constructed_training", other, progress=False)["results"]["history"]["lr"] == [0.07, 0.07]
+
+
+def test_sweep_notebook_fills_the_store(tiny, tmp_path, forbid):
+    fixed = {**TINY, "train_epochs": 1, "dataset": "adv", "decay": "none"}
+    del fixed["train_lr"]
+    done = sweep.run("constructed_training", points=[{"train_lr": 0.03}], fixed=fixed, workers=1, out=tmp_path,
+                     progress=False)
+    assert [d["status"] for d in done] == ["done"], done[0]["error"]
+    forbid(grid.training, "train", "trained a point that the sweep stored")
+    point = {**fixed, "train_lr": 0.03}
+    cat = constructed.Catalogue(grid_of(point)).build(progress=False)
+    assert grid.run(cat, ["adv"], grid_of(point), progress=False)["points"][0]["lr"] == 0.03
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"dataset": "univ-K3"}, "dataset"),
-    ({"lr": 0}, "lr"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"decay": "cosine"}, "decay"),
-    ({"train_epochs": 0}, "train_epochs"),
-    ({"model_width": 1.5}, "model_width"),
-    ({"construction": {"Ks": []}}, "Ks"),
+    ({"dataset": "univ-K3"}, "option dataset"),
+    ({"train_lr": 0}, "option train_lr"),
+    ({"train_batch_size": 0}, "option train_batch_size"),
+    ({"decay": "cosine"}, "option decay"),
+    ({"decay": "step", "train_epochs": 1}, "option decay"),
+    ({"train_epochs": 0}, "option train_epochs"),
+    ({"model_width": 1.5}, "option model_width"),
+    ({"Ks": []}, "option Ks"),
+    ({"lr": 0}, "option lr"),
 ])
-def test_bad_parameters_fail_before_training(tiny, construction, forbid, bad, match):
-    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
+def test_bad_options_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        section.run("smoke", **{"construction": construction, **tiny, **bad})
-
-
-def test_bad_grid():
-    with pytest.raises(ValueError, match="grid"):
-        section.points_for("smoke", ["adv"], {"momentum": [0.9]})
-    with pytest.raises(ValueError, match="lr"):
-        section.points_for("smoke", ["adv"], {"lr": []})
+        records.get("constructed_training", {**TINY, **bad}, progress=False)

@@ -1,33 +1,54 @@
-"""Sections "Generalisation" and "Interpolation": their grids, computed in process (no notebooks)."""
+"""Section "Generalisation": its grid over D_adv and D_univ, trained in process, and its verdicts."""
 
 import pytest
 
-from nrf import zoo
-from nrf.sections import constructed_training, generalisation, interpolation
+from nrf import constructed, grid, records, zoo
+from nrf.sections import generalisation
+from test_section_constructed import TINY as CONSTRUCTED
 
-FAST = {"grid": {"lr": [0.05]}, "train_epochs": 1, "model_width": 4, "notebooks": False, "progress": False}
-
-
-def test_generalisation_and_interpolation_share_points(tiny, construction, monkeypatch):
-    out = generalisation.run("smoke", construction=construction, **FAST, **tiny)
-    assert set(out["best"]) == set(generalisation.DATASETS) and out["records"] is None
-    assert len(out["points"]) == len(generalisation.DATASETS)
-    sizes = {r["size"] for r in out["points"]}
-    assert len(sizes) == 1  # every data set has the same number of training images
-    assert out["cfg"]["profile"] == "smoke" and out["hardware"]
-    calls = []
-    real = constructed_training.train.train
-    monkeypatch.setattr(constructed_training.train, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
-    inter = interpolation.run("smoke", construction=construction, **FAST, **tiny)
-    assert inter["K"] == {1: "adv", 2: "univ-K2", 8: "univ"} and inter["restrict_K"] == 2
-    assert set(inter["best"]) == {"adv", "univ-K2", "univ", "univ-class", "adv-half"}
-    assert len(calls) == 2  # only univ-K2 and univ-class are new; the others come from the store
-    assert inter["best"]["adv"]["history"] == out["best"]["adv"]["history"]
+TINY = {**CONSTRUCTED, "lrs": [0.05], "train_epochs": 1, "model_width": 4}
 
 
-@pytest.mark.parametrize("bad, match", [({"grid": {"lr": [0]}}, "lr"), ({"grid": {"decay": ["cosine"]}}, "decay"),
-                                        ({"construction": {"Ks": [0]}}, "Ks")])
-def test_bad_parameters_fail_before_training(tiny, construction, forbid, bad, match):
-    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
+def test_record(tiny, forbid):
+    rec = records.get("generalisation", TINY, progress=False)
+    r = rec["results"]
+    assert set(r["best"]) == set(generalisation.DATASETS) == set(r["datasets"])
+    assert [p["dataset"] for p in r["points"]] == generalisation.DATASETS  # one setting each
+    assert len({p["size"] for p in r["points"]}) == 1  # every data set has the same number of training images
+    assert r["datasets"]["adv-half"]["eps"] == r["datasets"]["adv"]["eps"] / 2 and r["n_test"] == 1000
+    assert r["chance"] == pytest.approx(0.1) and all(0 <= p["final_acc"] <= 1 for p in r["points"])
+    assert {v.status for v in generalisation.verdicts(rec)} <= {"holds", "does not hold", "cannot be tested"}
+
+    forbid(constructed, "build", "built a stored variant again")
+    forbid(grid.training, "train", "trained a stored point again")
+    again = generalisation.run(records.resolve("generalisation", TINY), progress=False)
+    assert again["results"]["points"] == r["points"]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"lrs": [0]}, "option lrs"), ({"lrs": [0.1, 0.1]}, "option lrs"), ({"decays": ["cosine"]}, "option decays"),
+    ({"decays": ["step"]}, "option decays"), ({"Ks": [0]}, "option Ks"), ({"workers": 2}, "unknown option 'workers'"),
+])
+def test_bad_options_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        generalisation.run("smoke", **{"construction": construction, **FAST, **tiny, **bad})
+        records.get("generalisation", {**TINY, **bad}, progress=False)
+
+
+def record(adv, univ, adv_linf, univ_linf, n_test=1000, chance=0.1):
+    """A hand-made record: the best final test accuracy of each data set."""
+    accs = {"adv": adv, "univ": univ, "adv-linf": adv_linf, "univ-linf": univ_linf}
+    return {"results": {"best": {n: {"final_acc": a} for n, a in accs.items()}, "n_test": n_test, "chance": chance}}
+
+
+@pytest.mark.parametrize("rec, statuses", [
+    (record(0.6, 0.3, 0.5, 0.2), ["holds", "holds"]),
+    (record(0.6, 0.59, 0.5, 0.2), ["does not hold", "holds"]),
+    (record(0.6, 0.3, 0.11, 0.1), ["holds", "cannot be tested"]),
+    (record(0.3, 0.5, 0.3, 0.5), ["does not hold", "does not hold"]),
+])
+def test_verdicts(rec, statuses):
+    found = generalisation.verdicts(rec)
+    assert [v.status for v in found] == statuses and [v.test for v in found] == ["I-T3", "I-T3"]
+    assert found[0].effect == pytest.approx(100 * (rec["results"]["best"]["adv"]["final_acc"]
+                                                   - rec["results"]["best"]["univ"]["final_acc"]))

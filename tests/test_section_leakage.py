@@ -3,8 +3,11 @@
 import pytest
 import torch
 
-from nrf import zoo
+from nrf import constructed, grid, records, zoo
 from nrf.sections import leakage
+from test_section_generalisation import TINY as GENERALISATION
+
+TINY = {**GENERALISATION, "probe_steps": 20}
 
 
 def test_probe_learns_a_linearly_separable_task():
@@ -16,26 +19,46 @@ def test_probe_learns_a_linearly_separable_task():
     assert out["train_acc"] == 1.0 and torch.equal(out["pred"], y)
 
 
-def test_run(tiny, construction, forbid):
-    fresh = {"grid": {"lr": [0.05]}, "train_epochs": 1, "model_width": 4, "notebooks": False}
-    out = leakage.run("smoke", construction=construction, probe_steps=20, **fresh, **tiny, progress=False)
-    assert set(out["probes"]) == set(leakage.DATASETS)
-    for probes in out["probes"].values():
+def test_record(tiny, forbid):
+    rec = records.get("leakage", TINY, progress=False)
+    r = rec["results"]
+    assert set(r["probes"]) == set(leakage.DATASETS)
+    for probes in r["probes"].values():
         assert set(probes) == set(leakage.ROLES)
         for p in probes.values():
             assert all(0 <= p[k] <= 1 for k in ("train_acc", "test_acc", "shifted"))
-    assert out["sizes"]["univ"] > 0 and out["chance"] == pytest.approx(0.1) and out["hardware"]
+    assert r["sizes"]["univ"] > 0 and r["chance"] == pytest.approx(0.1) and set(r["clean_acc"]) == set(leakage.ROLES)
+    assert set(r["fresh"]["best"]) == set(leakage.DATASETS)
+    assert [v.test for v in leakage.verdicts(rec)] == ["I-T4", "I-T4"]
 
-    forbid(leakage, "probe", "recomputed a stored result")
-    again = leakage.run("smoke", construction=construction, probe_steps=20, **fresh, **tiny, progress=False)
-    assert again["probes"] == out["probes"]
-    assert set(out["fresh"]["best"]) == set(leakage.DATASETS) and out["fresh"]["records"] is None
+    for owner, name in ((leakage, "probe"), (constructed, "build"), (grid.training, "train")):
+        forbid(owner, name, f"recomputed a stored result ({name})")
+    again = leakage.run(records.resolve("leakage", TINY), progress=False)
+    assert again["results"]["probes"] == r["probes"]
 
 
-@pytest.mark.parametrize("bad, match", [({"probe_steps": 0}, "probe_steps"),
-                                        ({"construction": {"eps_scale": 0}}, "eps_scale"),
-                                        ({"grid": {"lr": []}}, "lr")])
-def test_bad_parameters_fail_before_training(tiny, construction, forbid, bad, match):
-    forbid(zoo, "trained", "trained or loaded a model before checking the parameters")
+@pytest.mark.parametrize("bad, match", [({"probe_steps": 0}, "option probe_steps"),
+                                        ({"eps_scale": 0}, "option eps_scale"), ({"lrs": []}, "option lrs"),
+                                        ({"notebooks": False}, "unknown option 'notebooks'")])
+def test_bad_options_fail_before_training(tiny, forbid, bad, match):
+    forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        leakage.run("smoke", **{"construction": construction, **tiny, **bad})
+        records.get("leakage", {**TINY, **bad}, progress=False)
+
+
+def record(natural, robust, shifted, n_test=1000, chance=0.1):
+    """A hand-made record: test accuracy of the natural and robust probes on D_univ, and the share
+    the robust probe on the cyclic D_univ predicts as y + 1."""
+    return {"results": {"chance": chance, "n_test": n_test, "probes": {
+        "univ": {"natural": {"test_acc": natural}, "robust": {"test_acc": robust}},
+        "univ-cyclic": {"robust": {"shifted": shifted}}}}}
+
+
+@pytest.mark.parametrize("rec, statuses", [
+    (record(0.4, 0.11, 0.1), ["holds", "holds"]),
+    (record(0.4, 0.3, 0.1), ["does not hold", "holds"]),
+    (record(0.4, 0.1, 0.3), ["holds", "does not hold"]),
+    (record(0.11, 0.1, 0.1), ["cannot be tested", "holds"]),
+])
+def test_verdicts(rec, statuses):
+    assert [v.status for v in leakage.verdicts(rec)] == statuses

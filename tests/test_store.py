@@ -54,6 +54,9 @@ def test_code_hash_ignores_docstrings_and_comments():
     b = 'def f(x):\n    """Another doc, longer."""\n\n    # a comment\n    return x + 1\n'
     c = 'def f(x):\n    """Doc."""\n    return x + 2\n'
     assert store.code_hash(a) == store.code_hash(b) != store.code_hash(c)
+    opt = 'OPTS = [Option("n", 3, "{}", kind="int")]'
+    assert store.code_hash(opt.format("a number")) == store.code_hash(opt.format("how many, reworded"))
+    assert store.code_hash(opt.format("x")) != store.code_hash(opt.format("x").replace("3", "4"))
 
 
 MODULE = '''

@@ -6,21 +6,27 @@ the clean test set with the true labels. A probe can only generalise if the feat
 respond to what D_univ's labels follow: the universal perturbations. If those carried robust
 features, the robust model's probe would generalise too. The cyclic-label D_univ (t = y + 1)
 bounds the leak from the other side: there the robust features of every image point to y, one
-class before its label, so a probe that leans on them predicts y + 1 on the test set.
+class before its label, so a probe that leans on them predicts y + 1 on the test set. Fresh
+ResNet-18s trained on both data sets over the grid (nrf.grid) are shown beside the probes.
 """
 
 import torch
 import torch.nn.functional as F
 
-from .. import store, zoo
-from ..runtime import autocast, default_device, generator
-from . import constructed, constructed_training
+from .. import claims, constructed, grid, options, records, store, zoo
+from ..options import Option
+from ..runtime import autocast, generator
 
 ROLES = ("natural", "natural_seed1", "vgg16", "robust")
 DATASETS = ("univ", constructed.CYCLIC)
+
 # Full-batch Adam on standardised features; weight decay keeps a probe on a few hundred
 # examples from fitting noise.
-PROBE = {"steps": 300, "lr": 0.01, "weight_decay": 1e-3}
+OPTIONS = options.MODELS + constructed.OPTIONS + grid.TRAINING + grid.GRID + [
+    Option("probe_steps", 300, "full-batch Adam steps of each linear probe", kind="int", low=1),
+    Option("probe_lr", 0.01, "their learning rate", low=1e-12),
+    Option("probe_weight_decay", 1e-3, "their weight decay", low=0),
+]
 
 
 @torch.no_grad()
@@ -57,58 +63,71 @@ def probe(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, nu
         return {"train_acc": (layer(a).argmax(1) == train_y).float().mean().item(), "pred": layer(b).argmax(1)}
 
 
-def run(profile: str = "smoke", *, construction: dict | None = None, probe_steps: int | None = None,
-        grid: dict | None = None, train_epochs: int | None = None, model_width: int | None = None,
-        workers: int | None = None, notebooks: bool = True, device=None, progress: bool = True,
-        **overrides) -> dict:
+def run(cfg: dict, progress: bool = True) -> dict:
     """Probe every model of ROLES on D_univ and the cyclic D_univ, and train fresh ResNet-18s on
-    both over the grid (grid, train_epochs, model_width, workers, notebooks: see
-    constructed_training.grid_results).
-
-    construction: the Constructed section's parameters (None: its defaults). probe_steps: Adam
-    steps of each probe (None: PROBE's). overrides: profile settings (data, width, seed, ...).
-    Returns {"probes": {dataset: {role: {"train_acc", "test_acc", "shifted"}}}, "fresh": the
-    grid's result, ...}: test_acc against the true labels, shifted the share predicted as y + 1
-    (the cyclic label).
-    """
-    construction = dict(construction or {})
-    plan = constructed.plan(profile, **construction, **overrides)
-    steps = PROBE["steps"] if probe_steps is None else probe_steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"probe_steps must be a positive integer, got {probe_steps!r}")
-    constructed_training.points_for(profile, list(DATASETS), grid)  # checks the grid before any work
-    cfg, device = plan["cfg"], device or default_device()
-    sets = {name: constructed.dataset(profile, name, device=device, progress=progress, **construction, **overrides)
-            for name in DATASETS}
-    test_data = sets["univ"][1]
-    train_data, _ = zoo.load_data(cfg["data"])
+    both over the grid. probes: {dataset: {role: {"train_acc", "test_acc", "shifted"}}}: test_acc
+    against the true labels, shifted the share predicted as y + 1 (the cyclic label)."""
+    grid.settings(cfg)
+    cat = constructed.Catalogue(cfg).build(progress=progress)
+    for name in DATASETS:
+        cat.check(name)
+    train_data, test_data = cat.train, cat.test
     specs = {role: zoo.recipe(cfg, role, train_data.identity) for role in ROLES}
-    trained = {role: zoo.trained(spec, train_data, test_data, device=device, progress=progress)
+    trained = {role: (cat.model, cat.meta) if spec == cat.spec else zoo.trained(spec, train_data, test_data,
+                                                                                progress=progress)
                for role, spec in specs.items()}
-    num_classes = len(test_data.classes)
-    params = {"models": specs, "data": {name: s[0].identity for name, s in sets.items()}, "test": test_data.identity,
-              "probe": {**PROBE, "steps": steps}, "seed": cfg["seed"]}
+    num_classes = len(cat.classes)
+    settings = {"steps": cfg["probe_steps"], "lr": cfg["probe_lr"], "weight_decay": cfg["probe_weight_decay"]}
+    params = {"models": specs, "data": {name: cat.identity(name) for name in DATASETS}, "test": test_data.identity,
+              "probe": settings, "seed": cfg["seed"]}
 
     def compute(_workdir) -> dict:
-        probes = {name: {} for name in DATASETS}
+        probes, sets = {name: {} for name in DATASETS}, {name: cat.dataset(name) for name in DATASETS}
         for role, (model, _) in trained.items():
             test_f = features(model, test_data.x)
-            for name, (data, _, _) in sets.items():
-                p = probe(features(model, data.x), data.y, test_f, num_classes, steps=steps, lr=PROBE["lr"],
-                          weight_decay=PROBE["weight_decay"], seed=cfg["seed"])
+            for name, data in sets.items():
+                p = probe(features(model, data.x), data.y, test_f, num_classes, seed=cfg["seed"], **settings)
                 probes[name][role] = {"train_acc": p["train_acc"],
                                       "test_acc": (p["pred"] == test_data.y).float().mean().item(),
                                       "shifted": (p["pred"] == (test_data.y + 1) % num_classes).float().mean().item()}
         return {"probes": probes}
 
     result = store.fetch("leakage", params, compute)
-    fresh = constructed_training.grid_results(
-        profile, list(DATASETS), grid=grid, workers=workers, notebooks=notebooks, progress=progress,
-        construction=construction, train_epochs=train_epochs, model_width=model_width, **overrides)
-    hardware = {store.meta("leakage", params)["hardware"]} | {m["provenance"]["hardware"] for _, m in trained.values()}
-    hardware |= fresh["hardware"]
-    return {"cfg": cfg, "train": train_data, "test": test_data, "probes": result["probes"], "fresh": fresh,
-            "sizes": {name: len(s[0]) for name, s in sets.items()},
-            "clean_acc": {role: m["clean_acc"] for role, (_, m) in trained.items()},
-            "chance": test_data.y.bincount().max().item() / len(test_data), "n_test": len(test_data),
-            "hardware": hardware}
+    fresh = grid.run(cat, list(DATASETS), cfg, progress=progress)
+    results = {"probes": result["probes"], "fresh": fresh, "roles": list(ROLES), "datasets": list(DATASETS),
+               "sizes": {name: cat.size(name) for name in DATASETS},
+               "clean_acc": {role: m["clean_acc"] for role, (_, m) in trained.items()},
+               "chance": cat.chance, "n_test": len(test_data), "classes": cat.classes, "eps_scale": cfg["eps_scale"]}
+    return {"results": results, "data": records.data_note(train_data, test_data)}
+
+
+def verdicts(rec: dict) -> list[claims.Verdict]:
+    """I-T4: the natural model's probe on D_univ beats chance by 2 s.e. (else nothing to test)
+    while the robust model's does not; and on the cyclic D_univ, the robust model's probe does
+    not predict the cyclic label y + 1 more often than chance by 2 s.e."""
+    r = rec["results"]
+    chance, n = r["chance"], r["n_test"]
+    se = claims.binomial_se(chance, n)  # of an accuracy at chance
+    univ, cyclic = r["probes"]["univ"], r["probes"][constructed.CYCLIC]
+    natural, robust = univ["natural"]["test_acc"], univ["robust"]["test_acc"]
+    accs = (f"natural model's probe {100 * natural:.1f}%, robust model's {100 * robust:.1f}% "
+            f"(chance {100 * chance:.1f}%)")
+    if not claims.exceeds(natural - chance, se):
+        status, detail = "cannot be tested", f"even the natural model's probe is not 2 s.e. above chance: {accs}"
+    elif claims.exceeds(robust - chance, se):
+        status, detail = "does not hold", f"the robust model's probe generalises too: {accs}"
+    else:
+        status, detail = "holds", accs
+    shifted = cyclic["robust"]["shifted"]
+    return [
+        claims.Verdict(
+            claim="what D_univ teaches is read by non-robust features only", test="I-T4",
+            effect=100 * (robust - chance), spread=100 * se, unit="points above chance", status=status,
+            criterion="natural model's probe above chance by 2 s.e., the robust model's not", detail=detail),
+        claims.Verdict(
+            claim="no robust features leaked toward the cyclic labels", test="I-T4",
+            effect=100 * (shifted - chance), spread=100 * se, unit="points above chance",
+            status="does not hold" if claims.exceeds(shifted - chance, se) else "holds",
+            criterion="the robust model's probe on the cyclic D_univ predicts y + 1 no more often than chance + 2 s.e.",
+            detail=f"it predicts y + 1 for {100 * shifted:.1f}% of the clean test images"),
+    ]
