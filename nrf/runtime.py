@@ -82,6 +82,13 @@ def hardware(device: torch.device | None = None) -> str:
     return f"{what}, torch {torch.__version__}"
 
 
+def umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path, content: bytes | Callable[[BinaryIO], None]) -> Path:
     """Write `content` (bytes, or a function writing to a binary file) through a temporary file
     of its own in the same folder, then rename it into place: a kill mid-write never leaves a
@@ -92,6 +99,7 @@ def write_atomic(path, content: bytes | Callable[[BinaryIO], None]) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content) if isinstance(content, bytes) else content(f)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; caches and stores are shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -27,6 +27,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from . import runtime
 REPO = Path(__file__).resolve().parent.parent
 # Modules that move, cache or present results but compute none: not part of a fingerprint.
 INFRASTRUCTURE = {"nrf", "nrf.store", "nrf.records", "nrf.options", "nrf.claims", "nrf.page", "nrf.cli", "nrf.sweep"}
+WAIT_NOTICE = 60  # seconds between "waiting for ..." messages while another process computes
 _trail: contextvars.ContextVar[list | None] = contextvars.ContextVar("nrf_store_trail", default=None)
 
 
@@ -161,6 +163,9 @@ def _load(folder: Path) -> tuple[dict, dict] | None:
         return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False), meta
     except FileNotFoundError:
         return None
+    except PermissionError as e:  # another user's artifact: say so, never discard it as corrupt
+        raise ValueError(f"cannot read the stored artifact {folder}: {e.strerror}; a store shared by several users "
+                         "must be readable by all (chmod -R a+rX), or set NRF_STORE to a store of your own") from None
     except Exception as e:  # truncated JSON, bad pickle, checksum: recompute, never use
         print(f"nrf.store: discarding corrupt artifact {folder} ({type(e).__name__}: {e})")
         return None
@@ -176,6 +181,7 @@ def _save(folder: Path, kind: str, params: dict, result: dict, seconds: float) -
             "sha256": hashlib.sha256(blob).hexdigest(), "created": now(), "hardware": runtime.hardware(),
             "compute": runtime.compute_id(), "commit": git_commit(), "seconds": seconds}
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    os.chmod(tmp, 0o777 & ~runtime.umask())  # mkdtemp makes it private; a store is shared like a data set
     (tmp / "result.pt").write_bytes(blob)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     if folder.exists():
@@ -208,9 +214,14 @@ def fetch(kind: str, params: dict, compute: Callable[[Path], dict], root: Path |
     found = _load(folder)
     if found is None:
         workdir = folder.with_suffix(".work")
-        workdir.mkdir(parents=True, exist_ok=True)
-        with open(workdir / "lock", "a") as lock:  # parallel sweep points: one computes, the others wait
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:  # a store this user cannot write says so before anything computes
+            workdir.mkdir(parents=True, exist_ok=True)
+            lock = open(workdir / "lock", "a+")
+        except PermissionError as e:
+            raise ValueError(f"the store {folder.parent.parent} is not writable ({e.strerror}: {e.filename}): "
+                             "set NRF_STORE to a folder you can write") from None
+        with lock:  # parallel sweep points: one computes, the others wait
+            _acquire(lock, f"{kind} {folder.name}")
             found = _load(folder)  # computed while this process waited
             if found is None:
                 runtime.pin_threads()
@@ -222,6 +233,34 @@ def fetch(kind: str, params: dict, compute: Callable[[Path], dict], root: Path |
     if (metas := _trail.get()) is not None:
         metas.append({k: meta.get(k) for k in ("kind", "key", "commit", "hardware", "compute", "created", "seconds")})
     return result
+
+
+def _acquire(lock, what: str) -> None:
+    """Take the lock of a missing artifact. While another process holds it, say which one (its
+    pid, host and start, written in the lock file) every WAIT_NOTICE seconds; give up after
+    $NRF_LOCK_TIMEOUT seconds if set."""
+    timeout = float(os.environ.get("NRF_LOCK_TIMEOUT", "inf"))
+    start = time.monotonic()
+    notice = -WAIT_NOTICE
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            waited = time.monotonic() - start
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            if waited >= timeout:
+                raise ValueError(f"gave up after {waited:.0f} s waiting for {what}, being computed by {holder} "
+                                 "(NRF_LOCK_TIMEOUT); if that process is stopped, resume or end it") from None
+            if waited - notice >= WAIT_NOTICE:
+                print(f"nrf.store: waiting for {what}, being computed by {holder}", flush=True)
+                notice = waited
+            time.sleep(min(1.0, max(timeout - waited, 0.01)))
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {now()}")
+    lock.flush()
 
 
 def digest(tensor: torch.Tensor) -> str:

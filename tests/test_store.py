@@ -1,6 +1,8 @@
 import importlib
+import os
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,3 +162,73 @@ def test_parallel_fetches_compute_once(tmp_path):
         values = pool.map(_slow_compute, [(tmp_path / "store", log)] * 3)
     assert values == [42, 42, 42]
     assert log.read_text().count("computed") == 1
+
+
+def test_a_held_lock_says_who_holds_it_and_can_time_out(tmp_path, monkeypatch, capsys):
+    import fcntl
+
+    compute, calls = counting({"v": 1})
+    workdir = store.path("s", {"n": 2}, compute, root=tmp_path).with_suffix(".work")
+    workdir.mkdir(parents=True)
+    with open(workdir / "lock", "a+") as held:  # another process computing the same artifact (or stopped)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242 on elsewhere since 2026-01-01T00:00:00+00:00")
+        held.flush()
+        monkeypatch.setenv("NRF_LOCK_TIMEOUT", "1.5")
+        with pytest.raises(ValueError, match="gave up after 2 s waiting for s .* pid 4242 on elsewhere"):
+            store.fetch("s", {"n": 2}, compute, root=tmp_path)
+    assert "waiting for s" in capsys.readouterr().out and not calls
+    assert store.fetch("s", {"n": 2}, compute, root=tmp_path) == {"v": 1}  # released: computed
+
+
+def test_artifacts_are_readable_by_other_users(tmp_path):
+    compute, _ = counting({"v": 1})
+    store.fetch("s", {}, compute, root=tmp_path)
+    folder = store.path("s", {}, compute, root=tmp_path)
+    for p in (folder, folder / "result.pt", folder / "meta.json"):
+        assert p.stat().st_mode & 0o044 == 0o044, p  # group and others may read (umask 022)
+
+
+def _second_user(root, out):
+    """In a forked child that has become user nobody: read a stored artifact, ask for a missing one."""
+    os.setgid(65534)
+    os.setuid(65534)
+
+    def compute(workdir):
+        raise AssertionError("the second user recomputed")
+
+    compute.__module__ = "tests_store_shared"
+    lines = [str(store.fetch("s", {"shared": 1}, compute, root=root)["v"])]
+    try:
+        store.fetch("s", {"missing": 1}, compute, root=root)
+    except ValueError as e:
+        lines.append(str(e))
+    out.put(lines)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="acting as a second user needs root")
+def test_a_second_user_reads_a_shared_store_and_is_told_it_cannot_write(capsys):
+    import multiprocessing
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="nrf-shared-"))  # /tmp: reachable by the second user
+    try:
+        os.chmod(top, 0o755)
+
+        def compute(workdir):
+            return {"v": 7}
+
+        compute.__module__ = "tests_store_shared"
+        store.fetch("s", {"shared": 1}, compute, root=top / "store")
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        child = ctx.Process(target=_second_user, args=(top / "store", out))
+        child.start()
+        lines = out.get(timeout=60)
+        child.join(60)
+        assert lines[0] == "7"  # read, not recomputed
+        assert lines[1].startswith("the store") and "is not writable" in lines[1]
+        assert "discarding" not in capsys.readouterr().out
+    finally:
+        shutil.rmtree(top)
