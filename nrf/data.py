@@ -14,6 +14,7 @@ import os
 import pickle
 import tarfile
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -211,16 +212,21 @@ def _read_tree(source: Path, split: str) -> list[tuple[str, str, bytes]]:
         for f in (source / split).glob("*/*"):
             if f.is_file():
                 take(f"{split}/{f.parent.name}/{f.name}", f.read_bytes)
-    elif source.name.lower().endswith(".zip"):
-        with zipfile.ZipFile(source) as z:
-            for info in z.infolist():
-                if not info.is_dir():
-                    take(info.filename, lambda: z.read(info))
     else:
-        with tarfile.open(source, "r:*") as tar:
-            for m in tar:
-                if m.isfile():
-                    take(m.name, lambda: tar.extractfile(m).read())
+        try:
+            if source.name.lower().endswith(".zip"):
+                with zipfile.ZipFile(source) as z:
+                    for info in z.infolist():
+                        if not info.is_dir():
+                            take(info.filename, lambda: z.read(info))
+            else:
+                with tarfile.open(source, "r:*") as tar:
+                    for m in tar:
+                        if m.isfile():
+                            take(m.name, lambda: tar.extractfile(m).read())
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:  # truncated or not one
+            raise ValueError(f"cannot read the archive {source}: {type(e).__name__}: {str(e).splitlines()[0]} "
+                             "(expected a complete .tar.gz, .tgz, .tar or .zip of <split>/<class>/<image>)") from None
     if not items:
         raise ValueError(
             f"no images at '{split}/<class>/<image>' in {source} (image splits found: {sorted(splits) or 'none'})"

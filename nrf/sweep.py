@@ -7,6 +7,10 @@ folder `OUT/SECTION/<slug>-<hash>/` holds the executed notebook, `log.txt` and, 
 succeeded, `done.json`: a sweep that is run again skips the points that are done.
 """
 
+import ctypes
+import ctypes.util
+import fcntl
+import functools
 import hashlib
 import importlib.util
 import itertools
@@ -15,6 +19,8 @@ import logging
 import os
 import queue
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -97,13 +103,21 @@ def grid_option(text: str) -> tuple[str, list]:
     if not sep or not name.strip() or not values.strip():
         raise ValueError(f"--grid must look like NAME=V1,V2,... or NAME=[V1, V2], got {text!r}")
     if values.lstrip().startswith("["):
-        return name.strip(), yaml.safe_load(values)
-    return name.strip(), [yaml.safe_load(v) for v in values.split(",")]
+        return name.strip(), _yaml(values, f"--grid {text}")
+    return name.strip(), [_yaml(v, f"--grid {text}") for v in values.split(",")]
+
+
+def _yaml(text: str, where: str):
+    """YAML text read, or a one-line error naming where it came from."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
 
 
 def grid_file(path: str | Path) -> tuple[dict, dict]:
     """A YAML mapping NAME -> list of values, plus an optional `fixed:` mapping -> (grid, fixed)."""
-    spec = yaml.safe_load(Path(path).read_text())
+    spec = _yaml(Path(path).read_text(), f"grid file {path}")
     if not isinstance(spec, dict):
         raise ValueError(f"grid file {path} must hold a mapping NAME -> list of values")
     fixed = spec.pop("fixed", None) or {}
@@ -171,20 +185,46 @@ def _record(params: dict, folder: Path, section: str, status: str, seconds: floa
 
 
 def _point(section: str, notebook: Path, params: dict, folder: Path, env: dict) -> dict:
-    """Execute one point in a subprocess; its stdout and stderr become the point's log."""
+    """Execute one point in a subprocess; its stdout and stderr become the point's log. The point
+    folder is claimed first (a lock held while it runs), so two sweeps into one folder never run
+    the same point; the subprocess dies with this process."""
     folder.mkdir(parents=True, exist_ok=True)
-    job = {"section": section, "notebook": str(notebook), "params": params, "out": str(folder / f"{section}.ipynb")}
-    start = time.perf_counter()
-    with open(folder / "log.txt", "w") as log:
-        code = subprocess.run([sys.executable, "-u", "-m", "nrf.sweep", json.dumps(job)], env=env, stdout=log,
-                              stderr=subprocess.STDOUT).returncode
-    seconds = round(time.perf_counter() - start, 2)
-    if code != 0:
-        lines = [ln for ln in ANSI.sub("", (folder / "log.txt").read_text(errors="replace")).splitlines() if ln.strip()]
-        return _record(params, folder, section, "failed", seconds, "\n".join(lines[-3:]) or f"exit code {code}")
-    done = {"params": params, "seconds": seconds, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    write_atomic(folder / "done.json", json.dumps(done, indent=1).encode())
-    return _record(params, folder, section, "done", seconds, None)
+    with open(folder / "claim", "a+") as claim:
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            claim.seek(0)
+            return _record(params, folder, section, "failed", None,
+                           f"point is being run by another sweep ({claim.read().strip() or 'unknown process'})")
+        if (done := _done(folder)) is not None:  # finished by another sweep while this one queued it
+            return _record(params, folder, section, "skipped", done.get("seconds"), None)
+        claim.seek(0)
+        claim.truncate()
+        claim.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        claim.flush()
+        job = {"section": section, "notebook": str(notebook), "params": params, "out": str(folder / f"{section}.ipynb")}
+        start = time.perf_counter()
+        with open(folder / "log.txt", "w") as log:
+            code = subprocess.run([sys.executable, "-u", "-m", "nrf.sweep", json.dumps(job)], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, preexec_fn=functools.partial(_die_with_parent, os.getpid())).returncode
+        seconds = round(time.perf_counter() - start, 2)
+        if code != 0:
+            text = ANSI.sub("", (folder / "log.txt").read_text(errors="replace"))
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            return _record(params, folder, section, "failed", seconds, "\n".join(lines[-3:]) or f"exit code {code}")
+        done = {"params": params, "seconds": seconds,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        write_atomic(folder / "done.json", json.dumps(done, indent=1).encode())
+        return _record(params, folder, section, "done", seconds, None)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a point's subprocess, before it starts: SIGTERM when the sweep process dies (Linux),
+    however it dies. The point's kernel exits when its parent does (ipykernel polls it)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the sweep died before prctl took effect
+        os._exit(1)
 
 
 def run(section: str, grid: dict | None = None, *, points: list[dict] | None = None, fixed: dict | None = None,

@@ -171,6 +171,20 @@ def test_bad_cifar_inputs(tmp_path, fake):
         data.load_cifar10(pickles, "train")
 
 
+def test_broken_archives_are_one_line_naming_the_file(tmp_path, fake):
+    tree = write_tree(tmp_path / "tree", fake)
+    with tarfile.open(tmp_path / "whole.tar.gz", "w:gz") as tar:
+        tar.add(tree / "train", arcname="train")
+    blob = (tmp_path / "whole.tar.gz").read_bytes()
+    (tmp_path / "truncated.tar.gz").write_bytes(blob[: len(blob) // 2])
+    (tmp_path / "garbage.tar.gz").write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "garbage.zip").write_bytes(bytes(range(256)) * 20)
+    for name in ("truncated.tar.gz", "garbage.tar.gz", "garbage.zip"):
+        with pytest.raises(ValueError, match=f"cannot read the archive .*{name}") as e:
+            data.load_cifar10(tmp_path / name, "train", progress=False)
+        assert "\n" not in str(e.value)
+
+
 def test_full_cifar10_path(monkeypatch, tmp_path):
     monkeypatch.setenv("NRF_CIFAR10", str(tmp_path / "c.tar.gz"))
     assert data.full_cifar10_path() == tmp_path / "c.tar.gz"

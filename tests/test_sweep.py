@@ -153,3 +153,60 @@ def test_cli_bad_grid(notebook, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         cli.main(["sweep", "toy", "--grid", "lr"])
     assert e.value.code == 2
+
+
+SLOW = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+a = 1
+
+# %%
+import time
+time.sleep(60)
+'''
+
+SWEEP = """
+import sys
+from pathlib import Path
+from nrf import sweep
+sweep.run("slow", {"a": [1]}, out=sys.argv[2], notebook=Path(sys.argv[1]), progress=False)
+"""
+
+
+def test_points_die_with_the_sweep_and_are_claimed_by_one_sweep(tmp_path):
+    import signal
+    import sys
+    import time
+
+    (tmp_path / "slow.py").write_text(SLOW)
+    parent = subprocess.Popen([sys.executable, "-c", SWEEP, str(tmp_path / "slow.py"), str(tmp_path / "runs")])
+    folder = None
+    for _ in range(300):  # until the point runs its notebook
+        logs = list((tmp_path / "runs" / "slow").glob("*/log.txt"))
+        if logs and (logs[0].parent / "claim").read_text():
+            folder = logs[0].parent
+            break
+        time.sleep(0.1)
+    assert folder is not None, "the point never started"
+    other = sweep.run("slow", {"a": [1]}, out=tmp_path / "runs", notebook=tmp_path / "slow.py", progress=False)
+    assert other[0]["status"] == "failed" and "being run by another sweep (pid" in other[0]["error"]
+
+    points = subprocess.run(["pgrep", "-f", "-P", str(parent.pid), "nrf.sweep"], capture_output=True, text=True)
+    point = int(points.stdout.split()[0])
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(point, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the point's process outlived the killed sweep")
+    assert not (folder / "done.json").exists()
