@@ -34,11 +34,11 @@ class Verdict:
         return asdict(self)
 
     def effect_text(self) -> str:
-        """'12.3 ± 1.4 points', or '-' when nothing was measured."""
+        """'+12.3 ± 1.4 points' (three significant digits, two for the spread), or '-'."""
         if self.effect is None:
             return "-"
-        spread = "" if self.spread is None else f" ± {self.spread:.1f}"
-        return f"{self.effect:+.1f}{spread} {self.unit}".strip()
+        spread = "" if self.spread is None else f" ± {self.spread:.2g}"
+        return f"{self.effect:+.3g}{spread} {self.unit}".strip()
 
 
 def binomial_se(p: float, n: int) -> float:

@@ -272,7 +272,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-@functools.cache
 def git_commit() -> str | None:
     """The checkout's commit, with -dirty when it has uncommitted changes."""
     try:

@@ -135,23 +135,32 @@ def point_name(point: dict, params: dict) -> str:
 
 
 def gpus() -> list[str]:
-    """The CUDA devices the workers share out (none when NRF_DEVICE asks for the CPU)."""
-    if os.environ.get("NRF_DEVICE", "").startswith("cpu"):
+    """The CUDA devices the workers share out: none when NRF_DEVICE asks for the CPU, only its
+    GPU when NRF_DEVICE=cuda:N, else every visible one."""
+    wanted = os.environ.get("NRF_DEVICE", "")
+    if wanted.startswith("cpu"):
         return []
     import torch
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [d.strip() for d in visible.split(",")] if visible else [str(i) for i in range(count)]
-    return ids[:count]
+    ids = ([d.strip() for d in visible.split(",")] if visible else [str(i) for i in range(count)])[:count]
+    if wanted.startswith("cuda:"):
+        index = int(wanted.partition(":")[2])
+        if index >= len(ids):
+            raise ValueError(f"NRF_DEVICE={wanted} asks for a CUDA GPU but torch sees {len(ids)}")
+        return [ids[index]]
+    return ids
 
 
 def worker_env(slot: int, devices: list[str]) -> dict:
     """Worker `slot`'s environment: its own GPU (round robin). Every worker computes at the same
     NRF_THREADS as a run in one process would, so both give the same numbers (store keys)."""
     env = dict(os.environ)
-    if devices:
+    if devices:  # the worker sees one GPU, as cuda:0
         env["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
+        if env.get("NRF_DEVICE", "").startswith("cuda"):
+            env["NRF_DEVICE"] = "cuda"
     return env
 
 

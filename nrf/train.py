@@ -20,6 +20,7 @@ from nrf.models import save_atomic
 from nrf.runtime import autocast, default_device, generator
 
 AUGMENTS = ("crop_flip", "resized_crop_flip", None)
+CHECKPOINT_EVERY = 300.0  # seconds between checkpoints of a training run
 MAX_LOSS = 1e3  # a mean cross-entropy above this (or nan) means training diverged
 NORMS = ("l2", "linf")
 ADV_KEYS = {"norm", "eps", "steps", "step_size"}
@@ -76,7 +77,7 @@ def _device_of(model) -> torch.device:
 def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, batch_size: int,
           milestones=(), gamma: float = 0.1, weight_decay: float = 5e-4, momentum: float = 0.9,
           adv: dict | None = None, augment: str | None = "crop_flip", seed: int = 0,
-          checkpoint=None, device=None, progress: bool = True) -> dict:
+          checkpoint=None, checkpoint_every: float = CHECKPOINT_EVERY, device=None, progress: bool = True) -> dict:
     """Train `model` in place with SGD and cross-entropy; returns the per-epoch history.
 
     lr is multiplied by `gamma` at each milestone epoch. With `adv`, every batch is replaced
@@ -85,8 +86,11 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     per-image and independent of batch mates), and only the training forward pass updates the
     BN statistics. `seed` drives data order, augmentation and the attack's random starts (the
     initial weights come from `models.build(..., seed=)`). With `checkpoint` (a path), the
-    state after every epoch is written there and a later call with the same arguments resumes
-    from it, ending with the same weights as an uninterrupted run. The model ends in eval mode.
+    state after an epoch is written there once `checkpoint_every` seconds have passed since the
+    last write (a large model written every epoch costs more than it saves), and a later call
+    with the same arguments resumes from it, ending with the same weights as an uninterrupted
+    run. On a GPU cuDNN benchmarks its kernels for the fixed shapes of training, and is put back
+    as it was afterwards. The model ends in eval mode.
     history: per-epoch lists train_loss and train_acc (on the batches trained on, adversarial
     ones with `adv`), test_acc (clean), lr and seconds.
     """
@@ -100,7 +104,6 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     history = {"train_loss": [], "train_acc": [], "test_acc": [], "lr": [], "seconds": []}
     start = 0
@@ -118,49 +121,56 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     x_test, y_test = test_data.x.to(device), test_data.y.to(device)
     n = len(y)
     steps = -(-n // batch_size)
-    bar = tqdm(total=epochs * steps, initial=start * steps, unit="batch", disable=not progress,
-               desc="adversarial training" if adv else "training")
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        epoch_lr = lr * gamma ** sum(m <= epoch for m in milestones)
-        for group in optimizer.param_groups:
-            group["lr"] = epoch_lr
-        g = generator(derive_seed(seed, epoch), device)
-        order = torch.randperm(n, generator=g, device=device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        model.train()
-        for i in range(steps):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            xb, yb = _augment(x[idx], augment, g), y[idx]
-            if device.type == "cuda":
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            if adv is not None:  # attacks.perturb runs the model in eval mode, then restores train mode
-                xb = xb + attacks.pgd(model, xb, yb, norm=adv["norm"], eps=adv["eps"], steps=adv["steps"],
-                                      step_size=adv["step_size"], targeted=False, random_start=True,
-                                      seed=derive_seed(seed, epoch, i))
-            with autocast(device):
-                logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(yb)
-            correct += (logits.argmax(1) == yb).sum()
-            bar.update()
-        history["train_loss"].append(loss_sum.item() / n)
-        if not history["train_loss"][-1] < MAX_LOSS:  # nan, inf or diverged: store nothing
-            raise ValueError(f"training diverged in epoch {epoch + 1} (mean loss {history['train_loss'][-1]:.3g}): "
-                             f"lower the learning rate (lr={lr:g}){' or the attack eps' if adv else ''}")
-        history["train_acc"].append(correct.item() / n)
-        history["test_acc"].append(accuracy(model, x_test, y_test, progress=False))
-        history["lr"].append(epoch_lr)
-        history["seconds"].append(time.perf_counter() - t0)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{history['train_loss'][-1]:.3f}",
-                        acc=f"{history['train_acc'][-1]:.3f}", test=f"{history['test_acc'][-1]:.3f}")
-        if checkpoint is not None:
-            save_atomic({"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "history": history, "epoch": epoch + 1}, checkpoint)
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = benchmark or device.type == "cuda"
+    saved = time.monotonic()
+    try:
+        bar = tqdm(total=epochs * steps, initial=start * steps, unit="batch", disable=not progress,
+                   desc="adversarial training" if adv else "training")
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            epoch_lr = lr * gamma ** sum(m <= epoch for m in milestones)
+            for group in optimizer.param_groups:
+                group["lr"] = epoch_lr
+            g = generator(derive_seed(seed, epoch), device)
+            order = torch.randperm(n, generator=g, device=device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            model.train()
+            for i in range(steps):
+                idx = order[i * batch_size:(i + 1) * batch_size]
+                xb, yb = _augment(x[idx], augment, g), y[idx]
+                if device.type == "cuda":
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                if adv is not None:  # attacks.perturb runs the model in eval mode, then restores train mode
+                    xb = xb + attacks.pgd(model, xb, yb, norm=adv["norm"], eps=adv["eps"], steps=adv["steps"],
+                                          step_size=adv["step_size"], targeted=False, random_start=True,
+                                          seed=derive_seed(seed, epoch, i))
+                with autocast(device):
+                    logits = model(xb)
+                    loss = F.cross_entropy(logits.float(), yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(yb)
+                correct += (logits.argmax(1) == yb).sum()
+                bar.update()
+            history["train_loss"].append(loss := loss_sum.item() / n)
+            if not loss < MAX_LOSS:  # nan, inf or diverged: store nothing
+                raise ValueError(f"training diverged in epoch {epoch + 1} (mean loss {loss:.3g}): lower the "
+                                 f"learning rate (lr={lr:g}){' or the attack eps' if adv else ''}")
+            history["train_acc"].append(correct.item() / n)
+            history["test_acc"].append(accuracy(model, x_test, y_test, progress=False))
+            history["lr"].append(epoch_lr)
+            history["seconds"].append(time.perf_counter() - t0)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{history['train_loss'][-1]:.3f}",
+                            acc=f"{history['train_acc'][-1]:.3f}", test=f"{history['test_acc'][-1]:.3f}")
+            if checkpoint is not None and time.monotonic() - saved >= checkpoint_every:
+                saved = time.monotonic()
+                save_atomic({"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "history": history, "epoch": epoch + 1}, checkpoint)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
     bar.close()
     model.eval()
     return history

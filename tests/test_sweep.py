@@ -106,6 +106,9 @@ def test_worker_env(monkeypatch):
     env = sweep.worker_env(1, ["0", "3"])
     assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["NRF_THREADS"] == "2"
     assert sweep.worker_env(2, ["0", "3"])["CUDA_VISIBLE_DEVICES"] == "0"
+    monkeypatch.setenv("NRF_DEVICE", "cuda:1")  # its one visible GPU is cuda:0 inside the worker
+    assert sweep.worker_env(0, ["3"])["NRF_DEVICE"] == "cuda"
+    monkeypatch.delenv("NRF_DEVICE")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert "CUDA_VISIBLE_DEVICES" not in sweep.worker_env(0, [])
     monkeypatch.setattr(os, "cpu_count", lambda: 16)

@@ -92,7 +92,8 @@ from nrf.train import train
 {subset}
 kw = json.loads({kw!r})
 tr, te = subset(load_cifar10("sample", "train", progress=False), 300), subset(load_cifar10("sample", "test", progress=False), 50)
-train(models.build("resnet18", width=4), tr, te, checkpoint=sys.argv[1], device="cpu", progress=False, **kw)
+train(models.build("resnet18", width=4), tr, te, checkpoint=sys.argv[1], checkpoint_every=0, device="cpu",
+      progress=False, **kw)
 """
 KILL_KW = {"epochs": 3, "lr": 0.05, "batch_size": 50, "milestones": [2], "seed": 3,
            "adv": {"norm": "l2", "eps": 0.5, "steps": 1, "step_size": 0.5}}
@@ -163,7 +164,7 @@ def test_diverged_training_stops_and_names_the_cause(sample, tmp_path):
 
 def test_truncated_checkpoint_restarts_the_training(sample, tmp_path, capsys):
     tr, te = subset(sample[0], 100), subset(sample[1], 20)
-    kw = {"epochs": 1, "lr": 0.05, "batch_size": 50, "device": "cpu", "progress": False}
+    kw = {"epochs": 1, "lr": 0.05, "batch_size": 50, "device": "cpu", "progress": False, "checkpoint_every": 0}
     ckpt = tmp_path / "run.pt"
     straight = models.build("resnet18", width=4)
     train(straight, tr, te, checkpoint=ckpt, **kw)
@@ -172,3 +173,17 @@ def test_truncated_checkpoint_restarts_the_training(sample, tmp_path, capsys):
     train(again, tr, te, checkpoint=ckpt, **kw)
     assert "unreadable" in capsys.readouterr().out
     assert all(torch.equal(p, q) for p, q in zip(again.state_dict().values(), straight.state_dict().values()))
+
+
+def test_checkpoints_are_written_every_so_often_and_cudnn_is_put_back(sample, tmp_path, monkeypatch):
+    tr, te = subset(sample[0], 100), subset(sample[1], 20)
+    kw = {"epochs": 2, "lr": 0.05, "batch_size": 50, "device": "cpu", "progress": False}
+    writes = []
+    monkeypatch.setattr("nrf.train.save_atomic", lambda obj, path: writes.append(obj["epoch"]))
+    train(models.build("resnet18", width=4), tr, te, checkpoint=tmp_path / "a.pt", checkpoint_every=3600, **kw)
+    assert writes == []  # a short run is never checkpointed
+    train(models.build("resnet18", width=4), tr, te, checkpoint=tmp_path / "b.pt", checkpoint_every=0, **kw)
+    assert writes == [1, 2]
+    torch.backends.cudnn.benchmark = False
+    train(models.build("resnet18", width=4), tr, te, **kw)
+    assert torch.backends.cudnn.benchmark is False

@@ -151,10 +151,12 @@ def run(cfg: dict, progress: bool = True) -> dict:
                        for i in tqdm(range(0, len(x), chunk), desc="deepfool", disable=not progress)])
         lengths = r.norm(dim=1)
         normals = r[lengths > 0] / lengths[lengths > 0, None]
-        _, s_normals, vh = torch.linalg.svd(normals, full_matrices=False)
+        # the singular-value decay is the figure: float64, not the GPU's fast fp32 drivers
+        _, s_normals, vh = torch.linalg.svd(normals.double(), full_matrices=False)
+        vh = vh.float()
         gen = generator(cfg["uap_seed"], device)
         rand = torch.randn(normals.shape, generator=gen, device=device)
-        s_random = torch.linalg.svdvals(rand / rand.norm(dim=1, keepdim=True))
+        s_random = torch.linalg.svdvals((rand / rand.norm(dim=1, keepdim=True)).double())
 
         def draw(basis=None):  # draws of norm xi, uniform on the sphere of span(basis) (None: of all)
             z = torch.randn(cfg["draws"], normals.shape[1] if basis is None else len(basis), generator=gen,

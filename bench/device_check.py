@@ -1,0 +1,223 @@
+"""The one prepared check for a lent GPU: agreement with the CPU, a benchmark table, then records.
+
+Run on a machine with a CUDA GPU and torch (no notebook stack needed), from the checkout, with
+the CIFAR-10 archive beside it (../shared/data or NRF_CIFAR10):
+
+    python bench/device_check.py OUT --budget 480           # at most 8 minutes in all
+
+1. agreement: a small ResNet-18's predictions and PGD success on the device (bf16 autocast)
+   against the CPU (fp32), within the stated bf16 tolerance;
+2. one benchmark table measured in this run: the bf16 matmul peak, ResNet-18 training images/s
+   and its share of that peak (model FLOPs counted by torch's FlopCounterMode), PGD
+   images x steps/s for nrf, torchattacks (where installed) and a plain fp32 reference loop;
+3. the records of the profile's sections, in the book's order, until the budget is spent, each
+   written under OUT/results/PROFILE/ with its seconds and peak memory.
+
+Everything it writes is small (records, JSON, Markdown). `--dry-run` runs the same code on the
+CPU at tiny sizes (the test suite does this), so the script is known to work before a GPU is lent.
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from nrf import attacks, models, records
+from nrf.runtime import autocast, default_device, generator, hardware
+
+AGREE_ACC = 0.02  # bf16 vs fp32: share of images whose predicted class may differ
+AGREE_ASR = 0.05  # and difference of PGD success rates
+SIZES = {  # full: what the GPU is measured at; dry: seconds on a CPU
+    "full": {"width": 64, "batch": 512, "steps": 20, "matmul": 8192, "pgd_batch": 1024, "pgd_steps": 10},
+    "dry": {"width": 4, "batch": 32, "steps": 2, "matmul": 256, "pgd_batch": 16, "pgd_steps": 2},
+}
+TINY_MODELS = {"width": 4, "epochs": 1, "robust_epochs": 1, "milestones": [], "adv_steps": 1, "eval_steps": 2,
+               "roles": ["natural"]}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device, repeats: int = 3) -> float:
+    """Best wall-clock seconds of fn() over `repeats` calls, after one warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def agreement(device) -> dict:
+    """Predictions and targeted PGD success of one small ResNet-18, trained for one epoch on the
+    sample on the CPU, evaluated on the device (bf16 autocast) and on the CPU (fp32)."""
+    from nrf.data import load_cifar10
+    from nrf.train import train
+
+    data = load_cifar10("sample", "train", progress=False)
+    test = load_cifar10("sample", "test", progress=False)
+    cpu = models.build("resnet18", width=8, seed=0)
+    train(cpu, data, test, epochs=1, lr=0.05, batch_size=128, device="cpu", progress=False)
+    other = models.build("resnet18", width=8, seed=0)
+    other.load_state_dict(cpu.state_dict())
+    other = other.to(device).eval()
+    x, target = test.x[:256], torch.full((256,), 3)
+    pred = {"cpu": attacks.predict(cpu, x), "device": attacks.predict(other, x.to(device)).cpu()}
+    delta = {"cpu": attacks.pgd(cpu, x, target, norm="l2", eps=1.0, steps=5),
+             "device": attacks.pgd(other, x.to(device), target.to(device), norm="l2", eps=1.0, steps=5).cpu()}
+    asr = {k: attacks.asr(cpu, x, d, target) for k, d in delta.items()}  # both scored by the CPU model
+    disagree = (pred["cpu"] != pred["device"]).float().mean().item()
+    ok = disagree <= AGREE_ACC and abs(asr["cpu"] - asr["device"]) <= AGREE_ASR
+    return {"prediction_disagreement": disagree, "pgd_asr_cpu": asr["cpu"], "pgd_asr_device": asr["device"],
+            "tolerance": {"prediction_disagreement": AGREE_ACC, "asr_difference": AGREE_ASR}, "agrees": ok}
+
+
+def matmul_peak(device, n: int) -> float:
+    """Measured bf16 (CPU: fp32) matmul FLOP/s."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    return 2 * n ** 3 / timed(lambda: a @ b, device)
+
+
+def training(device, width: int, batch: int, steps: int, peak: float) -> dict:
+    """ResNet-18 training images/s (SGD step, bf16 autocast, channels_last on the GPU) and its
+    share of the matmul peak, with the FLOPs of one step counted."""
+    model = models.build("resnet18", width=width).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    g = generator(0, device)
+    x = torch.rand(batch, 3, 32, 32, generator=g, device=device)
+    y = torch.randint(0, 10, (batch,), generator=g, device=device)
+
+    def step():
+        with autocast(device):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    seconds = timed(lambda: [step() for _ in range(steps)], device, repeats=1) / steps
+    return {"width": width, "batch": batch, "images_per_s": batch / seconds, "flops_per_image": flops / batch,
+            "share_of_peak": flops / seconds / peak}
+
+
+def pgd(device, width: int, batch: int, steps: int) -> dict:
+    """images x steps / s of nrf's PGD, torchattacks' PGDL2 (if installed) and a plain fp32 loop."""
+    model = models.build("resnet18", width=width).to(device).eval()
+    g = generator(0, device)
+    x = torch.rand(batch, 3, 32, 32, generator=g, device=device)
+    y = torch.randint(0, 10, (batch,), generator=g, device=device)
+    eps, step = 1.0, 1.0 / 3
+
+    def plain():
+        delta = torch.zeros_like(x, requires_grad=True)
+        for _ in range(steps):
+            loss = F.cross_entropy(model((x + delta).clamp(0, 1)), y)
+            (grad,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                delta += step * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+                delta *= (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1).view(-1, 1, 1, 1)
+                delta.copy_((x + delta).clamp(0, 1) - x)
+        return delta
+
+    runs = {"nrf (bf16 autocast on GPU)": lambda: attacks.pgd(model, x, y, norm="l2", eps=eps, steps=steps,
+                                                              step_size=step, targeted=False),
+            "plain fp32 loop": plain}
+    try:
+        import torchattacks
+
+        ta = torchattacks.PGDL2(model, eps=eps, alpha=step, steps=steps, random_start=False)
+        runs["torchattacks PGDL2 (fp32)"] = lambda: ta(x, y)
+    except ImportError:
+        pass
+    return {name: batch * steps / timed(fn, device) for name, fn in runs.items()}
+
+
+def stages(out: Path, profile: str, deadline: float, names, params: dict) -> list[dict]:
+    """Compute the records of `names` in order while time remains; each written under
+    out/results/PROFILE/ (NRF_RESULTS), with its seconds and peak memory."""
+    rows = []
+    for name in names:
+        if time.monotonic() > deadline:
+            rows.append({"stage": name, "status": "not started (budget spent)"})
+            continue
+        device = default_device()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
+        path = records.commit(name, {"profile": profile, **params.get(name, {})}, progress=False)
+        peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        rows.append({"stage": name, "status": "done", "seconds": round(time.perf_counter() - start, 1),
+                     "peak_memory_gib": round(peak / 2**30, 2), "record": str(path.relative_to(out))})
+        print(f"device_check: {name} done in {rows[-1]['seconds']} s, peak {rows[-1]['peak_memory_gib']} GiB",
+              flush=True)
+    return rows
+
+
+def table(report: dict) -> str:
+    """The report as Markdown, for the README and the closing note."""
+    b = report["benchmark"]
+    lines = [f"# Device check: {report['hardware']}", "",
+             f"Agreement with the CPU: {'yes' if report['agreement']['agrees'] else 'NO'} "
+             f"({json.dumps(report['agreement'])})", "",
+             "| measure | value |", "|---|---|",
+             f"| matmul peak (TFLOP/s) | {b['matmul_flops'] / 1e12:.1f} |",
+             f"| ResNet-18 w{b['training']['width']} training (images/s) | {b['training']['images_per_s']:.0f} |",
+             f"| its share of the matmul peak | {100 * b['training']['share_of_peak']:.1f}% |"]
+    lines += [f"| PGD, {name} (images x steps/s) | {rate:.0f} |" for name, rate in b["pgd"].items()]
+    lines += ["", "| stage | status | seconds | peak memory (GiB) |", "|---|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['status']} | {r.get('seconds', '')} | {r.get('peak_memory_gib', '')} |"
+              for r in report["stages"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out", help="folder for the records and the report (only small files)")
+    p.add_argument("--budget", type=float, default=480, help="seconds for everything, checks included")
+    p.add_argument("--profile", default="paper")
+    p.add_argument("--sections", default=",".join(records.SECTIONS), help="stages, in order (comma-separated)")
+    p.add_argument("--dry-run", action="store_true", help="tiny sizes, any device: checks the script itself")
+    args = p.parse_args(argv)
+    deadline = time.monotonic() + args.budget
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    import os
+
+    os.environ["NRF_RESULTS"] = str(out / "results")  # records.commit writes here
+    device = default_device()
+    if device.type != "cuda" and not args.dry_run:
+        sys.exit("device_check: no CUDA GPU here (NRF_DEVICE or torch.cuda); use --dry-run to check the script")
+    size = SIZES["dry" if args.dry_run else "full"]
+    peak = matmul_peak(device, size["matmul"])
+    report = {"hardware": hardware(device), "agreement": agreement(device),
+              "benchmark": {"matmul_flops": peak, "training": training(device, size["width"], size["batch"],
+                                                                        size["steps"], peak),
+                            "pgd": pgd(device, size["width"], size["pgd_batch"], size["pgd_steps"])}}
+    print(table({**report, "stages": []}), flush=True)
+    params = {"models": TINY_MODELS} if args.dry_run else {}
+    report["stages"] = stages(out, args.profile, deadline, args.sections.split(","), params)
+    (out / "device_check.json").write_text(json.dumps(report, indent=1))
+    (out / "device_check.md").write_text(table(report))
+    print(table(report))
+
+
+if __name__ == "__main__":
+    main()

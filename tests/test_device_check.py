@@ -1,0 +1,24 @@
+"""The prepared GPU check runs end to end on the CPU at tiny sizes (--dry-run)."""
+
+import json
+import subprocess
+import sys
+
+from nrf import records, store
+
+
+def test_device_check_dry_run(tmp_path):
+    out = tmp_path / "out"
+    env = {"NRF_STORE": str(tmp_path / "store"), "NRF_CACHE": str(tmp_path / "cache"), "NRF_THREADS": "2"}
+    done = subprocess.run([sys.executable, str(store.REPO / "bench" / "device_check.py"), str(out), "--dry-run",
+                           "--profile", "smoke", "--sections", "models", "--budget", "300"],
+                          capture_output=True, text=True, env={**__import__("os").environ, **env}, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "device_check.json").read_text())
+    assert report["agreement"]["agrees"] and report["benchmark"]["matmul_flops"] > 0
+    b = report["benchmark"]
+    assert b["training"]["images_per_s"] > 0 and 0 < b["training"]["share_of_peak"]
+    assert "plain fp32 loop" in b["pgd"] and all(rate > 0 for rate in b["pgd"].values())
+    assert [r["stage"] for r in report["stages"]] == ["models"] and report["stages"][0]["status"] == "done"
+    record = records.load(out / "results" / "smoke" / "models.json")
+    assert record["options"]["roles"] == ["natural"] and "| models | done |" in (out / "device_check.md").read_text()
