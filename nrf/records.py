@@ -42,10 +42,12 @@ def results_root() -> Path:
 def section(name: str):
     """The module nrf.sections.<name>: its OPTIONS, run(cfg) and verdicts(record)."""
     try:
-        return importlib.import_module(f"nrf.sections.{name}")
+        module = importlib.import_module(f"nrf.sections.{name}")
     except ModuleNotFoundError:
         known = sorted(p.stem for p in (store.REPO / "nrf" / "sections").glob("[a-z]*.py"))
         raise ValueError(f"section must be one of {known}, got {name!r}") from None
+    store.fingerprint(module.__name__)  # taken now, from the code this process runs, not later from disk
+    return module
 
 
 def resolve(name: str, params: dict) -> dict:
