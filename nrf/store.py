@@ -118,8 +118,14 @@ def dependencies(module: str) -> set[str]:
 @functools.cache
 def fingerprint(module: str) -> str:
     """The code fingerprint of `module` and the nrf modules it imports, transitively."""
-    parts = sorted(f"{name}:{code_hash(_source(name))}" for name in dependencies(module))
+    parts = sorted(f"{name}:{_module_hash(name)}" for name in dependencies(module))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _module_hash(name: str) -> str:
+    """code_hash of a module's source, read once per process (the code it runs)."""
+    return code_hash(_source(name))
 
 
 def _source(name: str) -> str:

@@ -77,6 +77,7 @@ def test_edited_compute_invalidates_its_kind_and_an_edited_docstring_does_not(tm
     def write_and_fetch(doc, value):
         path.write_text(textwrap.dedent(MODULE.format(DOC=doc, VALUE=value)))
         store.fingerprint.cache_clear()
+        store._module_hash.cache_clear()
         sys.modules.pop("pkg_kind", None)
         importlib.invalidate_caches()
         module = importlib.import_module("pkg_kind")
