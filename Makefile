@@ -19,7 +19,7 @@ book: $(BIN)/nrf
 	@echo "The book is at book/_build/html/index.html"
 
 test: $(BIN)/nrf
-	$(BIN)/python -m pytest -q $(TESTFLAGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(TESTFLAGS)
 
 # Recompute the committed records of a profile (results/PROFILE/), e.g. make results PROFILE=smoke
 PROFILE ?= smoke

@@ -3,6 +3,11 @@
 import os
 
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two cores: one thread each
+    os.environ["NRF_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 # Settings small enough that a section's `run` finishes in seconds on 2 CPU cores: they test
 # that the code runs and its outputs are well formed, not the paper's effect sizes.

@@ -23,6 +23,7 @@ def test_cpu_device(monkeypatch):
 def test_write_atomic(tmp_path):
     path = runtime.write_atomic(tmp_path / "a" / "b.bin", b"123")
     assert path.read_bytes() == b"123" and [p.name for p in path.parent.iterdir()] == ["b.bin"]
+    assert path.stat().st_mode & 0o644 == 0o644  # readable by others (umask 022), like any shared cache
     runtime.write_atomic(path, lambda f: f.write(b"45"))
     assert path.read_bytes() == b"45"
     with pytest.raises(ZeroDivisionError):

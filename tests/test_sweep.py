@@ -200,7 +200,11 @@ def test_points_die_with_the_sweep_and_are_claimed_by_one_sweep(tmp_path):
     other = sweep.run("slow", {"a": [1]}, out=tmp_path / "runs", notebook=tmp_path / "slow.py", progress=False)
     assert other[0]["status"] == "failed" and "being run by another sweep (pid" in other[0]["error"]
 
-    points = subprocess.run(["pgrep", "-f", "-P", str(parent.pid), "nrf.sweep"], capture_output=True, text=True)
+    for _ in range(300):  # the point's own process, running the notebook
+        points = subprocess.run(["pgrep", "-f", "-P", str(parent.pid), "nrf.sweep"], capture_output=True, text=True)
+        if points.stdout.split():
+            break
+        time.sleep(0.1)
     point = int(points.stdout.split()[0])
     parent.send_signal(signal.SIGKILL)
     parent.wait()

@@ -91,6 +91,7 @@ from nrf.data import Data, load_cifar10
 from nrf.train import train
 {subset}
 kw = json.loads({kw!r})
+torch.set_num_threads({threads})  # the resumed run must compute alike: the parent's thread count
 tr, te = subset(load_cifar10("sample", "train", progress=False), 300), subset(load_cifar10("sample", "test", progress=False), 50)
 train(models.build("resnet18", width=4), tr, te, checkpoint=sys.argv[1], checkpoint_every=0, device="cpu",
       progress=False, **kw)
@@ -101,7 +102,7 @@ KILL_KW = {"epochs": 3, "lr": 0.05, "batch_size": 50, "milestones": [2], "seed":
 
 def test_killed_run_resumes_to_bit_identical_weights(sample, tmp_path):
     ckpt = tmp_path / "run.pt"
-    script = CHILD.format(subset=inspect.getsource(subset), kw=json.dumps(KILL_KW))
+    script = CHILD.format(subset=inspect.getsource(subset), kw=json.dumps(KILL_KW), threads=torch.get_num_threads())
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     child = subprocess.Popen([sys.executable, "-c", script, str(ckpt)], env=env)
     try:
