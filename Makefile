@@ -24,7 +24,7 @@ test: $(BIN)/nrf
 # Recompute the committed records of a profile (results/PROFILE/), e.g. make results PROFILE=smoke
 PROFILE ?= smoke
 results: $(BIN)/nrf
-	NRF_RECORDS=fresh $(BIN)/nrf compute all -p profile $(PROFILE) --save
+	$(BIN)/nrf reproduce $(PROFILE)
 
 # Comparison-only environment (torchattacks, ART); kept apart from the book's.
 .venv-bench/bin/python: requirements.lock

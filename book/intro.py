@@ -39,7 +39,7 @@
 # the claim with (for example, a model at chance), not that the claim fails.
 
 # %% tags=["remove-cell"]
-from IPython.display import HTML
+from IPython.display import HTML, Markdown, display
 
 from nrf import page
 
@@ -62,6 +62,19 @@ HTML(claims.to_html(index=False, escape=False))
 
 # %% tags=["remove-input"]
 HTML(runs.to_html(index=False, escape=False))
+
+# %% [markdown]
+# The last `nrf reproduce` of this profile, stage by stage (a stage whose committed record was
+# already current is marked committed and costs nothing):
+
+# %% tags=["remove-input"]
+table = page.stages(profile)
+if table is None:
+    display(Markdown(f"No `nrf reproduce {profile}` run is recorded in `results/{profile}/`."))
+else:
+    display(Markdown(f"On {table.attrs['hardware']}, commit `{table.attrs['commit']}`, finished "
+                     f"{table.attrs['finished']}; {table['seconds'].sum():,.0f} s in all."))
+    display(HTML(table.to_html(index=False, na_rep="")))
 
 # %% [markdown]
 # ## Profiles

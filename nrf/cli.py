@@ -98,25 +98,36 @@ def _compute_args(p: argparse.ArgumentParser) -> None:
 
 
 def _compute(args: argparse.Namespace) -> None:
-    """Compute one section's record (or every page's: SECTION `all`) without Jupyter, filling the
-    store; print its verdicts."""
+    """Compute one section's record without Jupyter, filling the store; print its verdicts."""
     from nrf import records
 
+    start = time.perf_counter()
     params = _params(args.param)
-    names = records.SECTIONS if args.section == "all" else [args.section]
-    for name in names:  # every name and option checked before anything computes
-        records.resolve(name, params)
-    for name in names:
-        start = time.perf_counter()
-        if args.save:
-            path = records.commit(name, params)
-            record = records.load(path)
-        else:
-            record = records.get(name, params)
-        print(f"nrf compute {name}: {record['provenance']['compute_seconds']:.0f} s of compute, done in "
-              f"{time.perf_counter() - start:.1f} s" + (f"; wrote {path}" if args.save else ""))
-        for v in records.section(name).verdicts(record):
-            print(f"  {v.test:<14} {v.status:<17} {v.effect_text():<22} {v.claim}")
+    if args.save:
+        path = records.commit(args.section, params)
+        record = records.load(path)
+    else:
+        record = records.get(args.section, params)
+    print(f"nrf compute {args.section}: {record['provenance']['compute_seconds']:.0f} s of compute, done in "
+          f"{time.perf_counter() - start:.1f} s" + (f"; wrote {path}" if args.save else ""))
+    for v in records.section(args.section).verdicts(record):
+        print(f"  {v.test:<14} {v.status:<17} {v.effect_text():<22} {v.claim}")
+
+
+def _reproduce_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("profile", help="smoke or paper")
+    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="an option for every section that has it (rarely needed)")
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    """Every record of a profile, in order, written to results/PROFILE/; resumable."""
+    from nrf import reproduce
+
+    rows = reproduce.run(args.profile, params=_params(args.param))
+    print(reproduce.table(rows))
+    if any(r["status"].startswith("failed") for r in rows):
+        raise SystemExit(1)
 
 
 def _options_args(p: argparse.ArgumentParser) -> None:
@@ -141,6 +152,8 @@ COMMANDS = [
     ("run", "execute a section's notebook with papermill and other parameters", _run_args, _run),
     ("sweep", "execute a section's notebook at every point of a parameter grid, in parallel", _sweep_args, _sweep),
     ("compute", "compute a section's record without Jupyter, filling the artifact store", _compute_args, _compute),
+    ("reproduce", "compute every record of a profile in order, written to results/PROFILE (resumable)",
+     _reproduce_args, _reproduce),
     ("options", "list a section's options, their allowed values and defaults", _options_args, _options),
     (
         "cut-sample",

@@ -6,6 +6,7 @@ record, say where the numbers came from, show its verdicts. Used by the notebook
     rec = page.record("gallery")      # every name set since begin() is an option
 """
 
+import json
 import sys
 
 import pandas as pd
@@ -117,3 +118,14 @@ def glance(profile: str, progress: bool = False) -> tuple[pd.DataFrame, pd.DataF
                          "computed at commit": ", ".join(p["commits"]), "compute (s)": round(p["compute_seconds"]),
                          "record": rec["source"].split(":")[0]})
     return pd.DataFrame(claim_rows), pd.DataFrame(run_rows)
+
+
+def stages(profile: str) -> pd.DataFrame | None:
+    """The table of the last `nrf reproduce PROFILE` (stage, status, seconds, peak memory), if any."""
+    path = records.results_root() / profile / "reproduce.json"
+    if not path.exists():
+        return None
+    report = json.loads(path.read_text())
+    frame = pd.DataFrame(report["stages"]).rename(columns={"peak_memory_mib": "peak memory (MiB)"})
+    frame.attrs.update(hardware=report["hardware"], commit=report["commit"], finished=report["finished"])
+    return frame

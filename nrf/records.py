@@ -94,7 +94,8 @@ def compute(name: str, cfg: dict, progress: bool = True) -> dict:
     unique = list({a["key"]: a for a in artifacts}.values())
     provenance = {
         "section": name, "profile": cfg["profile"], "data": out.get("data"), "nrf": __version__,
-        "commit": store.git_commit(), "created": store.now(), "threads": runtime.threads(),
+        "commit": store.git_commit(), "code": store.fingerprint(section(name).__name__), "created": store.now(),
+        "threads": runtime.threads(),
         "hardware": sorted({a["hardware"] for a in unique} | {runtime.hardware()}),
         "commits": sorted({a["commit"] or "unknown" for a in unique}),
         "compute_seconds": round(sum(a["seconds"] or 0 for a in unique), 1),
@@ -163,6 +164,17 @@ def load(path: Path) -> dict:
         with np.load(io.BytesIO(blob)) as npz:
             tensors = {k: torch.from_numpy(npz[k]) for k in npz.files}
     return {**body, "tensors": tensors}
+
+
+def current(name: str, params: dict | None = None) -> bool:
+    """Is the committed record of `name` computed with these options by the code as it is now?"""
+    cfg = resolve(name, params or {})
+    path = results_root() / cfg["profile"] / f"{name}.json"
+    if not path.exists():
+        return False
+    body = json.loads(path.read_text())
+    return body["options"] == jsonable(cfg) and body["provenance"].get("code") == store.fingerprint(
+        section(name).__name__)
 
 
 def commit(name: str, params: dict | None = None, progress: bool = True) -> Path:

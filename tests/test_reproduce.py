@@ -1,0 +1,33 @@
+"""nrf reproduce: stages in order, each in its own process, committed ones skipped, a table."""
+
+import json
+
+import pytest
+
+from conftest import TINY
+from nrf import records, reproduce
+
+PARAMS = {**TINY, "roles": ["natural"]}
+
+
+def test_reproduce_computes_then_resumes(tmp_path, monkeypatch, session_store):
+    monkeypatch.setenv("NRF_STORE", str(session_store))
+    monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
+    rows = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
+    assert [r["status"] for r in rows] == ["computed"] and rows[0]["seconds"] > 0 and rows[0]["peak_memory_mib"] > 50
+    rec = records.load(tmp_path / "results" / "smoke" / "models.json")
+    assert rec["options"]["roles"] == ["natural"] and rec["provenance"]["code"]
+    report = json.loads((tmp_path / "results" / "smoke" / "reproduce.json").read_text())
+    assert report["stages"] == rows
+    again = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
+    assert [r["status"] for r in again] == ["committed"]  # same options, same code: not redone
+    assert "models" in reproduce.table(again)
+
+
+def test_reproduce_checks_options_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
+    with pytest.raises(ValueError, match="unknown option 'wdith'"):
+        reproduce.run("smoke", sections=("models",), params={"wdith": 4}, progress=False)
+    with pytest.raises(ValueError, match="option width must be"):
+        reproduce.run("smoke", sections=("models",), params={"width": 0}, progress=False)
+    assert not (tmp_path / "results").exists()
