@@ -50,7 +50,7 @@ profile = "smoke"  # the profile whose records the table shows: smoke or paper
 
 # %% tags=["remove-input"]
 claims, runs = page.glance(profile)
-HTML(claims.to_html(index=False, escape=False))
+HTML(claims.to_html(index=False, escape=False, justify="left"))
 
 # %% [markdown]
 # ## Where the numbers come from
@@ -61,7 +61,7 @@ HTML(claims.to_html(index=False, escape=False))
 # artifact store.
 
 # %% tags=["remove-input"]
-HTML(runs.to_html(index=False, escape=False))
+HTML(runs.to_html(index=False, escape=False, justify="left"))
 
 # %% [markdown]
 # The last `nrf reproduce` of this profile, stage by stage (a stage whose committed record was

@@ -94,7 +94,7 @@ def compute(name: str, cfg: dict, progress: bool = True) -> dict:
     unique = list({a["key"]: a for a in artifacts}.values())
     provenance = {
         "section": name, "profile": cfg["profile"], "data": out.get("data"), "nrf": __version__,
-        "commit": store.git_commit(), "code": store.fingerprint(section(name).__name__), "created": store.now(),
+        "commit": store.git_commit(), "code": store.fingerprint(section(name).run.__module__), "created": store.now(),
         "threads": runtime.threads(),
         "hardware": sorted({a["hardware"] for a in unique} | {runtime.hardware()}),
         "commits": sorted({a["commit"] or "unknown" for a in unique}),
@@ -174,7 +174,7 @@ def current(name: str, params: dict | None = None) -> bool:
         return False
     body = json.loads(path.read_text())
     return body["options"] == jsonable(cfg) and body["provenance"].get("code") == store.fingerprint(
-        section(name).__name__)
+        section(name).run.__module__)
 
 
 def commit(name: str, params: dict | None = None, progress: bool = True) -> Path:

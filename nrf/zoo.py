@@ -39,7 +39,7 @@ def load_data(source: str) -> tuple:
 
 def recipe(cfg: dict, role: str, data_identity: str) -> dict:
     """The training recipe of one of the models the book uses, from a section's options
-    (options.MODELS)."""
+    (options.MODELS), with the fingerprint of the code that trains it."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     robust = role == "robust"
@@ -57,6 +57,8 @@ def recipe(cfg: dict, role: str, data_identity: str) -> dict:
         "seed": cfg["seed"] + (1 if role == "natural_seed1" else 0),
         "adv": {"norm": cfg["robust_norm"], "eps": eps, "steps": cfg["adv_steps"], "step_size": 2 / 3 * eps}
         if robust else None,
+        # everything keyed by this recipe (perturbations, scores) is recomputed when training code changes
+        "code": store.fingerprint(__name__),
     }
 
 
