@@ -112,11 +112,9 @@ def get(name: str, params: dict | None = None, *, mode: str | None = None, progr
     mode = mode or os.environ.get("NRF_RECORDS", "auto")
     if mode not in MODES:
         raise ValueError(f"NRF_RECORDS must be one of {list(MODES)}, got {mode!r}")
-    committed = results_root() / cfg["profile"] / f"{name}.json"
-    if mode != "fresh" and committed.exists():
-        record = load(committed)
-        if record["options"] == jsonable(cfg):
-            return {**record, "source": f"committed: results/{cfg['profile']}/{name}.json"}
+    if mode != "fresh" and _committed(name, cfg) is not None:
+        return {**load(results_root() / cfg["profile"] / f"{name}.json"),
+                "source": f"committed: results/{cfg['profile']}/{name}.json"}
     folder = store.path(f"record-{name}", cfg, section(name).run)
     if mode == "committed" and not (folder / "meta.json").exists():
         raise ValueError(f"no record of section {name} for these options (committed or stored); compute it with "
@@ -168,13 +166,18 @@ def load(path: Path) -> dict:
 
 def current(name: str, params: dict | None = None) -> bool:
     """Is the committed record of `name` computed with these options by the code as it is now?"""
-    cfg = resolve(name, params or {})
+    body = _committed(name, resolve(name, params or {}))
+    return body is not None and body["provenance"].get("code") == store.fingerprint(section(name).run.__module__)
+
+
+def _committed(name: str, cfg: dict) -> dict | None:
+    """The JSON body of the committed record of `name`, if it was computed with options `cfg`
+    (read without its tensors, which only a match loads)."""
     path = results_root() / cfg["profile"] / f"{name}.json"
     if not path.exists():
-        return False
+        return None
     body = json.loads(path.read_text())
-    return body["options"] == jsonable(cfg) and body["provenance"].get("code") == store.fingerprint(
-        section(name).run.__module__)
+    return body if body["options"] == jsonable(cfg) else None
 
 
 def commit(name: str, params: dict | None = None, progress: bool = True) -> Path:
