@@ -28,21 +28,21 @@ from .runtime import device_batch, generator
 # perturbs with 3x the budget because its weak models' universal perturbations at eps fool too
 # few images in the hard (class, target) cells for the exact balancing to keep a usable data set.
 OPTIONS = [
-    Option("n_source", {"smoke": 1500, "paper": None}, "training images perturbed, a seeded random subset "
+    Option("n_source", {"smoke": 1500, "medium": 20000, "paper": None}, "training images perturbed, a seeded random subset "
            "(null: all of them)", kind="int", low=1, optional=True),
-    Option("Ks", {"smoke": [1, 2, 16, 256], "paper": [1, 2, 4, 8, 16, 32, 256]}, "base-set sizes of the "
+    Option("Ks", {"smoke": [1, 2, 16, 256], "medium": [1, 4, 16, 256], "paper": [1, 2, 4, 8, 16, 32, 256]}, "base-set sizes of the "
            "K-interpolation (1: D_adv, the standard perturbation)", kind="ints", low=1),
     Option("K_univ", 256, "base-set size of D_univ (the paper's batch)", kind="int", low=1),
-    Option("restrict_K", {"smoke": 16, "paper": 256}, "base-set size of the single-class variant, compared "
+    Option("restrict_K", {"smoke": 16, "medium": 256, "paper": 256}, "base-set size of the single-class variant, compared "
            "with random base sets of that size (one of Ks)", kind="int", low=1),
     Option("l2_eps", DEFAULT_EPS["l2"], "l2 budget of the constructed data sets (the paper's CIFAR-10 1.0)",
            low=1e-12),
     Option("linf_eps", DEFAULT_EPS["linf"], "budget of their linf variants", low=1e-12),
-    Option("eps_scale", {"smoke": 3.0, "paper": 1.0}, "every budget is eps_scale times the above (smoke: its "
+    Option("eps_scale", {"smoke": 3.0, "medium": 1.0, "paper": 1.0}, "every budget is eps_scale times the above (smoke: its "
            "weak model fools too few images at eps for the balanced cut)", low=1e-12),
-    Option("solver_epochs", {"smoke": 5, "paper": 20}, "full-batch steps of each universal perturbation "
+    Option("solver_epochs", {"smoke": 5, "medium": 10, "paper": 20}, "full-batch steps of each universal perturbation "
            "(a base set goes in whole)", kind="int", low=1),
-    Option("solver_step", {"smoke": 0.3, "paper": 0.2}, "their step, as a fraction of eps", low=1e-12),
+    Option("solver_step", {"smoke": 0.3, "medium": 0.2, "paper": 0.2}, "their step, as a fraction of eps", low=1e-12),
 ]
 CYCLIC = "univ-cyclic"  # leakage bound: cut to its own size, not the common one
 KINDS = ("adv", "univ")

@@ -15,21 +15,21 @@ from . import constructed, models, store, train as training
 from .options import Option
 from .runtime import default_device
 
-DECAYS = ("none", "step")  # "step": one x0.1 drop half-way
+DECAYS = ("none", "step", "onecycle")  # "step": one x0.1 drop half-way; "onecycle": see train.learning_rate
 
 # The fresh models. Smoke: a narrow network and few epochs on a few hundred images.
 TRAINING = [
-    Option("model_width", {"smoke": 8, "paper": 64}, "width of the fresh ResNet-18s trained on constructed data",
+    Option("model_width", {"smoke": 8, "medium": 16, "paper": 64}, "width of the fresh ResNet-18s trained on constructed data",
            kind="int", low=1),
-    Option("train_epochs", {"smoke": 12, "paper": 400}, "their training epochs", kind="int", low=1),
+    Option("train_epochs", {"smoke": 12, "medium": 10, "paper": 400}, "their training epochs", kind="int", low=1),
 ]
 # The grid a section trains every data set over; smoke: two learning rates.
 GRID = [
-    Option("lrs", {"smoke": [0.05, 0.1], "paper": [0.01, 0.05, 0.1]}, "learning rates of the grid", kind="floats",
+    Option("lrs", {"smoke": [0.05, 0.1], "medium": [0.2], "paper": [0.01, 0.05, 0.1]}, "learning rates of the grid", kind="floats",
            low=1e-12),
-    Option("batch_sizes", {"smoke": [128], "paper": [128, 256]}, "batch sizes of the grid", kind="ints", low=1),
-    Option("decays", {"smoke": ["none"], "paper": ["none", "step"]}, "schedules of the grid: none, or step (one "
-           "x0.1 drop half-way)", kind="strs", choices=DECAYS),
+    Option("batch_sizes", {"smoke": [128], "medium": [256], "paper": [128, 256]}, "batch sizes of the grid", kind="ints", low=1),
+    Option("decays", {"smoke": ["none"], "medium": ["onecycle"], "paper": ["none", "step"]}, "schedules of the grid: none, step (one "
+           "x0.1 drop half-way) or onecycle", kind="strs", choices=DECAYS),
 ]
 
 
@@ -61,7 +61,8 @@ def train(cat: "constructed.Catalogue", name: str, point: dict, width: int, seed
         model = models.build("resnet18", num_classes=len(data.classes), width=width, seed=seed).to(device)
         history = training.train(
             model, data, cat.test, epochs=point["epochs"], lr=point["lr"], batch_size=point["batch_size"],
-            milestones=[point["epochs"] // 2] if point["decay"] == "step" else [], seed=seed,
+            milestones=[point["epochs"] // 2] if point["decay"] == "step" else [],
+            schedule="onecycle" if point["decay"] == "onecycle" else "step", seed=seed,
             checkpoint=workdir / "checkpoint.pt", device=device, progress=progress)
         return {"history": history}
 

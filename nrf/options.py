@@ -6,8 +6,9 @@ unknown name or a bad value with one line naming the option and what is allowed:
 
     cfg = options.resolve(gallery.OPTIONS, "smoke", {"width": 32, "eps": "8/255"})
 
-Profiles: `smoke` (the embedded sample, CPU minutes, computed by CI) and `paper` (the paper's
-settings on full CIFAR-10, for a GPU). A default is one value, or a mapping profile -> value.
+Profiles: `smoke` (the embedded sample, CPU minutes, computed by CI), `medium` (full CIFAR-10,
+the paper's architectures at reduced width and short schedules: hours on two CPU cores) and
+`paper` (the paper's settings on full CIFAR-10, for a GPU). A default is one value, or a mapping profile -> value.
 """
 
 import difflib
@@ -15,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "medium", "paper")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 NUMBER = re.compile(r"^\s*[-+]?[0-9.eE+-]+(\s*/\s*[-+]?[0-9.eE+-]+)?\s*$")
 
@@ -37,7 +38,11 @@ class Option:
     by_profile: bool = field(init=False, default=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "by_profile", isinstance(self.default, dict) and set(self.default) == set(PROFILES))
+        by_profile = isinstance(self.default, dict) and set(self.default) <= set(PROFILES)
+        if by_profile and set(self.default) != set(PROFILES):  # a profile added, this option not told
+            raise ValueError(f"option {self.name}: its default names profiles {sorted(self.default)}; "
+                             f"give a value for each of {list(PROFILES)}")
+        object.__setattr__(self, "by_profile", by_profile)
 
     def default_for(self, profile: str):
         return self.default[profile] if self.by_profile else self.default
@@ -176,23 +181,27 @@ def class_indices(values, classes, option: str = "targets") -> list[int]:
 # ---- Option groups shared by many sections -------------------------------------------------------
 
 # The trained models every section attacks or probes (PAPER.md, "Models"): CIFAR ResNet-18 at
-# `width`, SGD with momentum and step decay; the robust one is PGD-trained on `robust_norm`.
+# `width`, SGD with momentum and step decay (medium: one-cycle, which reaches in 15 epochs what
+# step decay needs many more for); the robust one is PGD-trained on `robust_norm`.
 MODELS = [
-    Option("data", {"smoke": "sample", "paper": "cifar10"}, "the data: 'sample' (embedded), 'cifar10' (full "
+    Option("data", {"smoke": "sample", "medium": "cifar10", "paper": "cifar10"}, "the data: 'sample' (embedded), 'cifar10' (full "
            "CIFAR-10, where present) or a path", kind="str"),
-    Option("width", {"smoke": 16, "paper": 64}, "ResNet-18 base width (64 is the paper's)", kind="int", low=1),
-    Option("epochs", {"smoke": 15, "paper": 150}, "natural training epochs", kind="int", low=1),
-    Option("lr", {"smoke": 0.05, "paper": 0.1}, "SGD learning rate", low=1e-12),
-    Option("batch_size", 128, "training batch size", kind="int", low=1),
-    Option("milestones", {"smoke": [11], "paper": [50, 100]}, "epochs at which the learning rate drops x0.1 "
+    Option("width", {"smoke": 16, "medium": 16, "paper": 64}, "ResNet-18 base width (64 is the paper's)", kind="int", low=1),
+    Option("epochs", {"smoke": 15, "medium": 15, "paper": 150}, "natural training epochs", kind="int", low=1),
+    Option("lr", {"smoke": 0.05, "medium": 0.2, "paper": 0.1}, "SGD learning rate", low=1e-12),
+    Option("batch_size", {"smoke": 128, "medium": 256, "paper": 128}, "training batch size", kind="int", low=1),
+    Option("schedule", {"smoke": "step", "medium": "onecycle", "paper": "step"}, "learning-rate schedule: step "
+           "(x0.1 at each milestone) or onecycle (linear climb over the first 20% of steps, then linear to 0)",
+           kind="str", choices=("step", "onecycle")),
+    Option("milestones", {"smoke": [11], "medium": [], "paper": [50, 100]}, "epochs at which the learning rate drops x0.1 "
            "(those past a model's epochs are ignored)", kind="ints", low=1, optional=True),
     Option("weight_decay", 5e-4, "SGD weight decay", low=0),
-    Option("robust_epochs", {"smoke": 8, "paper": 150}, "adversarial training epochs", kind="int", low=1),
+    Option("robust_epochs", {"smoke": 8, "medium": 12, "paper": 150}, "adversarial training epochs", kind="int", low=1),
     Option("robust_norm", "l2", "threat model of the robust model and of robust accuracy", kind="str",
            choices=("l2", "linf")),
     Option("robust_eps", 1.0, "its radius (the paper's CIFAR-10 l2 eps is 1.0)", low=1e-12),
     Option("adv_steps", 3, "PGD steps of adversarial training (step 2/3 eps)", kind="int", low=1),
-    Option("eval_steps", {"smoke": 10, "paper": 20}, "PGD steps of the robust-accuracy evaluation", kind="int", low=1),
+    Option("eval_steps", {"smoke": 10, "medium": 20, "paper": 20}, "PGD steps of the robust-accuracy evaluation", kind="int", low=1),
     Option("seed", 0, "seed of the models and of the section's random draws (Part II: uap_seed)", kind="int"),
 ]
 
@@ -212,8 +221,8 @@ def threat(cfg: dict) -> tuple[str, float]:
 # gradient PGD over mini-batches of a base set. step is a fraction of eps: the paper's 2.0 for
 # an l2 ball of 6.0 is eps / 3; on CIFAR-10 the learning-dynamics figure (I-F9) backs 0.2.
 UNIVERSAL = [
-    Option("base_size", {"smoke": 256, "paper": 10000}, "training images in the shared base set", kind="int", low=1),
-    Option("solver_epochs", {"smoke": 8, "paper": 10}, "passes of the solver over the base set", kind="int", low=1),
+    Option("base_size", {"smoke": 256, "medium": 2000, "paper": 10000}, "training images in the shared base set", kind="int", low=1),
+    Option("solver_epochs", {"smoke": 8, "medium": 10, "paper": 10}, "passes of the solver over the base set", kind="int", low=1),
     Option("solver_step", 0.2, "solver step, as a fraction of eps", low=1e-12),
-    Option("solver_batch", {"smoke": 128, "paper": 256}, "base-set images per solver step", kind="int", low=1),
+    Option("solver_batch", {"smoke": 128, "medium": 256, "paper": 256}, "base-set images per solver step", kind="int", low=1),
 ]

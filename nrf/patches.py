@@ -19,10 +19,10 @@ PATCH_FRACTION = 80 / 224  # the paper's 80 x 80 patches on 224 px ImageNet-M10 
 # The patch-scoring options. The paper cuts 64 patches and counts all test images; smoke keeps
 # the CPU time of 10 targets x patches x images to about a minute.
 OPTIONS = [
-    Option("n_patches", {"smoke": 16, "paper": 64}, "random patches per perturbation", kind="int", low=1),
+    Option("n_patches", {"smoke": 16, "medium": 32, "paper": 64}, "random patches per perturbation", kind="int", low=1),
     Option("patch_size", None, "patch side in pixels (null: the paper's 80/224 of the image side, 11 px "
            "on CIFAR-10)", kind="int", low=1, optional=True),
-    Option("n_eval", {"smoke": 100, "paper": None}, "test images each patch is scored on (null: all)",
+    Option("n_eval", {"smoke": 100, "medium": 1000, "paper": None}, "test images each patch is scored on (null: all)",
            kind="int", low=1, optional=True),
     Option("patch_seed", 0, "seed of the patch corners and of the scored test images", kind="int"),
 ]

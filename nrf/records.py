@@ -34,11 +34,6 @@ MODES = ("auto", "fresh", "committed")
 MAX_TENSOR_BYTES = 8 * 2**20  # a record is for figures: perturbations and heat maps, never weights
 
 
-def results_root() -> Path:
-    """Where committed records live: $NRF_RESULTS, else `results/` in the checkout."""
-    return Path(os.environ.get("NRF_RESULTS", store.REPO / "results"))
-
-
 def section(name: str):
     """The module nrf.sections.<name>: its OPTIONS, run(cfg) and verdicts(record)."""
     try:
@@ -113,7 +108,7 @@ def get(name: str, params: dict | None = None, *, mode: str | None = None, progr
     if mode not in MODES:
         raise ValueError(f"NRF_RECORDS must be one of {list(MODES)}, got {mode!r}")
     if mode != "fresh" and _committed(name, cfg) is not None:
-        return {**load(results_root() / cfg["profile"] / f"{name}.json"),
+        return {**load(store.results_root() / cfg["profile"] / f"{name}.json"),
                 "source": f"committed: results/{cfg['profile']}/{name}.json"}
     folder = store.path(f"record-{name}", cfg, section(name).run)
     if mode == "committed" and not (folder / "meta.json").exists():
@@ -173,7 +168,7 @@ def current(name: str, params: dict | None = None) -> bool:
 def _committed(name: str, cfg: dict) -> dict | None:
     """The JSON body of the committed record of `name`, if it was computed with options `cfg`
     (read without its tensors, which only a match loads)."""
-    path = results_root() / cfg["profile"] / f"{name}.json"
+    path = store.results_root() / cfg["profile"] / f"{name}.json"
     if not path.exists():
         return None
     body = json.loads(path.read_text())
@@ -183,4 +178,7 @@ def _committed(name: str, cfg: dict) -> dict | None:
 def commit(name: str, params: dict | None = None, progress: bool = True) -> Path:
     """Compute (or fetch) a record and write it under results/<profile>/ to be committed."""
     record = get(name, params, mode="fresh", progress=progress)
-    return save(record, results_root() / record["options"]["profile"] / f"{name}.json")
+    folder = store.results_root() / record["options"]["profile"]
+    if hasattr(module := section(name), "commit"):  # what a section commits beside its record (models)
+        module.commit(record, folder)
+    return save(record, folder / f"{name}.json")

@@ -30,10 +30,12 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, pro
     own = {name: {"profile": profile, **{k: v for k, v in params.items() if k in declared[name]}} for name in sections}
     for name in sections:  # every value checked before anything computes
         records.resolve(name, own[name])
+    earlier = {r["stage"]: r for r in _report(profile).get("stages", []) if r["seconds"] is not None}
     rows = []
     for name in tqdm(sections, desc=f"reproduce {profile}", unit="stage", disable=not progress):
-        if records.current(name, own[name]):
-            rows.append({"stage": name, "status": "committed", "seconds": None, "peak_memory_mib": None})
+        if records.current(name, own[name]):  # computed before: keep its seconds from the run that did it
+            rows.append({**earlier.get(name, {"seconds": None, "peak_memory_mib": None}),
+                         "stage": name, "status": "committed"})
             continue
         argv = [sys.executable, "-m", "nrf.cli", "compute", name, "--save"]
         for key, value in own[name].items():
@@ -42,16 +44,25 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, pro
         child = subprocess.Popen(argv, env={**os.environ, "NRF_RECORDS": "fresh"})
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
-        row = {"stage": name, "status": "computed" if child.returncode == 0 else f"failed (exit {child.returncode})",
-               "seconds": round(time.perf_counter() - start, 1), "peak_memory_mib": round(usage.ru_maxrss / 1024)}
-        rows.append(row)
+        rows.append({"stage": name, "status": "computed" if child.returncode == 0 else f"failed (exit {child.returncode})",
+                     "seconds": round(time.perf_counter() - start, 1), "peak_memory_mib": round(usage.ru_maxrss / 1024)})
+        _write(profile, rows)  # after every stage: a run killed later keeps this one's seconds
         if child.returncode != 0:
             break  # later stages may depend on this one's artifacts: stop, keep what landed
+    _write(profile, rows)
+    return rows
+
+
+def _report(profile: str) -> dict:
+    path = store.results_root() / profile / "reproduce.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write(profile: str, rows: list[dict]) -> None:
     report = {"profile": profile, "hardware": runtime.hardware(), "commit": store.git_commit(), "finished": store.now(),
               "stages": rows}
-    runtime.write_atomic(records.results_root() / profile / "reproduce.json",
+    runtime.write_atomic(store.results_root() / profile / "reproduce.json",
                          (json.dumps(report, indent=1) + "\n").encode())
-    return rows
 
 
 def table(rows: list[dict]) -> str:

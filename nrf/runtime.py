@@ -78,8 +78,18 @@ def hardware(device: torch.device | None = None) -> str:
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        what = f"CPU ({platform.processor() or platform.machine()}, {threads()} threads)"
+        what = f"CPU ({cpu_name()}, {threads()} of {os.cpu_count()} cores)"
     return f"{what}, torch {torch.__version__}"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else the machine type."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def umask() -> int:

@@ -53,6 +53,11 @@ def default_root() -> Path:
     return Path(os.environ.get("NRF_STORE", REPO / "store"))
 
 
+def results_root() -> Path:
+    """Where committed records (and the committed model zoo) live: $NRF_RESULTS, else `results/`."""
+    return Path(os.environ.get("NRF_RESULTS", REPO / "results"))
+
+
 def canonical(value):
     """A JSON-able value with every number as a float (1 and 1.0 key alike), tuples as lists."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -157,6 +162,13 @@ def _code_of(compute: Callable) -> str:
 
 def path(kind: str, params: dict, compute: Callable | None = None, root: Path | None = None) -> Path:
     return Path(root or default_root()) / kind / key(kind, params, _code_of(compute) if compute else "")
+
+
+def load(kind: str, params: dict, module: str, root: Path | None = None) -> dict | None:
+    """The stored result of (kind, params) computed by code of `module`, or None: a lookup that
+    never computes."""
+    found = _load(Path(root or default_root()) / kind / key(kind, params, fingerprint(module)))
+    return None if found is None else found[0]
 
 
 def _load(folder: Path) -> tuple[dict, dict] | None:

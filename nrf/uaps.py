@@ -38,11 +38,11 @@ OPTIONS = [
     Option("xi_l2", XI["l2"], "l2 radius of the perturbations, pixel units (1.0: the 2017 paper's 2000/255 on "
            "224 px images, rescaled to 32 px and rounded to Part I's l2 radius)", low=1e-12),
     Option("xi_linf", XI["linf"], "linf radius of the perturbations (the 2017 paper's 10/255)", low=1e-12),
-    Option("n_train", {"smoke": 100, "paper": 1000}, "training images in X, the set Algorithm 1 is solved on",
+    Option("n_train", {"smoke": 100, "medium": 500, "paper": 1000}, "training images in X, the set Algorithm 1 is solved on",
            kind="int", low=1),
-    Option("max_passes", {"smoke": 3, "paper": 10}, "passes of Algorithm 1 over X at most", kind="int", low=1),
+    Option("max_passes", {"smoke": 3, "medium": 5, "paper": 10}, "passes of Algorithm 1 over X at most", kind="int", low=1),
     Option("delta", 0.2, "Algorithm 1 stops once it fools a share 1 - delta of X (below 1)", low=0, high=0.999),
-    Option("uap_batch", {"smoke": 32, "paper": 128}, "images of X per DeepFool batch in batched Algorithm 1",
+    Option("uap_batch", {"smoke": 32, "medium": 128, "paper": 128}, "images of X per DeepFool batch in batched Algorithm 1",
            kind="int", low=1),
     Option("uap_seed", 0, "seed of the draw of X, of the shuffles and of the random perturbations", kind="int"),
 ]

@@ -145,7 +145,9 @@ def test_uap_beats_noise_of_the_same_norm(setup, batched):
     v, history = attacks.uap(model, base, xi=xi, norm="l2", max_passes=1, batched=batched, batch_size=32)
     assert v.shape == xs.shape[1:] and v.norm() <= xi * (1 + 1e-5)
     assert len(history) == 1 and 0 < history[0] <= 1
-    assert attacks.fooling_rate(model, xt, v) > attacks.fooling_rate(model, xt, _noise_like(v, "l2", 0)) + 0.12
+    fooled, by_noise = attacks.fooling_rate(model, xt, v), attacks.fooling_rate(model, xt, _noise_like(v, "l2", 0))
+    se = ((fooled * (1 - fooled) + by_noise * (1 - by_noise)) / len(xt)) ** 0.5
+    assert fooled - by_noise > 5 * se  # far beyond chance, whatever the fixture model's exact weights
 
 
 def test_asr_counts_every_image(setup):

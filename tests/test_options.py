@@ -6,7 +6,7 @@ from nrf import options
 from nrf.options import Option
 
 OPTS = [
-    Option("width", {"smoke": 16, "paper": 64}, "base width", kind="int", low=1),
+    Option("width", {"smoke": 16, "medium": 32, "paper": 64}, "base width", kind="int", low=1),
     Option("lr", 0.1, "learning rate", low=1e-12),
     Option("eps", None, "radius (null: the norm's)", optional=True, low=1e-12),
     Option("norm", "l2", "threat model", kind="str", choices=("l2", "linf")),
@@ -19,6 +19,7 @@ OPTS = [
 
 def test_profile_defaults_and_overrides():
     assert options.resolve(OPTS, "smoke")["width"] == 16
+    assert options.resolve(OPTS, "medium")["width"] == 32
     assert options.resolve(OPTS, "paper")["width"] == 64
     cfg = options.resolve(OPTS, "smoke", {"width": 32, "norm": "linf", "milestones": []})
     assert cfg == {"profile": "smoke", "width": 32, "lr": 0.1, "eps": None, "norm": "linf", "extras": False,
@@ -55,7 +56,9 @@ def test_unknown_names_and_profiles():
     with pytest.raises(ValueError, match=r"unknown option 'wdith' of section toy; did you mean 'width'\?"):
         options.resolve(OPTS, "smoke", {"wdith": 3}, section="toy")
     with pytest.raises(ValueError, match="profile must be one of"):
-        options.resolve(OPTS, "medium")
+        options.resolve(OPTS, "large")
+    with pytest.raises(ValueError, match=r"option width: its default names profiles \['paper', 'smoke'\]"):
+        Option("width", {"smoke": 16, "paper": 64}, "base width", kind="int")
 
 
 def test_class_indices():
@@ -77,4 +80,4 @@ def test_threat_default_eps():
 def test_table_lists_every_option():
     rows = options.table(OPTS)
     assert [r["option"] for r in rows] == [o.name for o in OPTS]
-    assert rows[0]["default"] == "smoke: 16, paper: 64"
+    assert rows[0]["default"] == "smoke: 16, medium: 32, paper: 64"

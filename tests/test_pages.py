@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from nrf import page, records, sweep
+from nrf import page, records, store, sweep
 
 PROFILE = "smoke"
 
@@ -28,7 +28,7 @@ def bare(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", records.SECTIONS)
 def test_page_renders_from_its_record_alone(name, bare):
-    assert (records.results_root() / PROFILE / f"{name}.json").exists(), f"no committed {PROFILE} record of {name}"
+    assert (store.results_root() / PROFILE / f"{name}.json").exists(), f"no committed {PROFILE} record of {name}"
     start = time.perf_counter()
     sweep.execute(name, {"profile": PROFILE}, bare / f"{name}.ipynb", log=open(bare / "log.txt", "w"))
     assert time.perf_counter() - start < 120

@@ -19,7 +19,7 @@ def run(cfg, progress=True):
             "data": {"identity": "toy", "n_train": 3}}
 
 
-TOY = types.SimpleNamespace(OPTIONS=[Option("n", {"smoke": 1, "paper": 2}, "a number", kind="int", low=0)],
+TOY = types.SimpleNamespace(OPTIONS=[Option("n", {"smoke": 1, "medium": 2, "paper": 2}, "a number", kind="int", low=0)],
                             run=run, verdicts=lambda rec: [])
 
 

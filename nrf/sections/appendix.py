@@ -45,20 +45,20 @@ _SOLVER = {o.name: o for o in options.UNIVERSAL}
 OPTIONS = options.MODELS + options.THREAT + [
     replace(_SOLVER["solver_step"], help="the centre step, a fraction of eps (default: the one every other page "
             "uses, which I-F9 is to back)"),
-    replace(_SOLVER["solver_batch"], default={"smoke": 32, "paper": 256}, help="the centre mini-batch size (base-set "
+    replace(_SOLVER["solver_batch"], default={"smoke": 32, "medium": 128, "paper": 256}, help="the centre mini-batch size (base-set "
             "images per perturbation and step), also of I-A6 and I-F17"),
-    replace(_SOLVER["base_size"], default={"smoke": 64, "paper": 10000}, low=2, help="the centre base-set size K, "
+    replace(_SOLVER["base_size"], default={"smoke": 64, "medium": 2000, "paper": 10000}, low=2, help="the centre base-set size K, "
             "also I-A6's number of augmentations and I-F17's base set"),
-    replace(_SOLVER["solver_epochs"], default={"smoke": 5, "paper": 20}, help="passes of the solver over the base "
+    replace(_SOLVER["solver_epochs"], default={"smoke": 5, "medium": 10, "paper": 20}, help="passes of the solver over the base "
             "set, everywhere on the page"),
-    Option("targets", {"smoke": ["dog", "horse", "truck"], "paper": None}, "I-F9's target classes, names or "
+    Option("targets", {"smoke": ["dog", "horse", "truck"], "medium": ["dog", "horse", "truck"], "paper": None}, "I-F9's target classes, names or "
            "indices (null: all)", kind="classes", optional=True),
     Option("target", "dog", "the one target class of I-A6 and I-F17", kind="class"),
     Option("steps", [0.05, 0.1, 0.2, 0.5, 1.0], "I-F9's step sizes, fractions of eps", kind="floats", low=1e-12),
-    Option("batches", {"smoke": [16, 64], "paper": [64, 128]}, "I-F9's mini-batch sizes", kind="ints", low=1),
-    Option("base_sizes", {"smoke": [16, 128], "paper": [100, 1000]}, "I-F9's base-set sizes K (K = 1 would be a "
+    Option("batches", {"smoke": [16, 64], "medium": [64, 128], "paper": [64, 128]}, "I-F9's mini-batch sizes", kind="ints", low=1),
+    Option("base_sizes", {"smoke": [16, 128], "medium": [100, 1000], "paper": [100, 1000]}, "I-F9's base-set sizes K (K = 1 would be a "
            "standard perturbation)", kind="ints", low=2),
-    Option("n_eval", {"smoke": 200, "paper": None}, "held-out test images of every ASR, a seeded subset (null: all)",
+    Option("n_eval", {"smoke": 200, "medium": 2000, "paper": None}, "held-out test images of every ASR, a seeded subset (null: all)",
            kind="int", low=1, optional=True),
     Option("image", None, "I-A6's training image, an index (null: a seeded one of another class than target, "
            "outside the base set)", kind="int", low=0, optional=True),

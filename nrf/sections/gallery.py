@@ -28,7 +28,7 @@ OPTIONS = options.MODELS + options.THREAT + options.UNIVERSAL + patches.OPTIONS 
     Option("pair", ["dog", "automobile"], "I-F1's two targets, among `targets`", kind="classes"),
     Option("image_seed", 0, "picks I-F1's test image (a correctly classified one of neither target class)",
            kind="int"),
-    Option("extras", {"smoke": False, "paper": True}, "also the galleries I-F12 (VGG11, l2) and I-F13 "
+    Option("extras", {"smoke": False, "medium": True, "paper": True}, "also the galleries I-F12 (VGG11, l2) and I-F13 "
            "(ResNet-18, linf)", kind="bool"),
 ]
 

@@ -18,7 +18,7 @@ OPTIONS = options.MODELS + options.THREAT + options.UNIVERSAL + patches.OPTIONS 
     # A class ImageNet-M10, the paper's data set, shares with CIFAR-10, fixed before looking.
     Option("target", "dog", "I-F3's class (among `targets`)", kind="class"),
     Option("targets", None, "the classes of I-F14 / I-F15 (null: every class)", kind="classes", optional=True),
-    Option("extras", {"smoke": False, "paper": True}, "also score the other norm at its paper eps (I-F15 beside "
+    Option("extras", {"smoke": False, "medium": True, "paper": True}, "also score the other norm at its paper eps (I-F15 beside "
            "I-F14)", kind="bool"),
 ]
 

@@ -1,5 +1,7 @@
 """Section "Models" (I-T7): train every model the book uses and measure it."""
 
+from pathlib import Path
+
 from .. import claims, options, records, zoo
 from ..options import Option
 
@@ -20,10 +22,19 @@ def run(cfg: dict, progress: bool = True) -> dict:
             "arch": spec["arch"], "width": spec["width"], "seed": spec["seed"], "epochs": spec["epochs"],
             "adv": spec["adv"], "clean_acc": meta["clean_acc"], "train_seconds": meta["train_seconds"],
             "robust_acc": zoo.robust_accuracy(model, spec, test_data, attack, progress=progress),
-            "test_acc_curve": meta["history"]["test_acc"],
+            "test_acc_curve": meta["history"]["test_acc"], "recipe": spec,
         }
-    return {"results": {"models": rows, "attack": attack, "n_test": len(test_data)},
+    return {"results": {"models": rows, "attack": attack, "n_test": len(test_data), "test_data": test_data.identity},
             "data": records.data_note(train_data, test_data)}
+
+
+def commit(rec: dict, folder: Path) -> None:
+    """Commit the trained models beside the record (folder/models/ROLE.pt and .json): the zoo
+    that `zoo.load(profile, role)` reads and that a fresh store takes models from."""
+    r = rec["results"]
+    for role, row in r["models"].items():
+        zoo.export(row["recipe"], r["test_data"], folder / "models" / role,
+                   {"role": role, "robust_acc": row["robust_acc"], "robust_attack": r["attack"]})
 
 
 def verdicts(rec: dict) -> list[claims.Verdict]:

@@ -25,17 +25,17 @@ MEASURED = {"natural": ("universal", "best", "worst", "robust"), "natural_seed1"
 # shared ones: smoke solves it on a smaller base set, in smaller batches, to keep 16 steps.
 OPTIONS = options.MODELS + options.THREAT + options.UNIVERSAL + patches.OPTIONS + [
     Option("targets", None, "the target classes (null: every class)", kind="classes", optional=True),
-    Option("scales", {"smoke": [0.5, 1, 2, 3, 5, 8], "paper": [0.5 * k for k in range(1, 17)]},
+    Option("scales", {"smoke": [0.5, 1, 2, 3, 5, 8], "medium": [0.5, 1, 2, 3, 5, 8], "paper": [0.5 * k for k in range(1, 17)]},
            "multiples of eps to measure at (1 and factor are always added)", kind="floats", low=1e-12),
     Option("factor", 5.0, "the robust model's own perturbation is made at factor * eps (the paper: 30 = 5 x 6 on "
            "ImageNet-M10)", low=1),
-    Option("scale_eval", {"smoke": 50, "paper": None}, "test images each scaled perturbation is measured on "
+    Option("scale_eval", {"smoke": 50, "medium": 1000, "paper": None}, "test images each scaled perturbation is measured on "
            "(null: all)", kind="int", low=1, optional=True),
-    Option("robust_base_size", {"smoke": 128, "paper": 10000}, "training images in the base set of the robust "
+    Option("robust_base_size", {"smoke": 128, "medium": 2000, "paper": 10000}, "training images in the base set of the robust "
            "model's perturbation", kind="int", low=1),
-    Option("robust_solver_epochs", {"smoke": 4, "paper": 10}, "solver passes for the robust model's perturbation",
+    Option("robust_solver_epochs", {"smoke": 4, "medium": 10, "paper": 10}, "solver passes for the robust model's perturbation",
            kind="int", low=1),
-    Option("robust_solver_batch", {"smoke": 32, "paper": 256}, "base-set images per solver step for the robust "
+    Option("robust_solver_batch", {"smoke": 32, "medium": 256, "paper": 256}, "base-set images per solver step for the robust "
            "model's perturbation", kind="int", low=1),
 ]
 

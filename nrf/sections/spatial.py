@@ -27,13 +27,13 @@ EFFECTIVE = 0.05  # a universal perturbation has an effect to retain when it bea
 OPTIONS = options.MODELS + options.THREAT + options.UNIVERSAL + [
     Option("targets", None, "the target classes of the universal perturbations (null: every class)",
            kind="classes", optional=True),
-    Option("per_target", {"smoke": 1, "paper": 10}, "universal perturbations per target, from seeds seed, "
+    Option("per_target", {"smoke": 1, "medium": 3, "paper": 10}, "universal perturbations per target, from seeds seed, "
            "seed + 1, ... (each its own base set)", kind="int", low=1),
-    Option("n_standard", {"smoke": 128, "paper": 256}, "standard perturbations, one test image each", kind="int",
+    Option("n_standard", {"smoke": 128, "medium": 256, "paper": 256}, "standard perturbations, one test image each", kind="int",
            low=1),
-    Option("n_eval", {"smoke": 50, "paper": 1000}, "test images each universal perturbation is measured on",
+    Option("n_eval", {"smoke": 50, "medium": 500, "paper": 1000}, "test images each universal perturbation is measured on",
            kind="int", low=1),
-    Option("stride", {"smoke": 4, "paper": 1}, "pixels between shifts on the grid (divides the image side)",
+    Option("stride", {"smoke": 4, "medium": 4, "paper": 1}, "pixels between shifts on the grid (divides the image side)",
            kind="int", low=1),
 ]
 

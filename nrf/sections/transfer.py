@@ -29,7 +29,7 @@ NAMES = {"natural": "source ResNet-18", "natural_seed1": "second ResNet-18", "vg
 OPTIONS = options.MODELS + options.THREAT + options.UNIVERSAL + [
     Option("targets", None, "target classes, names or indices (null: all); a standard perturbation aims at one "
            "of them, drawn per image", kind="classes", optional=True),
-    Option("n_test", {"smoke": 500, "paper": None}, "test images perturbed, a seeded subset (null: all, as the "
+    Option("n_test", {"smoke": 500, "medium": 2000, "paper": None}, "test images perturbed, a seeded subset (null: all, as the "
            "paper)", kind="int", low=1, optional=True),
 ]
 

@@ -23,9 +23,9 @@ OPTIONS = options.MODELS + uaps.OPTIONS + [
            kind="strs", choices=attacks.NORMS),
     Option("n_eval", None, "held-out test images scored (null: the whole test split)", kind="int", low=1,
            optional=True),
-    Option("sizes", {"smoke": [25, 50, 100, 200], "paper": [100, 250, 500, 1000, 2000, 4000]},
+    Option("sizes", {"smoke": [25, 50, 100, 200], "medium": [100, 250, 500, 1000], "paper": [100, 250, 500, 1000, 2000, 4000]},
            "distinct sizes of X for II-F3", kind="ints", low=1),
-    Option("compare_n", {"smoke": 50, "paper": 500}, "images in X for the per-image versus batched comparison "
+    Option("compare_n", {"smoke": 50, "medium": 200, "paper": 500}, "images in X for the per-image versus batched comparison "
            "(II-A1)", kind="int", low=1),
 ]
 

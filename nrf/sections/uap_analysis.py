@@ -27,25 +27,25 @@ from ..train import derive_seed
 # fine-tunes on 1,000 images for one epoch per round and collects 128 normals.
 OPTIONS = options.MODELS + uaps.OPTIONS + [
     Option("norm", "l2", "norm of II-F5 and II-T6 (II-F7 is l2 by construction)", kind="str", choices=attacks.NORMS),
-    Option("n_eval", {"smoke": 500, "paper": None}, "held-out test images scored (null: the whole test split)",
+    Option("n_eval", {"smoke": 500, "medium": 2000, "paper": None}, "held-out test images scored (null: the whole test split)",
            kind="int", low=1, optional=True),
-    Option("scales", {"smoke": [0.5, 1.0, 2.0, 4.0], "paper": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]},
+    Option("scales", {"smoke": [0.5, 1.0, 2.0, 4.0], "medium": [0.5, 1.0, 2.0, 3.0, 4.0], "paper": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]},
            "II-F5 radii as multiples of xi (1 is always added)", kind="floats", low=1e-12),
-    Option("draws", {"smoke": 4, "paper": 10}, "random perturbations per radius (II-F5) and per subspace (II-F7)",
+    Option("draws", {"smoke": 4, "medium": 5, "paper": 10}, "random perturbations per radius (II-F5) and per subspace (II-F7)",
            kind="int", low=1),
-    Option("recompute", {"smoke": False, "paper": True}, "II-F5: also solve Algorithm 1 afresh at every radius "
+    Option("recompute", {"smoke": False, "medium": False, "paper": True}, "II-F5: also solve Algorithm 1 afresh at every radius "
            "(not only rescale the perturbation at xi)", kind="bool"),
-    Option("rounds", {"smoke": 2, "paper": 5}, "II-T6 fine-tuning rounds", kind="int", low=1),
-    Option("ft_epochs", {"smoke": 1, "paper": 5}, "epochs per fine-tuning round (5: the 2017 paper)", kind="int",
+    Option("rounds", {"smoke": 2, "medium": 3, "paper": 5}, "II-T6 fine-tuning rounds", kind="int", low=1),
+    Option("ft_epochs", {"smoke": 1, "medium": 1, "paper": 5}, "epochs per fine-tuning round (5: the 2017 paper)", kind="int",
            low=1),
     Option("ft_lr", 0.01, "fine-tuning learning rate (SGD, momentum 0.9)", low=1e-12),
-    Option("ft_size", {"smoke": 1000, "paper": None}, "training images fine-tuned on per round (null: all)",
+    Option("ft_size", {"smoke": 1000, "medium": 10000, "paper": None}, "training images fine-tuned on per round (null: all)",
            kind="int", low=1, optional=True),
-    Option("pool", {"smoke": 1, "paper": 10}, "universal perturbations per round, one drawn per perturbed image",
+    Option("pool", {"smoke": 1, "medium": 3, "paper": 10}, "universal perturbations per round, one drawn per perturbed image",
            kind="int", low=1),
-    Option("n_normals", {"smoke": 128, "paper": 10000}, "II-F7 DeepFool normals, at as many training images",
+    Option("n_normals", {"smoke": 128, "medium": 1000, "paper": 10000}, "II-F7 DeepFool normals, at as many training images",
            kind="int", low=1),
-    Option("dims", {"smoke": [10, 50], "paper": [10, 50, 100, 500]}, "II-F7 subspace dimensions, distinct",
+    Option("dims", {"smoke": [10, 50], "medium": [10, 50, 100], "paper": [10, 50, 100, 500]}, "II-F7 subspace dimensions, distinct",
            kind="ints", low=1),
 ]
 N_TOP = 4  # singular vectors shown
