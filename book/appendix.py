@@ -53,7 +53,7 @@ from nrf.attacks import visualise
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options appendix`
+profile = page.default_profile("appendix")  # smoke, medium or paper; every option: `nrf options appendix`
 
 # %% tags=["remove-cell"]
 rec = page.record("appendix")

@@ -45,7 +45,7 @@ from nrf import page
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options constructed`
+profile = page.default_profile("constructed")  # smoke, medium or paper; every option: `nrf options constructed`
 
 # %% tags=["remove-cell"]
 rec = page.record("constructed")

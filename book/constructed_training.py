@@ -28,7 +28,7 @@ from nrf import page
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options constructed_training`
+profile = page.default_profile("constructed_training")  # smoke, medium or paper; every option: `nrf options constructed_training`
 
 # %% tags=["remove-cell"]
 rec = page.record("constructed_training")

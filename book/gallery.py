@@ -39,7 +39,7 @@ from nrf.attacks import visualise
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options gallery`
+profile = page.default_profile("gallery")  # smoke, medium or paper; every option: `nrf options gallery`
 
 # %% tags=["remove-cell"]
 rec = page.record("gallery")

@@ -38,7 +38,7 @@ from nrf.sections import generalisation as section
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options generalisation`
+profile = page.default_profile("generalisation")  # smoke, medium or paper; every option: `nrf options generalisation`
 
 # %% tags=["remove-cell"]
 rec = page.record("generalisation")

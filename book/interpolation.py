@@ -37,7 +37,7 @@ from nrf.sections import interpolation as section
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options interpolation`
+profile = page.default_profile("interpolation")  # smoke, medium or paper; every option: `nrf options interpolation`
 
 # %% tags=["remove-cell"]
 rec = page.record("interpolation")

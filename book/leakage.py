@@ -37,7 +37,7 @@ from nrf import claims, constructed, page
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options leakage`
+profile = page.default_profile("leakage")  # smoke, medium or paper; every option: `nrf options leakage`
 
 # %% tags=["remove-cell"]
 rec = page.record("leakage")

@@ -40,7 +40,7 @@ from nrf.attacks import visualise
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options locality`
+profile = page.default_profile("locality")  # smoke, medium or paper; every option: `nrf options locality`
 
 # %% tags=["remove-cell"]
 rec = page.record("locality")

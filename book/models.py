@@ -32,7 +32,7 @@ from nrf import page
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options models`
+profile = page.default_profile("models")  # smoke, medium or paper; every option: `nrf options models`
 
 # %% tags=["remove-cell"]
 rec = page.record("models")

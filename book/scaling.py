@@ -41,7 +41,7 @@ from nrf.attacks import visualise
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options scaling`
+profile = page.default_profile("scaling")  # smoke, medium or paper; every option: `nrf options scaling`
 
 # %% tags=["remove-cell"]
 rec = page.record("scaling")

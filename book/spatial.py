@@ -38,7 +38,7 @@ from nrf.attacks import shift, visualise
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options spatial`
+profile = page.default_profile("spatial")  # smoke, medium or paper; every option: `nrf options spatial`
 
 # %% tags=["remove-cell"]
 rec = page.record("spatial")

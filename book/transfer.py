@@ -46,7 +46,7 @@ from nrf import page
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options transfer`
+profile = page.default_profile("transfer")  # smoke, medium or paper; every option: `nrf options transfer`
 
 # %% tags=["remove-cell"]
 rec = page.record("transfer")

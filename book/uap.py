@@ -46,7 +46,7 @@ from nrf.sections import uap as section
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options uap`
+profile = page.default_profile("uap")  # smoke, medium or paper; every option: `nrf options uap`
 
 # %% tags=["remove-cell"]
 rec = page.record("uap")

@@ -41,7 +41,7 @@ from nrf import attacks, page
 page.begin()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke or paper; every option: `nrf options uap_analysis`
+profile = page.default_profile("uap_analysis")  # smoke, medium or paper; every option: `nrf options uap_analysis`
 
 # %% tags=["remove-cell"]
 rec = page.record("uap_analysis")

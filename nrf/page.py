@@ -1,12 +1,13 @@
 """What every page of the book does besides its own figures: read its parameters, find its
 record, say where the numbers came from, show its verdicts. Used by the notebooks only.
 
-    page.begin()                      # first cell: remember the notebook's names
-    profile = "smoke"                 # the parameters cell (papermill injects more after it)
+    page.begin()                              # first cell: remember the notebook's names
+    profile = page.default_profile("gallery") # the parameters cell (papermill injects more after it)
     rec = page.record("gallery")      # every name set since begin() is an option
 """
 
 import json
+import os
 import sys
 
 import pandas as pd
@@ -33,6 +34,19 @@ PROFILE_NOTES = {
     "paper": "The `paper` profile uses the paper's settings (PAPER.md).",
 }
 _before: set[str] = set()
+
+
+def default_profile(name: str | None = None) -> str:
+    """The profile a page shows when none is given: $NRF_PROFILE if set, else `medium` where the
+    page's record (for the first page: every record) is committed, else `smoke`. The page's
+    first paragraph and the first page's table say which profile each page shows."""
+    chosen = os.environ.get("NRF_PROFILE")
+    if chosen:
+        if chosen not in options.PROFILES:
+            raise ValueError(f"NRF_PROFILE must be one of {list(options.PROFILES)}, got {chosen!r}")
+        return chosen
+    names = [name] if name else records.SECTIONS
+    return "medium" if all(records.committed(n, {"profile": "medium"}) for n in names) else "smoke"
 
 
 def begin() -> None:
@@ -76,8 +90,22 @@ def provenance(rec: dict) -> str:
         f" · computed on: {'; '.join(p['hardware'])} · code: nrf {p['nrf']}, commit `{p['commit']}`"
         f" (artifacts from {', '.join(f'`{c}`' for c in p['commits']) or 'this run'})"
         f" · {p['compute_seconds']:,.0f} s of compute · record: {rec.get('source', 'computed now')}, {p['created']}."
-        f"\n\n{PROFILE_NOTES[opts['profile']]}{caveat}"
+        f"\n\n{PROFILE_NOTES[opts['profile']]}{caveat}{recomputation(p)}"
     )
+
+
+def recomputation(p: dict) -> str:
+    """A sentence on how this record compares with the committed one it replaced, if any; a
+    claim whose effect moved beyond its spread is flagged in bold."""
+    r = p.get("recomputation")
+    if r is None:
+        return ""
+    was = f"the record it replaced (commit `{r['against']['commit']}`, {'; '.join(r['against']['hardware'])})"
+    moved = [c for c in r["claims"] if c["differs"]]
+    if not moved:
+        return f"\n\nRecomputed: every effect agrees with {was} within its spread ({len(r['claims'])} claims)."
+    return (f"\n\n**Recomputed, and it differs from {was} beyond the spread:** "
+            + "; ".join(f"{c['claim']} (was {c['before']}, now {c['after']})" for c in moved) + ".")
 
 
 def verdict_frame(verdicts: list[claims.Verdict]) -> pd.DataFrame:
@@ -106,12 +134,13 @@ TITLES = {"models": "Models", "gallery": "Gallery", "locality": "Locality", "spa
           "uap_analysis": "Why they exist (2017)"}
 
 
-def glance(profile: str, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(claims, runs): every claim of every page decided from its record for `profile` (default
-    options), with a link to the page; and one row per record: where, on what and how long."""
+def glance(profile: str | None = None, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(claims, runs): every claim of every page decided from its record for `profile` (None:
+    the profile each page shows by default) at default options, with a link to the page; and
+    one row per record: its profile, where, on what and how long."""
     claim_rows, run_rows = [], []
     for name in records.SECTIONS:
-        rec = records.get(name, {"profile": profile}, progress=progress)
+        rec = records.get(name, {"profile": profile or default_profile(name)}, progress=progress)
         p = rec["provenance"]
         link = f'<a href="{name}.html">{TITLES[name]}</a>'
         for v in records.section(name).verdicts(rec):
@@ -119,8 +148,16 @@ def glance(profile: str, progress: bool = False) -> tuple[pd.DataFrame, pd.DataF
                                "verdict": v.status, "page": link})
         run_rows.append({"page": link, "profile": p["profile"], "hardware": "; ".join(p["hardware"]),
                          "computed at commit": ", ".join(p["commits"]), "compute (s)": round(p["compute_seconds"]),
-                         "record": rec["source"].split(":")[0]})
+                         "record": rec["source"].split(":")[0], "recomputed": _agreement_word(p)})
     return pd.DataFrame(claim_rows), pd.DataFrame(run_rows)
+
+
+def _agreement_word(p: dict) -> str:
+    r = p.get("recomputation")
+    if r is None:
+        return ""
+    moved = sum(c["differs"] for c in r["claims"])
+    return f"differs ({moved} of {len(r['claims'])} claims)" if moved else "agrees"
 
 
 def stages(profile: str) -> pd.DataFrame | None:

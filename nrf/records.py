@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, options, runtime, store
+from . import __version__, claims, options, runtime, store
 
 SECTIONS = ("models", "gallery", "locality", "spatial", "scaling", "transfer", "constructed", "generalisation",
             "interpolation", "leakage", "appendix", "uap", "uap_analysis")
@@ -165,6 +165,11 @@ def current(name: str, params: dict | None = None) -> bool:
     return body is not None and body["provenance"].get("code") == store.fingerprint(section(name).run.__module__)
 
 
+def committed(name: str, params: dict | None = None) -> bool:
+    """Is a record of `name` for these options committed under results/?"""
+    return _committed(name, resolve(name, params or {})) is not None
+
+
 def _committed(name: str, cfg: dict) -> dict | None:
     """The JSON body of the committed record of `name`, if it was computed with options `cfg`
     (read without its tensors, which only a match loads)."""
@@ -179,6 +184,28 @@ def commit(name: str, params: dict | None = None, progress: bool = True) -> Path
     """Compute (or fetch) a record and write it under results/<profile>/ to be committed."""
     record = get(name, params, mode="fresh", progress=progress)
     folder = store.results_root() / record["options"]["profile"]
-    if hasattr(module := section(name), "commit"):  # what a section commits beside its record (models)
+    path = folder / f"{name}.json"
+    if _committed(name, resolve(name, record["options"])) is not None:  # a recomputation: does it agree?
+        record["provenance"]["recomputation"] = agreement(name, load(path), record)
+    # what a section commits beside its record (trained models), except for smoke: CI trains
+    # those from scratch, and a committed model would be taken instead (zoo.trained)
+    if hasattr(module := section(name), "commit") and record["options"]["profile"] != "smoke":
         module.commit(record, folder)
-    return save(record, folder / f"{name}.json")
+    return save(record, path)
+
+
+def agreement(name: str, before: dict, after: dict) -> dict:
+    """How a recomputed record compares with the one committed before it, claim by claim: an
+    effect that moved by more than claims.K_SE standard errors of the difference differs
+    beyond its spread (a bug, or a result that hangs on the machine or the seed)."""
+    rows = []
+    old = {v.claim: v for v in section(name).verdicts(before)}
+    for new in section(name).verdicts(after):
+        was = old.get(new.claim)
+        if was is None or None in (was.effect, new.effect):
+            continue
+        se = claims.diff_se(was.spread or 0.0, new.spread or 0.0)
+        rows.append({"claim": new.claim, "before": was.effect_text(), "after": new.effect_text(),
+                     "differs": abs(new.effect - was.effect) > claims.K_SE * se})
+    p = before["provenance"]
+    return {"against": {"commit": p["commit"], "hardware": p["hardware"], "created": p["created"]}, "claims": rows}

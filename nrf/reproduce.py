@@ -19,9 +19,12 @@ from tqdm.auto import tqdm
 from . import records, runtime, store
 
 
-def run(profile: str, sections=records.SECTIONS, params: dict | None = None, progress: bool = True) -> list[dict]:
+def run(profile: str, sections=records.SECTIONS, params: dict | None = None, recompute: bool = False,
+        progress: bool = True) -> list[dict]:
     """Compute every stage of `profile` not yet committed; returns (and writes) the stage table.
-    params: options given to every section that declares them."""
+    params: options given to every section that declares them. recompute: compute the stages
+    whose committed record is current too; each new record then says whether its effects agree
+    with the committed one's within their spread (records.agreement), and the book shows it."""
     params = params or {}
     declared = {name: {o.name for o in records.section(name).OPTIONS} for name in sections}
     for key in params:
@@ -33,7 +36,7 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, pro
     earlier = {r["stage"]: r for r in _report(profile).get("stages", []) if r["seconds"] is not None}
     rows = []
     for name in tqdm(sections, desc=f"reproduce {profile}", unit="stage", disable=not progress):
-        if records.current(name, own[name]):  # computed before: keep its seconds from the run that did it
+        if not recompute and records.current(name, own[name]):  # computed before: keep its seconds from the run that did it
             rows.append({**earlier.get(name, {"seconds": None, "peak_memory_mib": None}),
                          "stage": name, "status": "committed"})
             continue

@@ -12,7 +12,10 @@ import pytest
 
 from nrf import page, records, store, sweep
 
-PROFILE = "smoke"
+PROFILE = "smoke"  # CI computes it from scratch: every page has a committed record of it
+# Medium records are committed stage by stage as `nrf reproduce medium` lands them: each renders too.
+PAGES = [(PROFILE, name) for name in records.SECTIONS] + [
+    ("medium", name) for name in records.SECTIONS if (store.results_root() / "medium" / f"{name}.json").exists()]
 
 
 @pytest.fixture()
@@ -23,16 +26,27 @@ def bare(tmp_path, monkeypatch):
     monkeypatch.setenv("NRF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("NRF_CIFAR10", str(tmp_path / "no-cifar10"))
     monkeypatch.delenv("NRF_RESULTS", raising=False)
+    monkeypatch.delenv("NRF_PROFILE", raising=False)
     return tmp_path
 
 
-@pytest.mark.parametrize("name", records.SECTIONS)
-def test_page_renders_from_its_record_alone(name, bare):
-    assert (store.results_root() / PROFILE / f"{name}.json").exists(), f"no committed {PROFILE} record of {name}"
+@pytest.mark.parametrize("profile, name", PAGES)
+def test_page_renders_from_its_record_alone(profile, name, bare):
+    assert (store.results_root() / profile / f"{name}.json").exists(), f"no committed {profile} record of {name}"
     start = time.perf_counter()
-    sweep.execute(name, {"profile": PROFILE}, bare / f"{name}.ipynb", log=open(bare / "log.txt", "w"))
+    sweep.execute(name, {"profile": profile}, bare / f"{name}.ipynb", log=open(bare / "log.txt", "w"))
     assert time.perf_counter() - start < 120
     assert not (bare / "store").exists() and not (bare / "cache").exists()  # nothing computed, no data read
+
+
+def test_default_profile_is_medium_where_committed(bare, monkeypatch):
+    for name in records.SECTIONS:
+        assert page.default_profile(name) == ("medium" if ("medium", name) in PAGES else "smoke")
+    monkeypatch.setenv("NRF_PROFILE", "smoke")
+    assert page.default_profile("models") == "smoke"
+    monkeypatch.setenv("NRF_PROFILE", "large")
+    with pytest.raises(ValueError, match="NRF_PROFILE must be one of"):
+        page.default_profile("models")
 
 
 def test_claims_at_a_glance(bare):
@@ -45,6 +59,7 @@ def test_claims_at_a_glance(bare):
 
 def test_intro_renders(bare):
     sweep.execute("intro", {"profile": PROFILE}, bare / "intro.ipynb", log=open(bare / "log.txt", "w"))
+    sweep.execute("intro", {}, bare / "intro.ipynb", log=open(bare / "log.txt", "w"))  # each page's default
 
 
 def test_misspelled_page_parameter_fails(bare):

@@ -90,3 +90,26 @@ def test_bad_options_fail_before_computing(toy):
 def test_unknown_section():
     with pytest.raises(ValueError, match="section must be one of"):
         records.section("no_such_page")
+
+
+def test_a_recomputation_says_whether_it_agrees_with_the_committed_record(toy, monkeypatch):
+    from nrf import claims, page
+
+    def verdicts(rec):
+        acc = rec["results"]["acc"]
+        return [claims.Verdict(claim="toy accuracy", test="T", effect=100 * acc, spread=1.0, unit="points",
+                               status="holds", criterion="-")]
+
+    monkeypatch.setattr(TOY, "verdicts", verdicts)
+    first = records.load(records.commit("toy", {}))
+    assert "recomputation" not in first["provenance"] and page.recomputation(first["provenance"]) == ""
+    monkeypatch.setenv("NRF_STORE", str(toy / "another-machine"))  # recomputed elsewhere: the same numbers
+    p = records.load(records.commit("toy", {}))["provenance"]
+    assert p["recomputation"]["claims"] == [{"claim": "toy accuracy", "before": "+10 ± 1 points",
+                                             "after": "+10 ± 1 points", "differs": False}]
+    assert "agrees" in page.recomputation(p) and page._agreement_word(p) == "agrees"
+    monkeypatch.setenv("NRF_STORE", str(toy / "a-third-machine"))
+    monkeypatch.setattr(TOY, "run", lambda cfg, progress=True: {**run(cfg), "results": {"acc": 0.2}})  # moved 10 s.e.
+    p = records.load(records.commit("toy", {}))["provenance"]
+    assert p["recomputation"]["claims"][0]["differs"]
+    assert "**Recomputed, and it differs" in page.recomputation(p) and "was +10 ± 1 points, now +20" in page.recomputation(p)

@@ -21,7 +21,13 @@ def test_reproduce_computes_then_resumes(tmp_path, monkeypatch, session_store):
     assert report["stages"] == rows
     again = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
     assert [r["status"] for r in again] == ["committed"]  # same options, same code: not redone
+    assert again[0]["seconds"] == rows[0]["seconds"]  # the seconds of the run that computed it
     assert "models" in reproduce.table(again)
+    redone = reproduce.run("smoke", sections=("models",), params=PARAMS, recompute=True, progress=False)
+    assert [r["status"] for r in redone] == ["computed"]
+    check = records.load(tmp_path / "results" / "smoke" / "models.json")["provenance"]["recomputation"]
+    assert check["against"]["created"] == rec["provenance"]["created"]
+    assert not any(c["differs"] for c in check["claims"])  # same store: the same numbers
 
 
 def test_reproduce_checks_options_first(tmp_path, monkeypatch):

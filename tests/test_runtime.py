@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -18,6 +20,13 @@ def test_bad_device_is_one_line_naming_the_variable(value, monkeypatch, capsys):
 def test_cpu_device(monkeypatch):
     monkeypatch.setenv("NRF_DEVICE", "cpu")
     assert runtime.default_device() == torch.device("cpu")
+
+
+def test_cpu_hardware_names_the_cpu_and_the_threads_used(monkeypatch):
+    monkeypatch.setenv("NRF_DEVICE", "cpu")
+    name = runtime.cpu_name()
+    assert name and "\n" not in name
+    assert runtime.hardware() == f"CPU ({name}, {runtime.threads()} of {os.cpu_count()} cores), torch {torch.__version__}"
 
 
 def test_write_atomic(tmp_path):
@@ -49,7 +58,5 @@ def test_cli_paths_are_the_users(tmp_path, monkeypatch):
     monkeypatch.setenv("NRF_STORE", "relstore")
     seen = {}
     monkeypatch.setattr("nrf.sweep.execute", lambda section, params, out: seen.update(params) or out)
-    import os
-
     cli.main(["run", "models", "-p", "data", "mydata", "-p", "width", "4"])
     assert os.environ["NRF_STORE"] == str(tmp_path / "relstore") and seen["data"] == str(tmp_path / "mydata")

@@ -188,3 +188,22 @@ def test_checkpoints_are_written_every_so_often_and_cudnn_is_put_back(sample, tm
     torch.backends.cudnn.benchmark = False
     train(models.build("resnet18", width=4), tr, te, **kw)
     assert torch.backends.cudnn.benchmark is False
+
+
+def test_learning_rate_schedules():
+    from nrf.train import learning_rate as lr
+
+    assert [lr("step", 0.1, s, 40, [2, 3], 0.1, 10) for s in (0, 19, 20, 30)] == pytest.approx([0.1, 0.1, 0.01, 0.001])
+    # onecycle over 100 steps: climbs over the first 20 to lr, then falls linearly to zero
+    assert [lr("onecycle", 0.2, s, 100) for s in (0, 9, 19, 60, 99)] == pytest.approx([0.01, 0.1, 0.2, 0.1, 0.0025])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"schedule": "cosine"}, "schedule must be one of"),
+    ({"schedule": "onecycle", "milestones": [1], "epochs": 2}, "milestones belong to the step schedule"),
+])
+def test_bad_schedule(kwargs, match):
+    model = models.build("resnet18", width=2)
+    d = Data(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), list(range(10)), "toy")
+    with pytest.raises(ValueError, match=match):
+        train(model, d, d, **{"epochs": 1, "lr": 0.1, "batch_size": 2, **kwargs})
