@@ -67,13 +67,27 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid-file", metavar="FILE.yaml",
                    help="a YAML mapping NAME -> list of values, plus optionally fixed: {NAME: VALUE} (-p wins)")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="points run at once (default: one per CUDA GPU, else cores / NRF_THREADS)")
+                   help="points run at once (default: one per CUDA GPU, else cores / NRF_THREADS; "
+                        "with --executor slurm: the job array's parallelism, default all)")
     p.add_argument("--out", metavar="DIR", help="where the points' folders go (default: runs/sweep)")
+    p.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="run the points here (default) or as one SLURM job array through submitit")
+    slurm = p.add_argument_group("SLURM (--executor slurm; defaults from the profile: smoke and medium on "
+                                 "CPUs, paper on a GPU per point)")
+    slurm.add_argument("--partition", help="the partition (default: the cluster's)")
+    slurm.add_argument("--time", type=int, metavar="MIN", help="time limit per point in minutes "
+                       "(default: smoke 60, medium 240, paper 1440)")
+    slurm.add_argument("--cpus", type=int, metavar="N", help="CPUs per point (default: NRF_THREADS)")
+    slurm.add_argument("--gpus", type=int, metavar="N", help="GPUs per point (default: smoke and medium 0, paper 1)")
+    slurm.add_argument("--mem", type=float, metavar="GB",
+                       help="memory per point (default: smoke 8, medium 16, paper 32)")
+    slurm.add_argument("--sbatch", action="append", default=[], metavar="NAME=VALUE",
+                       help="an extra sbatch option (repeatable): --sbatch account=myproject --sbatch qos=high")
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    """Execute a section's notebook at every point of a grid; exit 1 when a point failed."""
-    from nrf import sweep
+    """Execute a section's notebook at every point of a grid; exit 1 when a point did not finish."""
+    from nrf import slurm, sweep
 
     grid, fixed = sweep.grid_file(args.grid_file) if args.grid_file else ({}, {})
     for name, values in map(sweep.grid_option, args.grid):
@@ -81,13 +95,19 @@ def _sweep(args: argparse.Namespace) -> None:
             raise ValueError(f"--grid {name} is given twice")
         grid[name] = values
     fixed.update(_params(args.param))
-    records = sweep.run(args.section, grid, fixed=fixed, workers=args.workers, out=args.out)
+    given = {"partition": args.partition, "time_min": args.time, "cpus": args.cpus, "gpus": args.gpus,
+             "mem_gb": args.mem, "sbatch": dict(map(slurm.sbatch_option, args.sbatch)) or None}
+    options = {k: v for k, v in given.items() if v is not None}
+    if options and args.executor != "slurm":
+        raise ValueError("--partition, --time, --cpus, --gpus, --mem and --sbatch need --executor slurm")
+    records = sweep.run(args.section, grid, fixed=fixed, workers=args.workers, out=args.out, executor=args.executor,
+                        slurm=options if args.executor == "slurm" else None)
     print(sweep.table(records))
-    failed = [r for r in records if r["status"] == "failed"]
+    failed = [r for r in records if r["status"] not in sweep.OK]
     if failed:
-        print(f"\n{len(failed)} point(s) failed:")
+        print(f"\n{len(failed)} point(s) failed, cancelled or timed out:")
         for r in failed:
-            print(f"  {r['log']}\n    " + r["error"].replace("\n", "\n    "))
+            print(f"  {r['status']}: {r['log']}\n    " + r["error"].replace("\n", "\n    "))
         raise SystemExit(1)
 
 
@@ -115,16 +135,18 @@ def _compute(args: argparse.Namespace) -> None:
 
 
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("profile", help="smoke or paper")
+    p.add_argument("profile", help="smoke, medium or paper")
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="an option for every section that has it (rarely needed)")
+    p.add_argument("--recompute", action="store_true", help="compute current stages too; each record then "
+                   "says whether its effects agree with the committed one's within their spread")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
     """Every record of a profile, in order, written to results/PROFILE/; resumable."""
     from nrf import reproduce
 
-    rows = reproduce.run(args.profile, params=_params(args.param))
+    rows = reproduce.run(args.profile, params=_params(args.param), recompute=args.recompute)
     print(reproduce.table(rows))
     if any(r["status"].startswith("failed") for r in rows):
         raise SystemExit(1)
@@ -140,7 +162,7 @@ def _options(args: argparse.Namespace) -> None:
 
     rows = options.table(records.section(args.section).OPTIONS)
     width = max(len(r["option"]) for r in rows)
-    print(f"{'profile':<{width}}  one of {list(options.PROFILES)} (default smoke)")
+    print(f"{'profile':<{width}}  one of {list(options.PROFILES)} (default smoke; a page shows medium where committed)")
     for r in rows:
         print(f"{r['option']:<{width}}  {r['meaning']}\n{'':<{width}}    allowed: {r['allowed']}; "
               f"default: {r['default']}")

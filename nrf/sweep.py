@@ -4,7 +4,8 @@ Every point runs in its own `python -m nrf.sweep` subprocess, so each worker can
 GPU (CUDA_VISIBLE_DEVICES) and thread count while the kernel inherits the rest of the
 environment (NRF_STORE, ...), and a crashing point cannot take the others down. A point's
 folder `OUT/SECTION/<slug>-<hash>/` holds the executed notebook, `log.txt` and, once it
-succeeded, `done.json`: a sweep that is run again skips the points that are done.
+succeeded, `done.json`: a sweep that is run again skips the points that are done. With
+executor slurm the points run as one SLURM job array instead (nrf.slurm), into the same folders.
 """
 
 import ctypes
@@ -37,6 +38,8 @@ from tqdm.auto import tqdm
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+EXECUTORS = ("local", "slurm")
+OK = ("done", "skipped")  # the other statuses: failed, cancelled, timeout
 
 
 def source(section: str, notebook: Path | None = None) -> Path:
@@ -238,13 +241,19 @@ def _die_with_parent(parent: int) -> None:
 
 def run(section: str, grid: dict | None = None, *, points: list[dict] | None = None, fixed: dict | None = None,
         workers: int | None = None, out: str | Path | None = None, progress: bool = True,
-        notebook: Path | None = None) -> list[dict]:
+        notebook: Path | None = None, executor: str = "local", slurm: dict | None = None) -> list[dict]:
     """Execute every point of `grid` (or the list `points`), each with the `fixed` parameters
-    added, `workers` at a time (default_workers); returns one record per point,
-    in order: params, status (done / skipped / failed), notebook, log, seconds, error."""
+    added, `workers` at a time: here (executor local, default_workers) or as one SLURM job array
+    (executor slurm, nrf.slurm: `slurm` options partition, time_min, cpus, gpus, mem_gb, sbatch;
+    default: every task at once). Returns one record per point, in order: params, status (done /
+    skipped / failed / cancelled / timeout), notebook, log, seconds, error."""
     path = source(section, notebook)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    if slurm is not None and executor != "slurm":
+        raise ValueError("slurm options need executor slurm")
     if (grid is None) == (points is None):
         raise ValueError("give exactly one of grid and points")
     todo = _points(grid) if grid is not None else points
@@ -267,6 +276,36 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
 
     if notebook is None:
         check(section, every)
+    if executor == "slurm":
+        from nrf import slurm as cluster
+
+        submit = cluster.parameters(slurm or {}, cluster.profile(section, every))
+    records, todo = [None] * len(every), []
+    for i, (params, folder) in enumerate(zip(every, folders)):
+        if (done := _done(folder)) is not None:
+            records[i] = _record(params, folder, section, "skipped", done.get("seconds"), None)
+        else:
+            todo.append((i, params, folder))
+    if executor == "local":
+        finished = _local(section, path, todo, workers)
+    else:
+        finished = cluster.execute(section, path, todo, root, submit, workers)
+    bar = tqdm(total=len(every), disable=not progress, desc=f"sweep {section}", unit="point")
+    bar.update(len(every) - len(todo))
+    try:
+        for i, record in finished:
+            records[i] = record
+            bar.set_postfix(failed=sum(r is not None and r["status"] not in OK for r in records), refresh=False)
+            bar.update()
+    finally:
+        finished.close()
+        bar.close()
+    return records
+
+
+def _local(section: str, notebook: Path, todo: list[tuple[int, dict, Path]], workers: int | None):
+    """Run the points `todo` (index, parameters, folder) here, `workers` at a time (default_workers),
+    and yield (index, record) as each ends; points still running when the sweep stops are killed."""
     devices = gpus()
     workers = workers or default_workers(devices)
     slots = queue.Queue()
@@ -276,38 +315,26 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
     def one(params: dict, folder: Path) -> dict:
         slot = slots.get()
         try:
-            return _point(section, path, params, folder, worker_env(slot, devices))
+            return _point(section, notebook, params, folder, worker_env(slot, devices))
         finally:
             slots.put(slot)
 
-    records = [None] * len(every)
-    bar = tqdm(total=len(every), disable=not progress, desc=f"sweep {section}", unit="point")
     pool = ThreadPoolExecutor(workers)
     try:
-        futures = {}
-        for i, (params, folder) in enumerate(zip(every, folders)):
-            if (done := _done(folder)) is not None:
-                records[i] = _record(params, folder, section, "skipped", done.get("seconds"), None)
-                bar.update()
-            else:
-                futures[pool.submit(one, params, folder)] = i
+        futures = {pool.submit(one, params, folder): i for i, params, folder in todo}
         for future in as_completed(futures):
-            records[futures[future]] = future.result()
-            bar.set_postfix(failed=sum(r is not None and r["status"] == "failed" for r in records), refresh=False)
-            bar.update()
+            yield futures[future], future.result()
     finally:
         pool.shutdown(cancel_futures=True)
-        bar.close()
-    return records
 
 
 def table(records: list[dict]) -> str:
     """The sweep's outcome, one line per point: folder, status, seconds."""
     width = max(len(r["log"].parent.name) for r in records)
-    lines = [f"{'point':<{width}}  {'status':<7}  seconds"]
+    lines = [f"{'point':<{width}}  {'status':<9}  seconds"]
     for r in records:
         seconds = "" if r["seconds"] is None else f"{r['seconds']:.1f}"
-        lines.append(f"{r['log'].parent.name:<{width}}  {r['status']:<7}  {seconds:>7}")
+        lines.append(f"{r['log'].parent.name:<{width}}  {r['status']:<9}  {seconds:>7}")
     return "\n".join(lines)
 
 

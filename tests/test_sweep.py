@@ -1,4 +1,5 @@
-"""`nrf sweep`: the grid, one papermill run per point in parallel, skipping, failures, the command.
+"""`nrf sweep`: the grid, one papermill run per point in parallel, skipping, failures, the command;
+the SLURM executor's options (its runs on a cluster: test_slurm.py).
 
 The notebook is a tiny py:percent file in tmp_path (book sections are far too slow): it writes
 a file named after its parameters into `out` (with two variables of its environment), and raises
@@ -11,7 +12,7 @@ import subprocess
 
 import pytest
 
-from nrf import cli, sweep
+from nrf import cli, slurm, sweep
 
 NOTEBOOK = '''# ---
 # jupyter:
@@ -92,6 +93,15 @@ def test_run_fail_skip(notebook, tmp_path, monkeypatch):
     ({"fixed": {"a": 0}}, "'a'"),
     ({"grid": None, "points": [{"a": 1}, {"a": 1}]}, "distinct"),
     ({"fixed": {"f": object()}}, "YAML"),
+    ({"executor": "dask"}, "executor"),
+    ({"slurm": {"cpus": 1}}, "executor slurm"),
+    ({"executor": "slurm", "slurm": {"gpu": 1}}, "'gpu'"),
+    ({"executor": "slurm", "slurm": {"time_min": 0}}, "time_min"),
+    ({"executor": "slurm", "slurm": {"gpus": 1.5}}, "gpus"),
+    ({"executor": "slurm", "slurm": {"mem_gb": "lots"}}, "mem_gb"),
+    ({"executor": "slurm", "slurm": {"partition": ""}}, "partition"),
+    ({"executor": "slurm", "slurm": {"sbatch": ["qos=high"]}}, "sbatch"),
+    ({"executor": "slurm", "fixed": {"profile": "huge"}}, "profile"),
 ])
 def test_bad_arguments(notebook, tmp_path, monkeypatch, kwargs, match):
     monkeypatch.setattr(subprocess, "run", no_subprocess)  # checked before anything runs
@@ -149,6 +159,34 @@ def test_cli(notebook, tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "done" in printed and "failed" in printed and "ValueError: a is 3" in printed
     assert str(tmp_path / "runs" / "sweep" / "toy") in printed  # the failed point's log
+
+
+def test_slurm_options(monkeypatch):
+    """Defaults from the points' profile (a GPU per point beyond smoke), CPUs from NRF_THREADS."""
+    monkeypatch.setenv("NRF_THREADS", "3")
+    assert slurm.parameters({}, "paper") == {"timeout_min": 1440, "cpus_per_task": 3, "gpus_per_node": 1,
+                                             "mem_gb": 32, "slurm_additional_parameters": {}}
+    assert slurm.parameters({"partition": "gpu", "time_min": 30, "cpus": 4, "gpus": 2, "mem_gb": 2.5,
+                             "sbatch": {"account": "nrf"}}, "smoke") == {
+        "timeout_min": 30, "cpus_per_task": 4, "gpus_per_node": 2, "mem_gb": 2.5,
+        "slurm_additional_parameters": {"account": "nrf"}, "slurm_partition": "gpu"}
+    assert slurm.profile("toy", [{"profile": "smoke"}, {"profile": "paper"}, {"profile": "medium"}]) == "paper"
+    monkeypatch.setenv("NRF_PROFILE", "medium")  # a toy notebook's default
+    assert slurm.profile("toy", [{"profile": "smoke"}, {}]) == "medium"
+    assert slurm.sbatch_option("--qos=high") == ("qos", "high")
+    with pytest.raises(ValueError, match="--sbatch"):
+        slurm.sbatch_option("exclusive")
+
+
+def test_cli_slurm_errors(notebook, tmp_path, monkeypatch, capsys):
+    """SLURM options without the SLURM executor, and that executor without sbatch: exit 2."""
+    monkeypatch.setattr(sweep, "BOOK", tmp_path)
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
+    for args, match in ([["--gpus", "0"], "need --executor slurm"], [["--executor", "slurm"], "sbatch on PATH"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["sweep", "toy", "--grid", "a=1", "--out", str(tmp_path), *args])
+        assert e.value.code == 2 and match in capsys.readouterr().err
 
 
 def test_cli_bad_grid(notebook, tmp_path, monkeypatch):
