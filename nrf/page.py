@@ -30,7 +30,8 @@ PROFILE_NOTES = {
              "papers' effect sizes.",
     "medium": "The `medium` profile trains the paper's architectures at a quarter of their width, with short "
               "one-cycle schedules, on full CIFAR-10, so that two CPU cores compute it in hours: effects are "
-              "measured on 10,000 test images at models of the usual accuracy, but smaller sizes than the paper's.",
+              "measured on thousands of test images, on models of near-usual accuracy, with fewer images, "
+              "perturbations and grid points than the paper's (listed below where they differ).",
     "paper": "The `paper` profile uses the paper's settings (PAPER.md).",
 }
 _before: set[str] = set()
