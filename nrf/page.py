@@ -7,7 +7,6 @@ record, say where the numbers came from, show its verdicts. Used by the notebook
 """
 
 import json
-import os
 import sys
 
 import pandas as pd
@@ -15,6 +14,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from . import claims, options, records, store
+from .records import default_profile  # noqa: F401  (the parameters cell's default)
 
 DATA_NOTES = {
     "sample": "the embedded sample of real CIFAR-10 shipped in the repo (nrf/sample)",
@@ -35,19 +35,6 @@ PROFILE_NOTES = {
     "paper": "The `paper` profile uses the paper's settings (PAPER.md).",
 }
 _before: set[str] = set()
-
-
-def default_profile(name: str | None = None) -> str:
-    """The profile a page shows when none is given: $NRF_PROFILE if set, else `medium` where the
-    page's record (for the first page: every record) is committed, else `smoke`. The page's
-    first paragraph and the first page's table say which profile each page shows."""
-    chosen = os.environ.get("NRF_PROFILE")
-    if chosen:
-        if chosen not in options.PROFILES:
-            raise ValueError(f"NRF_PROFILE must be one of {list(options.PROFILES)}, got {chosen!r}")
-        return chosen
-    names = [name] if name else records.SECTIONS
-    return "medium" if all(records.committed(n, {"profile": "medium"}) for n in names) else "smoke"
 
 
 def begin() -> None:

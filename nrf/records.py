@@ -165,6 +165,19 @@ def current(name: str, params: dict | None = None) -> bool:
     return body is not None and body["provenance"].get("code") == store.fingerprint(section(name).run.__module__)
 
 
+def default_profile(name: str | None = None) -> str:
+    """The profile a page shows when none is given: $NRF_PROFILE if set, else `medium` where the
+    page's record (for the first page: every record) is committed, else `smoke`. The page's
+    first paragraph and the first page's table say which profile each page shows."""
+    chosen = os.environ.get("NRF_PROFILE")
+    if chosen:
+        if chosen not in options.PROFILES:
+            raise ValueError(f"NRF_PROFILE must be one of {list(options.PROFILES)}, got {chosen!r}")
+        return chosen
+    names = [name] if name else SECTIONS
+    return "medium" if all(committed(n, {"profile": "medium"}) for n in names) else "smoke"
+
+
 def committed(name: str, params: dict | None = None) -> bool:
     """Is a record of `name` for these options committed under results/?"""
     return _committed(name, resolve(name, params or {})) is not None

@@ -36,9 +36,9 @@ def profile(section: str, every: list[dict]) -> str:
     elif importlib.util.find_spec(f"nrf.sections.{section}") is None:  # a notebook of its own (tests)
         default = os.environ.get("NRF_PROFILE", "smoke")
     else:
-        from nrf import page
+        from nrf import records
 
-        default = page.default_profile(section)
+        default = records.default_profile(section)
     named = {p.get("profile", default) for p in every}
     if unknown := sorted(map(str, named - set(PROFILES))):
         raise ValueError(f"option profile must be one of {list(PROFILES)}, got {unknown[0]!r}")
