@@ -10,8 +10,10 @@ the CIFAR-10 archive beside it (../shared/data or NRF_CIFAR10):
 2. one benchmark table measured in this run: the bf16 matmul peak, ResNet-18 training images/s
    and its share of that peak (model FLOPs counted by torch's FlopCounterMode), PGD
    images x steps/s for nrf, torchattacks (where installed) and a plain fp32 reference loop;
-3. the records of the profile's sections, in the book's order, until the budget is spent, each
-   written under OUT/results/PROFILE/ with its seconds and peak memory.
+3. the records of the profile's sections, in the book's order, until the budget is spent
+   (`nrf reproduce PROFILE --budget`: the stage running at the deadline is stopped), each
+   written under OUT/results/PROFILE/, with the stage table (seconds, peak host and GPU memory)
+   in OUT/results/PROFILE/reproduce.json, rewritten after every stage.
 
 Everything it writes is small (records, JSON, Markdown). `--dry-run` runs the same code on the
 CPU at tiny sizes (the test suite does this), so the script is known to work before a GPU is lent.
@@ -19,7 +21,6 @@ CPU at tiny sizes (the test suite does this), so the script is known to work bef
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from nrf import attacks, models, records
+from nrf import attacks, models, records, reproduce
 from nrf.runtime import autocast, default_device, generator, hardware
 
 AGREE_ACC = 0.02  # bf16 vs fp32: share of images whose predicted class may differ
@@ -150,26 +151,16 @@ def pgd(device, width: int, batch: int, steps: int) -> dict:
     return {name: batch * steps / timed(fn, device) for name, fn in runs.items()}
 
 
-def stages(out: Path, profile: str, deadline: float, names, params: dict) -> list[dict]:
-    """Compute the records of `names` in order while time remains; each written under
-    out/results/PROFILE/ (NRF_RESULTS), with its seconds and peak memory."""
-    rows = []
-    for name in names:
-        if time.monotonic() > deadline:
-            rows.append({"stage": name, "status": "not started (budget spent)"})
-            continue
-        device = default_device()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        start = time.perf_counter()
-        path = records.commit(name, {"profile": profile, **params.get(name, {})}, progress=False)
-        peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-        rows.append({"stage": name, "status": "done", "seconds": round(time.perf_counter() - start, 1),
-                     "peak_memory_gib": round(peak / 2**30, 2), "record": str(path.relative_to(out))})
-        print(f"device_check: {name} done in {rows[-1]['seconds']} s, peak {rows[-1]['peak_memory_gib']} GiB",
-              flush=True)
-    return rows
+def stages(profile: str, deadline: float, names: list[str], params: dict) -> list[dict]:
+    """`nrf reproduce PROFILE --stages NAMES` until the deadline (each stage in its own process,
+    the one running at the deadline stopped): the records land under NRF_RESULTS/PROFILE/ with
+    the stage table (seconds, peak host and GPU memory), rewritten after every stage."""
+    budget = deadline - time.monotonic()
+    if budget <= 0:
+        return [{"stage": name, "status": "not started (budget spent)"} for name in names]
+    rows = reproduce.run(profile, sections=names, params=params, budget=budget, progress=False)
+    done = {r["stage"] for r in rows}
+    return rows + [{"stage": name, "status": "not started (budget spent)"} for name in names if name not in done]
 
 
 def table(report: dict) -> str:
@@ -183,9 +174,9 @@ def table(report: dict) -> str:
              f"| ResNet-18 w{b['training']['width']} training (images/s) | {b['training']['images_per_s']:.0f} |",
              f"| its share of the matmul peak | {100 * b['training']['share_of_peak']:.1f}% |"]
     lines += [f"| PGD, {name} (images x steps/s) | {rate:.0f} |" for name, rate in b["pgd"].items()]
-    lines += ["", "| stage | status | seconds | peak memory (GiB) |", "|---|---|---|---|"]
-    lines += [f"| {r['stage']} | {r['status']} | {r.get('seconds', '')} | {r.get('peak_memory_gib', '')} |"
-              for r in report["stages"]]
+    lines += ["", "| stage | status | seconds | peak host memory (MiB) | peak GPU memory (MiB) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['status']} | {r.get('seconds') or ''} | {r.get('peak_memory_mib') or ''} | "
+              f"{r.get('peak_gpu_mib') or ''} |" for r in report["stages"]]
     return "\n".join(lines) + "\n"
 
 
@@ -212,12 +203,17 @@ def main(argv=None):
               "benchmark": {"matmul_flops": peak, "training": training(device, size["width"], size["batch"],
                                                                         size["steps"], peak),
                             "pgd": pgd(device, size["width"], size["pgd_batch"], size["pgd_steps"])}}
+    write(out, {**report, "stages": []})  # a command killed during the stages still returns the checks
     print(table({**report, "stages": []}), flush=True)
-    params = {"models": TINY_MODELS} if args.dry_run else {}
-    report["stages"] = stages(out, args.profile, deadline, args.sections.split(","), params)
+    params = TINY_MODELS if args.dry_run else {}
+    report["stages"] = stages(args.profile, deadline, args.sections.split(","), params)
+    write(out, report)
+    print(table(report))
+
+
+def write(out: Path, report: dict) -> None:
     (out / "device_check.json").write_text(json.dumps(report, indent=1))
     (out / "device_check.md").write_text(table(report))
-    print(table(report))
 
 
 if __name__ == "__main__":

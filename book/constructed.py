@@ -65,7 +65,7 @@ page.glue_values(setup=(
     f"The perturbations are made on the natural ResNet-18 ({100 * r['natural_acc']:.1f}% clean test accuracy) "
     f"for {r['n_source']:,} training images, at the threat model l2 eps = {r['l2_eps']:g} (linf variants: "
     f"{255 * r['linf_eps']:g}/255)"
-    + (f", and this profile perturbs with {scale:g} times those budgets: its weak model's universal perturbations "
+    + (f", and this profile perturbs with {scale:g} times those budgets: its narrow, briefly trained model's universal perturbations "
        "at the paper's budget fool too few images in the hard (class, target) cells for the exact balancing to keep "
        "a usable data set." if scale != 1 else ", as in the paper.")
     + f" Universal perturbations: {r['solver_epochs']} full-batch steps of {r['solver_step']:g} eps each."))

@@ -1,8 +1,10 @@
 """The `nrf` command: one subcommand per row of COMMANDS (name, summary, add_arguments, run)."""
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
 import yaml
 
@@ -22,13 +24,18 @@ def _cut_sample(args: argparse.Namespace) -> None:
     print(f"wrote {out} ({out.stat().st_size} bytes)")
 
 
-def _params(pairs: list[list[str]]) -> dict:
-    """-p NAME VALUE pairs; values are read as YAML (1.0 -> float, [1, 2] -> list, null -> None;
-    the options coerce 1e-3 and 8/255, which YAML leaves as text). A name given twice is an error."""
+def _params(args: argparse.Namespace) -> dict:
+    """The options of --params FILE (a YAML mapping NAME -> value), then -p NAME VALUE pairs, which
+    win; values are read as YAML (1.0 -> float, [1, 2] -> list, null -> None; the options coerce
+    1e-3 and 8/255, which YAML leaves as text). A name given twice with -p is an error."""
     params = {}
-    for name, value in pairs:
-        if name in params:
+    if args.params:
+        params = params_file(args.params)
+    given = set()
+    for name, value in args.param:
+        if name in given:
             raise ValueError(f"-p {name} is given twice")
+        given.add(name)
         try:
             params[name] = yaml.safe_load(value)
         except yaml.YAMLError as e:
@@ -38,11 +45,29 @@ def _params(pairs: list[list[str]]) -> dict:
     return params
 
 
+def params_file(path: str) -> dict:
+    """A --params file: a YAML mapping NAME -> value (e.g. grids/paper-full.yaml, the paper's full
+    constructed-data grid)."""
+    try:
+        spec = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"--params {path}: cannot read it as YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
+        raise ValueError(f"--params {path} must hold a mapping NAME -> value, got {type(spec).__name__}")
+    return spec
+
+
+def _params_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="profile or an option (repeatable): -p profile paper -p norm linf; "
+                        "`nrf options SECTION` lists a section's options")
+    p.add_argument("--params", metavar="FILE.yaml", help="options from a YAML mapping NAME -> value (-p wins), "
+                   "e.g. grids/paper-full.yaml: the paper's full constructed-data grid")
+
+
 def _section_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("section", help="a section of the book: the name of book/SECTION.py, e.g. models")
-    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="profile or an option of the section (repeatable): -p profile paper -p norm linf; "
-                        "`nrf options SECTION` lists them")
+    _params_arguments(p)
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -54,7 +79,7 @@ def _run(args: argparse.Namespace) -> None:
     """Execute one section's notebook with papermill, with the given parameters (checked first)."""
     from nrf.sweep import check, execute
 
-    params = _params(args.param)
+    params = _params(args)
     check(args.section, [params])
     print(f"wrote {execute(args.section, params, args.output or f'runs/{args.section}.ipynb')}")
 
@@ -94,7 +119,7 @@ def _sweep(args: argparse.Namespace) -> None:
         if name in grid:
             raise ValueError(f"--grid {name} is given twice")
         grid[name] = values
-    fixed.update(_params(args.param))
+    fixed.update(_params(args))
     given = {"partition": args.partition, "time_min": args.time, "cpus": args.cpus, "gpus": args.gpus,
              "mem_gb": args.mem, "sbatch": dict(map(slurm.sbatch_option, args.sbatch)) or None}
     options = {k: v for k, v in given.items() if v is not None}
@@ -122,31 +147,46 @@ def _compute(args: argparse.Namespace) -> None:
     from nrf import records
 
     start = time.perf_counter()
-    params = _params(args.param)
+    params = _params(args)
     if args.save:
         path = records.commit(args.section, params)
         record = records.load(path)
     else:
         record = records.get(args.section, params)
+    if os.environ.get("NRF_GPU_PEAK_FILE"):  # nrf reproduce asks for the stage's peak GPU memory
+        _write_gpu_peak(Path(os.environ["NRF_GPU_PEAK_FILE"]))
     print(f"nrf compute {args.section}: {record['provenance']['compute_seconds']:.0f} s of compute, done in "
           f"{time.perf_counter() - start:.1f} s" + (f"; wrote {path}" if args.save else ""))
     for v in records.section(args.section).verdicts(record):
         print(f"  {v.test:<14} {v.status:<17} {v.effect_text():<22} {v.claim}")
 
 
+def _write_gpu_peak(path: Path) -> None:
+    """This process's peak GPU memory in MiB, as JSON at `path` (nothing on a CPU)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak = max(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+        path.write_text(json.dumps({"peak_gpu_mib": round(peak / 2**20)}))
+
+
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("profile", help="smoke, medium or paper")
-    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="an option for every section that has it (rarely needed)")
+    _params_arguments(p)  # an option goes to every section that has it
     p.add_argument("--recompute", action="store_true", help="compute current stages too; each record then "
                    "says whether its effects agree with the committed one's within their spread")
+    p.add_argument("--stages", nargs="+", metavar="STAGE", help="only these stages (default: all, in the book's "
+                   "order); e.g. to spread a profile over several machines or GPU windows")
+    p.add_argument("--budget", type=float, metavar="SECONDS", help="stop after this long (a GPU window): the "
+                   "running stage is stopped and resumes from its checkpoint when the command is repeated here")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
     """Every record of a profile, in order, written to results/PROFILE/; resumable."""
-    from nrf import reproduce
+    from nrf import records, reproduce
 
-    rows = reproduce.run(args.profile, params=_params(args.param), recompute=args.recompute)
+    rows = reproduce.run(args.profile, sections=args.stages or records.SECTIONS, params=_params(args),
+                         recompute=args.recompute, budget=args.budget)
     print(reproduce.table(rows))
     if any(r["status"].startswith("failed") for r in rows):
         raise SystemExit(1)

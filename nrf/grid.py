@@ -21,14 +21,20 @@ DECAYS = ("none", "step", "onecycle")  # "step": one x0.1 drop half-way; "onecyc
 TRAINING = [
     Option("model_width", {"smoke": 8, "medium": 16, "paper": 64}, "width of the fresh ResNet-18s trained on constructed data",
            kind="int", low=1),
-    Option("train_epochs", {"smoke": 12, "medium": 10, "paper": 400}, "their training epochs", kind="int", low=1),
+    Option("train_epochs", {"smoke": 12, "medium": 30, "paper": 100}, "their training epochs (the paper's 400: "
+           "grids/paper-full.yaml)", kind="int", low=1),
 ]
-# The grid a section trains every data set over; smoke: two learning rates.
+# The grid a section trains every data set over; smoke: two learning rates; medium: one point,
+# one-cycle over 30 epochs (a few thousand images: 30 epochs are still only ~600 steps). The
+# paper's grid (3 lrs x 2 batches x 2 schedules, 400 epochs: about 10.7 EFLOP, nearly all of the
+# paper profile) is what the SLURM sweep runs, one option file away (`--params
+# grids/paper-full.yaml`); the paper profile's default is its usual point, SGD lr 0.1, batch 128,
+# one x0.1 drop, for a quarter of the epochs (about 0.2 EFLOP for the twelve data sets).
 GRID = [
-    Option("lrs", {"smoke": [0.05, 0.1], "medium": [0.2], "paper": [0.01, 0.05, 0.1]}, "learning rates of the grid", kind="floats",
+    Option("lrs", {"smoke": [0.05, 0.1], "medium": [0.1], "paper": [0.1]}, "learning rates of the grid", kind="floats",
            low=1e-12),
-    Option("batch_sizes", {"smoke": [128], "medium": [256], "paper": [128, 256]}, "batch sizes of the grid", kind="ints", low=1),
-    Option("decays", {"smoke": ["none"], "medium": ["onecycle"], "paper": ["none", "step"]}, "schedules of the grid: none, step (one "
+    Option("batch_sizes", {"smoke": [128], "medium": [128], "paper": [128]}, "batch sizes of the grid", kind="ints", low=1),
+    Option("decays", {"smoke": ["none"], "medium": ["onecycle"], "paper": ["step"]}, "schedules of the grid: none, step (one "
            "x0.1 drop half-way) or onecycle", kind="strs", choices=DECAYS),
 ]
 

@@ -154,6 +154,8 @@ def stages(profile: str) -> pd.DataFrame | None:
     if not path.exists():
         return None
     report = json.loads(path.read_text())
-    frame = pd.DataFrame(report["stages"]).rename(columns={"peak_memory_mib": "peak memory (MiB)"})
+    frame = pd.DataFrame(report["stages"]).rename(columns={"peak_memory_mib": "peak memory (MiB)",
+                                                           "peak_gpu_mib": "peak GPU memory (MiB)"})
+    frame = frame.dropna(axis="columns", how="all")  # no GPU column for a CPU run
     frame.attrs.update(hardware=report["hardware"], commit=report["commit"], finished=report["finished"])
     return frame

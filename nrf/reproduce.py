@@ -12,7 +12,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -20,11 +22,19 @@ from . import records, runtime, store
 
 
 def run(profile: str, sections=records.SECTIONS, params: dict | None = None, recompute: bool = False,
-        progress: bool = True) -> list[dict]:
+        budget: float | None = None, progress: bool = True) -> list[dict]:
     """Compute every stage of `profile` not yet committed; returns (and writes) the stage table.
     params: options given to every section that declares them. recompute: compute the stages
     whose committed record is current too; each new record then says whether its effects agree
-    with the committed one's within their spread (records.agreement), and the book shows it."""
+    with the committed one's within their spread (records.agreement), and the book shows it.
+    sections: a subset runs only those stages (in the book's order); the table keeps the others'
+    rows from the earlier run. budget: seconds for the whole run (a GPU window): no stage starts
+    after it, and the stage running when it ends is stopped; its training resumes from its last
+    checkpoint in the store (at most 5 minutes old) when the run is repeated on this machine."""
+    unknown = [name for name in sections if name not in records.SECTIONS]
+    if unknown:
+        raise ValueError(f"unknown stage {unknown[0]!r}: the stages are {list(records.SECTIONS)}")
+    sections = [name for name in records.SECTIONS if name in sections]
     params = params or {}
     declared = {name: {o.name for o in records.section(name).OPTIONS} for name in sections}
     for key in params:
@@ -33,6 +43,9 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, rec
     own = {name: {"profile": profile, **{k: v for k, v in params.items() if k in declared[name]}} for name in sections}
     for name in sections:  # every value checked before anything computes
         records.resolve(name, own[name])
+    if budget is not None and not budget > 0:
+        raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
+    deadline = None if budget is None else time.monotonic() + budget
     earlier = {r["stage"]: r for r in _report(profile).get("stages", []) if r["seconds"] is not None}
     rows = []
     for name in tqdm(sections, desc=f"reproduce {profile}", unit="stage", disable=not progress):
@@ -40,20 +53,41 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, rec
             rows.append({**earlier.get(name, {"seconds": None, "peak_memory_mib": None}),
                          "stage": name, "status": "committed"})
             continue
-        argv = [sys.executable, "-m", "nrf.cli", "compute", name, "--save"]
-        for key, value in own[name].items():
-            argv += ["-p", key, json.dumps(value)]
-        start = time.perf_counter()
-        child = subprocess.Popen(argv, env={**os.environ, "NRF_RECORDS": "fresh"})
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        rows.append({"stage": name, "status": "computed" if child.returncode == 0 else f"failed (exit {child.returncode})",
-                     "seconds": round(time.perf_counter() - start, 1), "peak_memory_mib": round(usage.ru_maxrss / 1024)})
-        _write(profile, rows)  # after every stage: a run killed later keeps this one's seconds
-        if child.returncode != 0:
+        if deadline is not None and time.monotonic() >= deadline:
+            break  # the budget is spent: the rest is for the next run
+        rows.append(_stage(name, own[name], deadline))
+        _write(profile, rows, earlier)  # after every stage: a run killed later keeps this one's seconds
+        if rows[-1]["status"] != "computed":
             break  # later stages may depend on this one's artifacts: stop, keep what landed
-    _write(profile, rows)
+    _write(profile, rows, earlier)
     return rows
+
+
+def _stage(name: str, params: dict, deadline: float | None) -> dict:
+    """One stage in its own process (`nrf compute NAME --save`), stopped at `deadline`: its row
+    of the table, with the process's peak memory and, on a GPU, the device's."""
+    argv = [sys.executable, "-m", "nrf.cli", "compute", name, "--save"]
+    for key, value in params.items():
+        argv += ["-p", key, json.dumps(value)]
+    with tempfile.TemporaryDirectory() as tmp:
+        gpu_file = Path(tmp) / "gpu.json"
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, env={**os.environ, "NRF_RECORDS": "fresh", "NRF_GPU_PEAK_FILE": str(gpu_file)})
+        stopped = False
+        while True:  # poll, so that the deadline can stop the stage
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG if deadline is not None else 0)
+            if pid:
+                break
+            if time.monotonic() >= deadline and not stopped:
+                child.terminate()
+                stopped = True
+            time.sleep(0.5)
+        code = os.waitstatus_to_exitcode(status)
+        child.returncode = code  # reaped by wait4: tell Popen so it does not wait again
+        gpu = json.loads(gpu_file.read_text())["peak_gpu_mib"] if gpu_file.exists() else None
+    status = "stopped at the budget" if stopped else "computed" if code == 0 else f"failed (exit {code})"
+    return {"stage": name, "status": status, "seconds": round(time.perf_counter() - start, 1),
+            "peak_memory_mib": round(usage.ru_maxrss / 1024), "peak_gpu_mib": gpu}
 
 
 def _report(profile: str) -> dict:
@@ -61,19 +95,22 @@ def _report(profile: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write(profile: str, rows: list[dict]) -> None:
+def _write(profile: str, rows: list[dict], earlier: dict) -> None:
+    """The stage table: this run's rows, and the earlier run's for stages this run did not touch."""
+    by_stage = {**earlier, **{r["stage"]: r for r in rows}}
     report = {"profile": profile, "hardware": runtime.hardware(), "commit": store.git_commit(), "finished": store.now(),
-              "stages": rows}
+              "stages": [by_stage[name] for name in records.SECTIONS if name in by_stage]}
     runtime.write_atomic(store.results_root() / profile / "reproduce.json",
                          (json.dumps(report, indent=1) + "\n").encode())
 
 
 def table(rows: list[dict]) -> str:
     """The stage table as text: stage, status, seconds, peak memory."""
-    lines = [f"{'stage':<16}{'status':<20}{'seconds':>9}{'peak MiB':>10}"]
+    lines = [f"{'stage':<16}{'status':<24}{'seconds':>9}{'peak MiB':>10}{'GPU MiB':>9}"]
     for r in rows:
         seconds = "" if r["seconds"] is None else f"{r['seconds']:.0f}"
         memory = "" if r["peak_memory_mib"] is None else f"{r['peak_memory_mib']}"
-        lines.append(f"{r['stage']:<16}{r['status']:<20}{seconds:>9}{memory:>10}")
+        gpu = "" if r.get("peak_gpu_mib") is None else f"{r['peak_gpu_mib']}"
+        lines.append(f"{r['stage']:<16}{r['status']:<24}{seconds:>9}{memory:>10}{gpu:>9}")
     total = sum(r["seconds"] or 0 for r in rows)
-    return "\n".join(lines + [f"{'total':<36}{total:>9.0f}"])
+    return "\n".join(lines + [f"{'total':<40}{total:>9.0f}"])

@@ -19,6 +19,9 @@ def test_device_check_dry_run(tmp_path):
     b = report["benchmark"]
     assert b["training"]["images_per_s"] > 0 and 0 < b["training"]["share_of_peak"]
     assert "plain fp32 loop" in b["pgd"] and all(rate > 0 for rate in b["pgd"].values())
-    assert [r["stage"] for r in report["stages"]] == ["models"] and report["stages"][0]["status"] == "done"
+    assert [r["stage"] for r in report["stages"]] == ["models"] and report["stages"][0]["status"] == "computed"
+    assert report["stages"][0]["peak_memory_mib"] > 50 and report["stages"][0]["peak_gpu_mib"] is None  # CPU
     record = records.load(out / "results" / "smoke" / "models.json")
-    assert record["options"]["roles"] == ["natural"] and "| models | done |" in (out / "device_check.md").read_text()
+    assert record["options"]["roles"] == ["natural"] and "| models | computed |" in (out / "device_check.md").read_text()
+    table = json.loads((out / "results" / "smoke" / "reproduce.json").read_text())
+    assert [r["stage"] for r in table["stages"]] == ["models"]

@@ -37,3 +37,27 @@ def test_reproduce_checks_options_first(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="option width must be"):
         reproduce.run("smoke", sections=("models",), params={"width": 0}, progress=False)
     assert not (tmp_path / "results").exists()
+
+
+def test_reproduce_stages_and_budget(tmp_path, monkeypatch, session_store):
+    """--stages runs a subset and keeps the other stages' rows; --budget stops the running stage
+    (nothing committed) and starts no later one; the same command without it then computes."""
+    monkeypatch.setenv("NRF_STORE", str(tmp_path / "store"))  # nothing trained yet: the stage takes seconds
+    monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
+    folder = tmp_path / "results" / "smoke"
+    folder.mkdir(parents=True)
+    earlier = {"stage": "gallery", "status": "computed", "seconds": 12.0, "peak_memory_mib": 900}
+    (folder / "reproduce.json").write_text(json.dumps({"stages": [earlier]}))
+    with pytest.raises(ValueError, match="unknown stage 'galery'"):
+        reproduce.run("smoke", sections=("galery",), progress=False)
+    with pytest.raises(ValueError, match="budget must be a positive number"):
+        reproduce.run("smoke", sections=("models",), params=PARAMS, budget=0, progress=False)
+    rows = reproduce.run("smoke", sections=("gallery", "models"), params=PARAMS, budget=1, progress=False)
+    assert [r["status"] for r in rows] == ["stopped at the budget"]  # the book's order: models first
+    assert rows[0]["stage"] == "models" and not (folder / "models.json").exists()
+    table = json.loads((folder / "reproduce.json").read_text())["stages"]
+    assert [r["stage"] for r in table] == ["models", "gallery"] and table[1] == earlier
+    monkeypatch.setenv("NRF_STORE", str(session_store))
+    rows = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
+    assert [r["status"] for r in rows] == ["computed"] and (folder / "models.json").exists()
+    assert [r["stage"] for r in json.loads((folder / "reproduce.json").read_text())["stages"]] == ["models", "gallery"]

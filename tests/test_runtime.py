@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from nrf import cli, runtime
+from nrf.store import REPO
 
 
 @pytest.mark.parametrize("value", ["bogus", "mps", "meta", "cuda:7", "cuda"] if not torch.cuda.is_available()
@@ -60,3 +61,23 @@ def test_cli_paths_are_the_users(tmp_path, monkeypatch):
     monkeypatch.setattr("nrf.sweep.execute", lambda section, params, out: seen.update(params) or out)
     cli.main(["run", "models", "-p", "data", "mydata", "-p", "width", "4"])
     assert os.environ["NRF_STORE"] == str(tmp_path / "relstore") and seen["data"] == str(tmp_path / "mydata")
+
+
+def test_cli_params_file(tmp_path, monkeypatch, capsys):
+    """--params FILE sets options in one go (the paper's full grid is grids/paper-full.yaml); -p wins;
+    a file that is no mapping, or names an unknown option, is a one-line error."""
+    seen = {}
+    monkeypatch.setattr("nrf.sweep.execute", lambda section, params, out: seen.update(params) or out)
+    full = str(REPO / "grids" / "paper-full.yaml")
+    cli.main(["run", "generalisation", "--params", full, "-p", "profile", "paper", "-p", "train_epochs", "200"])
+    assert seen == {"lrs": [0.01, 0.05, 0.1], "batch_sizes": [128, 256], "decays": ["none", "step"],
+                    "train_epochs": 200, "profile": "paper"}
+    (tmp_path / "list.yaml").write_text("[1, 2]\n")
+    (tmp_path / "bad.yaml").write_text("lrss: [0.1]\n")
+    for argv, words in ((["compute", "models", "--params", str(tmp_path / "list.yaml")], "must hold a mapping"),
+                        (["compute", "models", "--params", str(tmp_path / "none.yaml")], "cannot read it"),
+                        (["run", "generalisation", "--params", str(tmp_path / "bad.yaml")], "did you mean 'lrs'")):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and words in err and "Traceback" not in err, argv
