@@ -10,6 +10,7 @@ import json
 import sys
 
 import pandas as pd
+import yaml
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -57,6 +58,14 @@ def record(name: str) -> dict:
     return rec
 
 
+def paper_grid(opts: list) -> dict:
+    """The paper's own constructed-data grid (grids/paper-full.yaml), for the options of `opts`
+    that it sets: the paper profile trains one point of it by default."""
+    full = yaml.safe_load((store.REPO / "grids" / "paper-full.yaml").read_text())
+    names = {o.name for o in opts}
+    return {k: v for k, v in full.items() if k in names}
+
+
 def provenance(rec: dict) -> str:
     """A Markdown paragraph: profile, options changed, data, hardware, commits, where it was read."""
     p, opts = rec["provenance"], rec["options"]
@@ -68,7 +77,7 @@ def provenance(rec: dict) -> str:
     what = DATA_NOTES.get(name, f"CIFAR-10 from `{name}`") if name else "no data set"
     sizes = f", {data['n_train']:,} training and {data.get('n_test', 0):,} test images" if data else ""
     caveat = f"\n\n{JPEG_CAVEAT}" if name and name != "sample" else ""
-    paper = records.jsonable(options.resolve(module.OPTIONS, "paper"))
+    paper = records.jsonable(options.resolve(module.OPTIONS, "paper", paper_grid(module.OPTIONS)))
     differs = [f"{k} {v!r} (paper: {paper[k]!r})" for k, v in opts.items() if k != "profile" and paper.get(k) != v]
     if differs:
         caveat += f"\n\nWhere this run differs from the paper's settings: {'; '.join(differs)}."

@@ -67,3 +67,11 @@ def test_misspelled_page_parameter_fails(bare):
 
     with pytest.raises(PapermillExecutionError, match="unknown option 'wdith'"):
         sweep.execute("models", {"profile": PROFILE, "wdith": 4}, bare / "m.ipynb", log=open(bare / "log.txt", "w"))
+
+
+def test_provenance_compares_with_the_papers_own_grid(bare):
+    """The paper profile trains one point of the paper's grid: a page names the paper's grid
+    (grids/paper-full.yaml), not the profile's shortened default, as the paper's setting."""
+    text = page.provenance(records.get("generalisation", {"profile": PROFILE}))
+    assert "train_epochs 12 (paper: 400)" in text and "lrs [0.05, 0.1] (paper: [0.01, 0.05, 0.1])" in text
+    assert "(paper: 100)" not in text
