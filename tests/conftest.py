@@ -45,3 +45,15 @@ def forbid(monkeypatch):
         monkeypatch.setattr(owner, name, boom)
 
     return patch
+
+
+@pytest.fixture()
+def bare(tmp_path, monkeypatch):
+    """An environment with records and nothing else."""
+    monkeypatch.setenv("NRF_RECORDS", "committed")
+    monkeypatch.setenv("NRF_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("NRF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NRF_CIFAR10", str(tmp_path / "no-cifar10"))
+    monkeypatch.delenv("NRF_RESULTS", raising=False)
+    monkeypatch.delenv("NRF_PROFILE", raising=False)
+    return tmp_path

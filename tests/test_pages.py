@@ -1,6 +1,6 @@
 """Every page renders from its committed record alone: no data set, no store, no model.
 
-The records under results/smoke/ are what `make book` shows on a fresh clone. Each page is
+The committed smoke records render as the medium ones do (test_pages_medium.py). Each page is
 executed as papermill would, with NRF_RECORDS=committed (nothing may be computed), an empty
 store, an empty data cache and no full CIFAR-10, and must finish without error in seconds.
 """
@@ -13,25 +13,12 @@ import pytest
 from nrf import page, records, store, sweep
 
 PROFILE = "smoke"  # CI computes it from scratch: every page has a committed record of it
-# Medium records are committed stage by stage as `nrf reproduce medium` lands them: each renders too.
-PAGES = [(PROFILE, name) for name in records.SECTIONS] + [
-    ("medium", name) for name in records.SECTIONS if (store.results_root() / "medium" / f"{name}.json").exists()]
+PAGES = [(PROFILE, name) for name in records.SECTIONS]  # the medium ones: test_pages_medium.py
 
 
-@pytest.fixture()
-def bare(tmp_path, monkeypatch):
-    """An environment with records and nothing else."""
-    monkeypatch.setenv("NRF_RECORDS", "committed")
-    monkeypatch.setenv("NRF_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("NRF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("NRF_CIFAR10", str(tmp_path / "no-cifar10"))
-    monkeypatch.delenv("NRF_RESULTS", raising=False)
-    monkeypatch.delenv("NRF_PROFILE", raising=False)
-    return tmp_path
-
-
-@pytest.mark.parametrize("profile, name", PAGES)
-def test_page_renders_from_its_record_alone(profile, name, bare):
+def render(profile: str, name: str, bare):
+    """Execute page `name` on its committed `profile` record, as papermill would: seconds, and
+    nothing computed, no data read."""
     assert (store.results_root() / profile / f"{name}.json").exists(), f"no committed {profile} record of {name}"
     start = time.perf_counter()
     sweep.execute(name, {"profile": profile}, bare / f"{name}.ipynb", log=open(bare / "log.txt", "w"))
@@ -39,9 +26,15 @@ def test_page_renders_from_its_record_alone(profile, name, bare):
     assert not (bare / "store").exists() and not (bare / "cache").exists()  # nothing computed, no data read
 
 
+@pytest.mark.parametrize("profile, name", PAGES)
+def test_page_renders_from_its_record_alone(profile, name, bare):
+    render(profile, name, bare)
+
+
 def test_default_profile_is_medium_where_committed(bare, monkeypatch):
     for name in records.SECTIONS:
-        assert page.default_profile(name) == ("medium" if ("medium", name) in PAGES else "smoke")
+        medium = (store.results_root() / "medium" / f"{name}.json").exists()
+        assert page.default_profile(name) == ("medium" if medium else "smoke")
     monkeypatch.setenv("NRF_PROFILE", "smoke")
     assert page.default_profile("models") == "smoke"
     monkeypatch.setenv("NRF_PROFILE", "large")
