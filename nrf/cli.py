@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from nrf.options import options_file
+
 
 def _cut_sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, help="ImageFolder tree or .tar.gz/.tgz/.tar/.zip of one")
@@ -30,7 +32,7 @@ def _params(args: argparse.Namespace) -> dict:
     1e-3 and 8/255, which YAML leaves as text). A name given twice with -p is an error."""
     params = {}
     if args.params:
-        params = params_file(args.params)
+        params = options_file(args.params)
     given = set()
     for name, value in args.param:
         if name in given:
@@ -43,18 +45,6 @@ def _params(args: argparse.Namespace) -> dict:
     if isinstance(params.get("data"), str) and params["data"] not in ("sample", "cifar10"):
         params["data"] = os.path.abspath(params["data"])  # a notebook runs in book/: paths are the user's
     return params
-
-
-def params_file(path: str) -> dict:
-    """A --params file: a YAML mapping NAME -> value (e.g. grids/paper-full.yaml, the paper's full
-    constructed-data grid)."""
-    try:
-        spec = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"--params {path}: cannot read it as YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
-        raise ValueError(f"--params {path} must hold a mapping NAME -> value, got {type(spec).__name__}")
-    return spec
 
 
 def _params_arguments(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,9 @@ import difflib
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 
 PROFILES = ("smoke", "medium", "paper")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -145,6 +148,18 @@ def resolve(options: list[Option], profile: str, overrides: dict | None = None, 
     for o in options:
         cfg[o.name] = o.parse(overrides[o.name] if o.name in overrides else o.default_for(profile))
     return cfg
+
+
+def options_file(path) -> dict:
+    """Options from a YAML file holding a mapping NAME -> value (`--params FILE`; e.g.
+    grids/paper-full.yaml, the paper's full constructed-data grid), or a one-line error."""
+    try:
+        spec = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"--params {path}: cannot read it as YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
+        raise ValueError(f"--params {path} must hold a mapping NAME -> value, got {type(spec).__name__}")
+    return spec
 
 
 def table(options: list[Option], profile: str | None = None) -> list[dict]:

@@ -10,7 +10,6 @@ import json
 import sys
 
 import pandas as pd
-import yaml
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -61,7 +60,7 @@ def record(name: str) -> dict:
 def paper_grid(opts: list) -> dict:
     """The paper's own constructed-data grid (grids/paper-full.yaml), for the options of `opts`
     that it sets: the paper profile trains one point of it by default."""
-    full = yaml.safe_load((store.REPO / "grids" / "paper-full.yaml").read_text())
+    full = options.options_file(store.REPO / "grids" / "paper-full.yaml")
     names = {o.name for o in opts}
     return {k: v for k, v in full.items() if k in names}
 
