@@ -8,7 +8,8 @@ the CIFAR-10 archive beside it (../shared/data or NRF_CIFAR10):
 1. agreement: a small ResNet-18's predictions and PGD success on the device (bf16 autocast)
    against the CPU (fp32), within the stated bf16 tolerance;
 2. one benchmark table measured in this run: the bf16 matmul peak, ResNet-18 training images/s
-   and its share of that peak (model FLOPs counted by torch's FlopCounterMode), PGD
+   and its share of that peak (model FLOPs counted by torch's FlopCounterMode), the images/s of
+   1, 2 and 4 such trainings at once on the device (sweep points per GPU), PGD
    images x steps/s for nrf, torchattacks (where installed) and a plain fp32 reference loop;
 3. the records of the profile's sections, in the book's order, until the budget is spent
    (`nrf reproduce PROFILE --budget`: the stage running at the deadline is stopped), each
@@ -119,6 +120,43 @@ def training(device, width: int, batch: int, steps: int, peak: float) -> dict:
             "share_of_peak": flops / seconds / peak}
 
 
+def _train_at_once(device: str, width: int, batch: int, steps: int, start, rates) -> None:
+    """One of several trainings at once (a child process): warm up, wait for the others, time."""
+    model = models.build("resnet18", width=width).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.rand(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+
+    def step():
+        with autocast(torch.device(device)):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    start.wait()  # every process is warm: their timed steps overlap
+    rates.put(batch / timed(lambda: [step() for _ in range(steps)], torch.device(device), repeats=1) * steps)
+
+
+def at_once(device, width: int, batch: int, steps: int, counts: list[int]) -> dict:
+    """Training images/s of all processes together when `count` trainings share the device, for
+    each count: how many sweep points (`nrf sweep --workers`) one GPU runs before they only slow
+    each other down (small CIFAR models leave most of a large GPU idle)."""
+    ctx = torch.multiprocessing.get_context("spawn")
+    out = {}
+    for count in counts:
+        start, rates = ctx.Barrier(count), ctx.Queue()
+        children = [ctx.Process(target=_train_at_once, args=(str(device), width, batch, steps, start, rates))
+                    for _ in range(count)]
+        for child in children:
+            child.start()
+        out[count] = sum(rates.get() for _ in children)
+        for child in children:
+            child.join()
+    return out
+
+
 def pgd(device, width: int, batch: int, steps: int) -> dict:
     """images x steps / s of nrf's PGD, torchattacks' PGDL2 (if installed) and a plain fp32 loop."""
     model = models.build("resnet18", width=width).to(device).eval()
@@ -173,6 +211,9 @@ def table(report: dict) -> str:
              f"| matmul peak (TFLOP/s) | {b['matmul_flops'] / 1e12:.1f} |",
              f"| ResNet-18 w{b['training']['width']} training (images/s) | {b['training']['images_per_s']:.0f} |",
              f"| its share of the matmul peak | {100 * b['training']['share_of_peak']:.1f}% |"]
+    one = b["at_once"]["1"]
+    lines += [f"| {n} trainings at once on the device (images/s, all together) | {rate:.0f} ({rate / one:.2f}x one) |"
+              for n, rate in b["at_once"].items() if n != "1"]
     lines += [f"| PGD, {name} (images x steps/s) | {rate:.0f} |" for name, rate in b["pgd"].items()]
     lines += ["", "| stage | status | seconds | peak host memory (MiB) | peak GPU memory (MiB) |", "|---|---|---|---|---|"]
     lines += [f"| {r['stage']} | {r['status']} | {r.get('seconds') or ''} | {r.get('peak_memory_mib') or ''} | "
@@ -202,6 +243,8 @@ def main(argv=None):
     report = {"hardware": hardware(device), "agreement": agreement(device),
               "benchmark": {"matmul_flops": peak, "training": training(device, size["width"], size["batch"],
                                                                         size["steps"], peak),
+                            "at_once": {str(n): rate for n, rate in at_once(device, size["width"], size["batch"],
+                                                                             size["steps"], [1, 2, 4]).items()},
                             "pgd": pgd(device, size["width"], size["pgd_batch"], size["pgd_steps"])}}
     write(out, {**report, "stages": []})  # a command killed during the stages still returns the checks
     print(table({**report, "stages": []}), flush=True)

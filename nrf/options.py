@@ -202,16 +202,16 @@ MODELS = [
     Option("data", {"smoke": "sample", "medium": "cifar10", "paper": "cifar10"}, "the data: 'sample' (embedded), 'cifar10' (full "
            "CIFAR-10, where present) or a path", kind="str"),
     Option("width", {"smoke": 16, "medium": 16, "paper": 64}, "ResNet-18 base width (64 is the paper's)", kind="int", low=1),
-    Option("epochs", {"smoke": 15, "medium": 15, "paper": 150}, "natural training epochs", kind="int", low=1),
+    Option("epochs", {"smoke": 10, "medium": 15, "paper": 150}, "natural training epochs", kind="int", low=1),
     Option("lr", {"smoke": 0.05, "medium": 0.2, "paper": 0.1}, "SGD learning rate", low=1e-12),
     Option("batch_size", {"smoke": 128, "medium": 256, "paper": 128}, "training batch size", kind="int", low=1),
     Option("schedule", {"smoke": "step", "medium": "onecycle", "paper": "step"}, "learning-rate schedule: step "
            "(x0.1 at each milestone) or onecycle (linear climb over the first 20% of steps, then linear to 0)",
            kind="str", choices=("step", "onecycle")),
-    Option("milestones", {"smoke": [11], "medium": [], "paper": [50, 100]}, "epochs at which the learning rate drops x0.1 "
+    Option("milestones", {"smoke": [8], "medium": [], "paper": [50, 100]}, "epochs at which the learning rate drops x0.1 "
            "(those past a model's epochs are ignored)", kind="ints", low=1, optional=True),
     Option("weight_decay", 5e-4, "SGD weight decay", low=0),
-    Option("robust_epochs", {"smoke": 8, "medium": 12, "paper": 150}, "adversarial training epochs", kind="int", low=1),
+    Option("robust_epochs", {"smoke": 5, "medium": 12, "paper": 150}, "adversarial training epochs", kind="int", low=1),
     Option("robust_norm", "l2", "threat model of the robust model and of robust accuracy", kind="str",
            choices=("l2", "linf")),
     Option("robust_eps", 1.0, "its radius (the paper's CIFAR-10 l2 eps is 1.0)", low=1e-12),

@@ -1,11 +1,12 @@
 """`nrf reproduce PROFILE`: every record of the book, computed in order and written to results/.
 
 Each section is one stage, run in its own process (`nrf compute SECTION --save`) so that its
-peak memory is its own. A stage whose committed record was computed with the same options by
-the same code is skipped, so a run killed at any point resumes where it stopped, on any machine
-that has the committed records; inside a stage the artifact store resumes (trained models,
-checkpoints). The table of stages (seconds, peak memory) is written to
-results/PROFILE/reproduce.json, and the book's first page shows it.
+peak memory is its own; the models stage first trains each model in a process of its own, so
+that no process outlasts the longest training (a GPU window is short). A stage whose committed
+record was computed with the same options by the same code is skipped, so a run killed at any
+point resumes where it stopped, on any machine that has the committed records; inside a stage
+the artifact store resumes (trained models, checkpoints). The table of stages (seconds, peak
+memory) is written to results/PROFILE/reproduce.json, and the book's first page shows it.
 """
 
 import json
@@ -53,20 +54,32 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, rec
             rows.append({**earlier.get(name, {"seconds": None, "peak_memory_mib": None}),
                          "stage": name, "status": "committed"})
             continue
-        if deadline is not None and time.monotonic() >= deadline:
-            break  # the budget is spent: the rest is for the next run
-        rows.append(_stage(name, own[name], deadline))
-        _write(profile, rows, earlier)  # after every stage: a run killed later keeps this one's seconds
-        if rows[-1]["status"] != "computed":
-            break  # later stages may depend on this one's artifacts: stop, keep what landed
+        for label, part, save in _parts(name, own[name]):
+            if deadline is not None and time.monotonic() >= deadline:
+                break  # the budget is spent: the rest is for the next run
+            rows.append(_stage(name, part, deadline, label, save))
+            _write(profile, rows, earlier)  # after every stage: a run killed later keeps this one's seconds
+            if rows[-1]["status"] != "computed":
+                break  # later stages may depend on this one's artifacts: stop, keep what landed
+        if not rows or rows[-1]["stage"] != name or rows[-1]["status"] != "computed":
+            break
     _write(profile, rows, earlier)
     return rows
 
 
-def _stage(name: str, params: dict, deadline: float | None) -> dict:
-    """One stage in its own process (`nrf compute NAME --save`), stopped at `deadline`: its row
-    of the table, with the process's peak memory and, on a GPU, the device's."""
-    argv = [sys.executable, "-m", "nrf.cli", "compute", name, "--save"]
+def _parts(name: str, params: dict) -> list[tuple[str, dict, bool]]:
+    """The processes of one stage, (row label, options, save the record): the models stage
+    trains one model per process ("models: robust"), then writes its record from the store."""
+    if name != "models":
+        return [(name, params, True)]
+    roles = records.resolve(name, params)["roles"]
+    return [(f"models: {role}", {**params, "roles": [role]}, False) for role in roles] + [(name, params, True)]
+
+
+def _stage(name: str, params: dict, deadline: float | None, label: str, save: bool) -> dict:
+    """One stage in its own process (`nrf compute NAME [--save]`), stopped at `deadline`: its
+    row of the table (named `label`), with the process's peak memory and, on a GPU, the device's."""
+    argv = [sys.executable, "-m", "nrf.cli", "compute", name] + (["--save"] if save else [])
     for key, value in params.items():
         argv += ["-p", key, json.dumps(value)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +99,7 @@ def _stage(name: str, params: dict, deadline: float | None) -> dict:
         child.returncode = code  # reaped by wait4: tell Popen so it does not wait again
         gpu = json.loads(gpu_file.read_text())["peak_gpu_mib"] if gpu_file.exists() else None
     status = "stopped at the budget" if stopped else "computed" if code == 0 else f"failed (exit {code})"
-    return {"stage": name, "status": status, "seconds": round(time.perf_counter() - start, 1),
+    return {"stage": label, "status": status, "seconds": round(time.perf_counter() - start, 1),
             "peak_memory_mib": round(usage.ru_maxrss / 1024), "peak_gpu_mib": gpu}
 
 
@@ -98,8 +111,11 @@ def _report(profile: str) -> dict:
 def _write(profile: str, rows: list[dict], earlier: dict) -> None:
     """The stage table: this run's rows, and the earlier run's for stages this run did not touch."""
     by_stage = {**earlier, **{r["stage"]: r for r in rows}}
+    order = {name: i for i, name in enumerate(records.SECTIONS)}  # the book's order; a stage's own row after its parts
+    stages = sorted((r for r in by_stage.values() if r["stage"].split(":")[0] in order),
+                    key=lambda r: (order[r["stage"].split(":")[0]], ":" not in r["stage"]))
     report = {"profile": profile, "hardware": runtime.hardware(), "commit": store.git_commit(), "finished": store.now(),
-              "stages": [by_stage[name] for name in records.SECTIONS if name in by_stage]}
+              "stages": stages}
     runtime.write_atomic(store.results_root() / profile / "reproduce.json",
                          (json.dumps(report, indent=1) + "\n").encode())
 

@@ -18,10 +18,12 @@ def test_device_check_dry_run(tmp_path):
     assert report["agreement"]["agrees"] and report["benchmark"]["matmul_flops"] > 0
     b = report["benchmark"]
     assert b["training"]["images_per_s"] > 0 and 0 < b["training"]["share_of_peak"]
+    assert list(b["at_once"]) == ["1", "2", "4"] and all(rate > 0 for rate in b["at_once"].values())
     assert "plain fp32 loop" in b["pgd"] and all(rate > 0 for rate in b["pgd"].values())
-    assert [r["stage"] for r in report["stages"]] == ["models"] and report["stages"][0]["status"] == "computed"
+    assert [r["stage"] for r in report["stages"]] == ["models: natural", "models"]
+    assert all(r["status"] == "computed" for r in report["stages"])
     assert report["stages"][0]["peak_memory_mib"] > 50 and report["stages"][0]["peak_gpu_mib"] is None  # CPU
     record = records.load(out / "results" / "smoke" / "models.json")
     assert record["options"]["roles"] == ["natural"] and "| models | computed |" in (out / "device_check.md").read_text()
     table = json.loads((out / "results" / "smoke" / "reproduce.json").read_text())
-    assert [r["stage"] for r in table["stages"]] == ["models"]
+    assert [r["stage"] for r in table["stages"]] == ["models: natural", "models"]

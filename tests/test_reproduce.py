@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import TINY
-from nrf import records, reproduce
+from nrf import records, reproduce, zoo
 
 PARAMS = {**TINY, "roles": ["natural"]}
 
@@ -14,17 +14,18 @@ def test_reproduce_computes_then_resumes(tmp_path, monkeypatch, session_store):
     monkeypatch.setenv("NRF_STORE", str(session_store))
     monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
     rows = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
-    assert [r["status"] for r in rows] == ["computed"] and rows[0]["seconds"] > 0 and rows[0]["peak_memory_mib"] > 50
+    assert [r["stage"] for r in rows] == ["models: natural", "models"]  # each model trains in a process of its own
+    assert all(r["status"] == "computed" and r["seconds"] > 0 and r["peak_memory_mib"] > 50 for r in rows)
     rec = records.load(tmp_path / "results" / "smoke" / "models.json")
     assert rec["options"]["roles"] == ["natural"] and rec["provenance"]["code"]
     report = json.loads((tmp_path / "results" / "smoke" / "reproduce.json").read_text())
     assert report["stages"] == rows
     again = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
     assert [r["status"] for r in again] == ["committed"]  # same options, same code: not redone
-    assert again[0]["seconds"] == rows[0]["seconds"]  # the seconds of the run that computed it
+    assert again[0]["seconds"] == rows[-1]["seconds"]  # the seconds of the run that computed it
     assert "models" in reproduce.table(again)
     redone = reproduce.run("smoke", sections=("models",), params=PARAMS, recompute=True, progress=False)
-    assert [r["status"] for r in redone] == ["computed"]
+    assert [r["status"] for r in redone] == ["computed", "computed"]
     check = records.load(tmp_path / "results" / "smoke" / "models.json")["provenance"]["recomputation"]
     assert check["against"]["created"] == rec["provenance"]["created"]
     assert not any(c["differs"] for c in check["claims"])  # same store: the same numbers
@@ -54,10 +55,20 @@ def test_reproduce_stages_and_budget(tmp_path, monkeypatch, session_store):
         reproduce.run("smoke", sections=("models",), params=PARAMS, budget=0, progress=False)
     rows = reproduce.run("smoke", sections=("gallery", "models"), params=PARAMS, budget=1, progress=False)
     assert [r["status"] for r in rows] == ["stopped at the budget"]  # the book's order: models first
-    assert rows[0]["stage"] == "models" and not (folder / "models.json").exists()
+    assert rows[0]["stage"] == "models: natural" and not (folder / "models.json").exists()
     table = json.loads((folder / "reproduce.json").read_text())["stages"]
-    assert [r["stage"] for r in table] == ["models", "gallery"] and table[1] == earlier
+    assert [r["stage"] for r in table] == ["models: natural", "gallery"] and table[1] == earlier
     monkeypatch.setenv("NRF_STORE", str(session_store))
     rows = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
-    assert [r["status"] for r in rows] == ["computed"] and (folder / "models.json").exists()
-    assert [r["stage"] for r in json.loads((folder / "reproduce.json").read_text())["stages"]] == ["models", "gallery"]
+    assert [r["status"] for r in rows] == ["computed", "computed"] and (folder / "models.json").exists()
+    table = [r["stage"] for r in json.loads((folder / "reproduce.json").read_text())["stages"]]
+    assert table == ["models: natural", "models", "gallery"]
+
+
+def test_models_stage_is_one_process_per_model():
+    """A GPU window is short: the models stage trains each model alone, then writes the record."""
+    parts = reproduce._parts("models", {"profile": "paper"})
+    assert [label for label, _, _ in parts] == [f"models: {role}" for role in zoo.ROLES] + ["models"]
+    assert [save for _, _, save in parts] == [False] * len(zoo.ROLES) + [True]
+    assert parts[2][1] == {"profile": "paper", "roles": [zoo.ROLES[2]]}
+    assert reproduce._parts("gallery", {"profile": "paper"}) == [("gallery", {"profile": "paper"}, True)]

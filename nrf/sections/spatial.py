@@ -90,25 +90,31 @@ def universal_shifts(model, spec: dict, unis: list[dict], test_data, *, norm: st
                      stride: int, seed: int, solver: dict, progress: bool) -> dict:
     """Every universal perturbation of `unis` (universals.per_target results, one per seed, made
     with the `solver` settings) measured on n_eval seeded test images at every shift: {"index",
-    "asr" [P, T, S], "chance" [T] (share of those images predicted as the target unperturbed)}."""
+    "asr" [P, T, S], "chance" [T] (share of those images predicted as the target unperturbed)}.
+    One artifact per seed: the paper's 1-pixel grid takes minutes per seed on a GPU, so a stage
+    stopped at its budget resumes at the seed it was measuring."""
     targets = list(unis[0]["targets"])
-    params = {"what": "universal", "model": spec, "test": test_data.identity, "norm": norm, "eps": eps,
-              "targets": targets, "seeds": [u["seed"] for u in unis], "solver": solver, "n_eval": n_eval,
-              "stride": stride, "seed": seed}
+    index = torch.randperm(len(test_data), generator=generator(seed))[:n_eval].sort().values
+    x = test_data.x[index]
+    shifts, _ = shift_grid(x.shape[-1], stride)
+    batch = device_batch(next(model.parameters()).device)
 
-    def compute(_workdir) -> dict:
-        index = torch.randperm(len(test_data), generator=generator(seed))[:n_eval].sort().values
-        x = test_data.x[index]
-        shifts, _ = shift_grid(x.shape[-1], stride)
-        batch = device_batch(next(model.parameters()).device)
-        jobs = [(d, t) for u in unis for d, t in zip(u["deltas"], targets)]
-        asr = torch.stack([attacks.shifted_asr(model, x, d, t, shifts, batch_size=batch)
-                           for d, t in tqdm(jobs, disable=not progress, desc="universal shifts")])
-        pred = attacks.predict(model, x)
-        chance = torch.tensor([(pred == t).float().mean().item() for t in targets])
-        return {"index": index, "asr": asr.view(len(unis), len(targets), -1), "chance": chance}
+    def measured(u: dict) -> torch.Tensor:
+        params = {"what": "universal", "model": spec, "test": test_data.identity, "norm": norm, "eps": eps,
+                  "targets": targets, "universal_seed": u["seed"], "solver": solver, "n_eval": n_eval,
+                  "stride": stride, "seed": seed}
 
-    return store.fetch("spatial", params, compute)
+        def compute(_workdir) -> dict:
+            jobs = list(zip(u["deltas"], targets))
+            return {"asr": torch.stack([attacks.shifted_asr(model, x, d, t, shifts, batch_size=batch) for d, t in
+                                        tqdm(jobs, disable=not progress, desc=f"universal shifts, seed {u['seed']}")])}
+
+        return store.fetch("spatial", params, compute)["asr"]
+
+    asr = torch.stack([measured(u) for u in unis])
+    pred = attacks.predict(model, x)
+    chance = torch.tensor([(pred == t).float().mean().item() for t in targets])
+    return {"index": index, "asr": asr, "chance": chance}
 
 
 def run(cfg: dict, progress: bool = True) -> dict:
