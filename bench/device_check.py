@@ -148,7 +148,7 @@ def at_once(device, width: int, batch: int, steps: int, counts: list[int]) -> di
                     for _ in range(count)]
         for child in children:
             child.start()
-        out[count] = sum(rates.get() for _ in children)
+        out[str(count)] = sum(rates.get() for _ in children)  # str: the report's JSON keys
         for child in children:
             child.join()
     return out
@@ -240,8 +240,7 @@ def main(argv=None):
     report = {"hardware": hardware(device), "agreement": agreement(device),
               "benchmark": {"matmul_flops": peak, "training": training(device, size["width"], size["batch"],
                                                                         size["steps"], peak),
-                            "at_once": {str(n): rate for n, rate in at_once(device, size["width"], size["batch"],
-                                                                             size["steps"], [1, 2, 4]).items()},
+                            "at_once": at_once(device, size["width"], size["batch"], size["steps"], [1, 2, 4]),
                             "pgd": pgd(device, size["width"], size["pgd_batch"], size["pgd_steps"])}}
     write(out, {**report, "stages": []})  # a command killed during the stages still returns the checks
     print(table({**report, "stages": []}), flush=True)

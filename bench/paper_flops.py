@@ -35,7 +35,7 @@ import inspect
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from nrf import attacks, options, records, universals, zoo
+from nrf import attacks, options, records, reproduce, universals, zoo
 from nrf import constructed as nrf_constructed
 from nrf import grid as nrf_grid
 from nrf import models as nrf_models
@@ -146,6 +146,11 @@ def trainings(cfg: dict, names: list[str], n_train: int, n_test: int) -> list:
 
 # ---- The stages, nrf/sections/*.py ------------------------------------------------------------------
 # Every section takes its models from the models stage (zoo.trained loads them from the store).
+
+
+def models(cfg: dict, n_train: int, n_test: int) -> list:
+    """Each role's training and its robust accuracy (sections/models.py asks for both)."""
+    return [a for role in cfg["roles"] for a in (model(cfg, role, n_train, n_test), robust_accuracy(cfg, role, n_test))]
 
 
 def gallery(cfg: dict, n_train: int, n_test: int) -> list:
@@ -291,35 +296,26 @@ def uap_analysis(cfg: dict, n_train: int, n_test: int) -> list:
             (("uap-random",), f5), (("uap-finetune",), t6), (("uap-normals",), f7)]
 
 
-STAGES = {"gallery": gallery, "locality": locality, "spatial": spatial, "scaling": scaling, "transfer": transfer,
+STAGES = {"models": models, "gallery": gallery, "locality": locality, "spatial": spatial, "scaling": scaling, "transfer": transfer,
           "constructed": constructed, "generalisation": generalisation, "interpolation": interpolation,
           "leakage": leakage, "appendix": appendix, "uap": uap, "uap_analysis": uap_analysis}
 
 
-def parts(name: str, cfg: dict) -> list[tuple[str, list]]:
-    """The rows of stage `name` as nrf.reproduce runs it, (label, artifacts). The models stage:
-    one process per role, which trains the model and measures its robust accuracy (sections/
-    models.py asks for both), then the record, assembled from the store."""
-    if cfg["data"] not in SIZES:
-        raise ValueError(f"data must be one of {list(SIZES)} to be counted, got {cfg['data']!r}")
-    n_train, n_test = SIZES[cfg["data"]]
-    if name == "models":
-        return [(f"models: {role}", [model(cfg, role, n_train, n_test), robust_accuracy(cfg, role, n_test)])
-                for role in cfg["roles"]] + [("models", [])]
-    return [(name, STAGES[name](cfg, n_train, n_test))]
-
-
 def count(profile: str = "paper", params: dict | None = None) -> list[dict]:
-    """One row per stage: {"stage", "passes" (forward equivalents), "flops"}. params: options
-    given to every section that declares them, as `nrf reproduce --params` gives them."""
+    """One row per process of `nrf reproduce` (reproduce.parts): {"stage", "passes" (forward
+    equivalents), "flops"}. params: options given to every section that declares them, as
+    `nrf reproduce --params` gives them."""
     rows, seen = [], set()
     for name in records.SECTIONS:
         declared = {o.name for o in records.section(name).OPTIONS}
-        cfg = records.resolve(name, {"profile": profile, **{k: v for k, v in (params or {}).items() if k in declared}})
-        for label, artifacts in parts(name, cfg):
+        given = {"profile": profile, **{k: v for k, v in (params or {}).items() if k in declared}}
+        for label, part, _ in reproduce.parts(name, given):
+            cfg = records.resolve(name, part)
+            if cfg["data"] not in SIZES:
+                raise ValueError(f"data must be one of {list(SIZES)} to be counted, got {cfg['data']!r}")
             passes = flops = 0
-            for key, terms in artifacts:
-                if key in seen:  # computed by an earlier stage (or earlier in this one): loaded from the store
+            for key, terms in STAGES[name](cfg, *SIZES[cfg["data"]]):
+                if key in seen:  # computed by an earlier process (or earlier in this one): loaded from the store
                     continue
                 seen.add(key)
                 for m, kind, images in terms:

@@ -54,20 +54,21 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, rec
             rows.append({**earlier.get(name, {"seconds": None, "peak_memory_mib": None}),
                          "stage": name, "status": "committed"})
             continue
-        for label, part, save in _parts(name, own[name]):
+        for label, part, save in parts(name, own[name]):
             if deadline is not None and time.monotonic() >= deadline:
                 break  # the budget is spent: the rest is for the next run
             rows.append(_stage(name, part, deadline, label, save))
-            _write(profile, rows, earlier)  # after every stage: a run killed later keeps this one's seconds
+            _write(profile, rows, earlier)  # after every process: a run killed later keeps its seconds
             if rows[-1]["status"] != "computed":
                 break  # later stages may depend on this one's artifacts: stop, keep what landed
-        if not rows or rows[-1]["stage"] != name or rows[-1]["status"] != "computed":
-            break
+        else:
+            continue  # every process of the stage computed: on to the next
+        break
     _write(profile, rows, earlier)
     return rows
 
 
-def _parts(name: str, params: dict) -> list[tuple[str, dict, bool]]:
+def parts(name: str, params: dict) -> list[tuple[str, dict, bool]]:
     """The processes of one stage, (row label, options, save the record): the models stage
     trains one model per process ("models: robust"), then writes its record from the store."""
     if name != "models":

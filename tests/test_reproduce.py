@@ -67,8 +67,8 @@ def test_reproduce_stages_and_budget(tmp_path, monkeypatch, session_store):
 
 def test_models_stage_is_one_process_per_model():
     """A GPU window is short: the models stage trains each model alone, then writes the record."""
-    parts = reproduce._parts("models", {"profile": "paper"})
+    parts = reproduce.parts("models", {"profile": "paper"})
     assert [label for label, _, _ in parts] == [f"models: {role}" for role in zoo.ROLES] + ["models"]
     assert [save for _, _, save in parts] == [False] * len(zoo.ROLES) + [True]
     assert parts[2][1] == {"profile": "paper", "roles": [zoo.ROLES[2]]}
-    assert reproduce._parts("gallery", {"profile": "paper"}) == [("gallery", {"profile": "paper"}, True)]
+    assert reproduce.parts("gallery", {"profile": "paper"}) == [("gallery", {"profile": "paper"}, True)]
