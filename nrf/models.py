@@ -56,13 +56,19 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
+        self.stride = stride
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            # The projection is a 1x1 convolution of stride `stride`, written as "keep every
+            # stride-th pixel, then a 1x1 convolution of stride 1": the same function and the same
+            # weights, but it never reaches oneDNN's strided 1x1 backward kernel, which crashes the
+            # process (torch 2.15, CPU, 2+ threads, channels_last) when the input has fewer than 16
+            # channels and the batch is odd (tests/test_models.py::test_narrow_odd_batch_trains).
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, 1, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x[:, :, ::self.stride, ::self.stride]))
 
 
 def _resnet18_cifar(width):

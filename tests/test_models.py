@@ -1,5 +1,10 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nrf import models
@@ -71,3 +76,40 @@ def test_save_load_round_trip(tmp_path):
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         models.build(**kwargs)
+
+
+NARROW_ODD = """
+import torch
+from nrf import models
+from nrf.data import Data
+from nrf.train import train
+torch.set_num_threads(2)
+g = torch.Generator().manual_seed(0)
+data = Data(torch.randint(0, 256, (21, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.randint(0, 10, (21,), generator=g), [str(i) for i in range(10)], "synthetic")
+for arch, width in [("resnet18", 4), ("resnet18", 8), ("resnet18", 12), ("vgg11", 8)]:
+    for batch_size in (3, 7):  # 21 images: every batch odd
+        train(models.build(arch, width=width), data, data, epochs=1, lr=0.01, batch_size=batch_size,
+              device="cpu", progress=False)
+print("trained")
+"""
+
+
+def test_narrow_odd_batch_trains():
+    """torch 2.15's oneDNN crashes the process (segfault) in the backward pass of a strided 1x1
+    convolution with fewer than 16 input channels, channels_last, 2 threads and an odd batch:
+    the ResNet-18 projection at width < 16. The model avoids that kernel (models.BasicBlock);
+    this trains exactly those shapes, in a subprocess so that a crash fails the test instead of
+    killing the test run."""
+    done = subprocess.run([sys.executable, "-c", NARROW_ODD], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0 and "trained" in done.stdout, (done.returncode, done.stderr[-2000:])
+
+
+def test_projection_is_the_strided_pointwise_convolution():
+    """The shortcut's "subsample, then 1x1" is the 1x1 convolution of stride 2 it replaces."""
+    block = models.BasicBlock(8, 16, 2).eval()
+    x = torch.rand(3, 8, 9, 9)
+    conv, bn = block.shortcut
+    with torch.no_grad():
+        torch.testing.assert_close(bn(conv(x[:, :, ::2, ::2])), bn(F.conv2d(x, conv.weight, stride=2)))
