@@ -1,7 +1,7 @@
 """Training throughput on this machine, to size a profile: images/s of one SGD step for the
 book's architectures, natural and PGD adversarial (3 steps), with and without channels_last.
 
-    .venv/bin/python bench/bench_train.py            # prints one table; nothing else may compute meanwhile
+    .venv/bin/python bench/bench_train.py            # one table; nothing else may compute meanwhile
 
 Throughput does not depend on the images, so random 32 px batches stand in for CIFAR-10. One
 epoch of full CIFAR-10 is 50,000 images: the last column is its minutes at that rate.
@@ -13,19 +13,28 @@ import time
 import torch
 import torch.nn.functional as F
 
+import common
 from nrf import attacks, models
-from nrf.runtime import generator, hardware, pin_threads
+from nrf.runtime import default_device, generator
+
+# (arch, width, batch, PGD adversarial training)
+ROWS = [("resnet18", 8, 256, False), ("resnet18", 16, 256, False), ("resnet18", 32, 256, False),
+        ("resnet18", 16, 512, False), ("resnet18", 8, 256, True), ("resnet18", 16, 256, True),
+        ("vgg16", 16, 256, False), ("vgg16", 32, 256, False)]
+QUICK_DIVISOR = 64  # --quick: every row at 1/64 of its batch, one timed step
 
 
-def rate(arch: str, width: int, batch: int, adv: bool, channels_last: bool, seconds: float) -> float:
-    """Images per second of training steps, measured for about `seconds` after two warm-up steps."""
-    model = models.build(arch, width=width)
+def rate(arch: str, width: int, batch: int, adv: bool, channels_last: bool, seconds: float,
+         device: torch.device) -> float:
+    """Images per second of training steps, measured for about `seconds` (at least one step)
+    after two warm-up steps."""
+    model = models.build(arch, width=width).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    g = generator(0)
-    x = torch.rand(batch, 3, 32, 32, generator=g)
-    y = torch.randint(0, 10, (batch,), generator=g)
+    g = generator(0, device)
+    x = torch.rand(batch, 3, 32, 32, generator=g, device=device)
+    y = torch.randint(0, 10, (batch,), generator=g, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
@@ -39,29 +48,31 @@ def rate(arch: str, width: int, batch: int, adv: bool, channels_last: bool, seco
         opt.step()
 
     step(), step()
+    common.sync(device)
     done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    while not done or time.perf_counter() - start < seconds:
         step()
         done += batch
+        common.sync(device)
     return done / (time.perf_counter() - start)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=15, help="measuring time per row")
-    args = p.parse_args()
-    pin_threads()
-    rows = [("resnet18", 8, 256, False), ("resnet18", 16, 256, False), ("resnet18", 32, 256, False),
-            ("resnet18", 16, 512, False), ("resnet18", 8, 256, True), ("resnet18", 16, 256, True),
-            ("vgg16", 16, 256, False), ("vgg16", 32, 256, False)]
-    print(f"# {hardware()}")
-    print(f"{'arch':<10}{'width':>6}{'batch':>6}  {'training':<12}{'NCHW img/s':>11}{'ch.last img/s':>14}"
-          f"{'min/epoch':>10}")
-    for arch, width, batch, adv in rows:
-        nchw = rate(arch, width, batch, adv, False, args.seconds)
-        last = rate(arch, width, batch, adv, True, args.seconds)
-        print(f"{arch:<10}{width:>6}{batch:>6}  {'PGD-3' if adv else 'natural':<12}{nchw:>11.0f}{last:>14.0f}"
-              f"{50_000 / max(nchw, last) / 60:>10.1f}", flush=True)
+    p.add_argument("--seconds", type=float, default=15, help="measuring time per row and layout")
+    p.add_argument("--device", default=str(default_device()))
+    args = common.parse(p, "bench_train", argv)
+    device, seconds = torch.device(args.device), 0 if args.quick else args.seconds
+    rows = []
+    for arch, width, batch, adv in ROWS:
+        batch = batch // QUICK_DIVISOR if args.quick else batch
+        nchw, last = (rate(arch, width, batch, adv, layout, seconds, device) for layout in (False, True))
+        rows.append([arch, width, batch, "PGD-3" if adv else "natural", nchw, last, 50_000 / max(nchw, last) / 60])
+    body = common.table(["arch", "width", "batch", "training", "NCHW img/s", "channels_last img/s",
+                         "min / CIFAR-10 epoch"], rows)
+    body += (f"\n\nOne SGD step (momentum 0.9) on random 32 px images, measured for {seconds:g} s "
+             "(at least one step) per row and layout.")
+    common.publish("bench_train", "Training throughput", body, device, args.out)
 
 
 if __name__ == "__main__":

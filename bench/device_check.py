@@ -10,7 +10,8 @@ the CIFAR-10 archive beside it (../shared/data or NRF_CIFAR10):
 2. one benchmark table measured in this run: the bf16 matmul peak, ResNet-18 training images/s
    and its share of that peak (model FLOPs counted by torch's FlopCounterMode), the images/s of
    1, 2 and 4 such trainings at once on the device (sweep points per GPU), PGD
-   images x steps/s for nrf, torchattacks (where installed) and a plain fp32 reference loop;
+   images x steps/s for nrf, a plain fp32 reference loop and torchattacks (its row says "not
+   installed" where it is not);
 3. the records of the profile's sections, in the book's order, until the budget is spent
    (`nrf reproduce PROFILE --budget`: the stage running at the deadline is stopped), each
    written under OUT/results/PROFILE/, with the stage table (seconds, peak host and GPU memory)
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+import common
 from nrf import attacks, models, records, reproduce
 from nrf.runtime import autocast, default_device, generator, hardware
 
@@ -39,6 +41,7 @@ SIZES = {  # full: what the GPU is measured at; dry: seconds on a CPU
     "full": {"width": 64, "batch": 512, "steps": 20, "matmul": 8192, "pgd_batch": 1024, "pgd_steps": 10},
     "dry": {"width": 4, "batch": 32, "steps": 2, "matmul": 256, "pgd_batch": 16, "pgd_steps": 2},
 }
+TORCHATTACKS = "torchattacks PGDL2 (fp32)"
 TINY_MODELS = {"width": 4, "epochs": 1, "robust_epochs": 1, "milestones": [], "adv_steps": 1, "eval_steps": 2,
                "roles": ["natural"]}
 
@@ -155,7 +158,8 @@ def at_once(device, width: int, batch: int, steps: int, counts: list[int]) -> di
 
 
 def pgd(device, width: int, batch: int, steps: int) -> dict:
-    """images x steps / s of nrf's PGD, torchattacks' PGDL2 (if installed) and a plain fp32 loop."""
+    """images x steps / s of nrf's PGD, a plain fp32 loop and torchattacks' PGDL2 (None where it
+    is not installed)."""
     model = models.build("resnet18", width=width).to(device).eval()
     g = generator(0, device)
     x = torch.rand(batch, 3, 32, 32, generator=g, device=device)
@@ -176,14 +180,13 @@ def pgd(device, width: int, batch: int, steps: int) -> dict:
     runs = {"nrf (bf16 autocast on GPU)": lambda: attacks.pgd(model, x, y, norm="l2", eps=eps, steps=steps,
                                                               step_size=step, targeted=False),
             "plain fp32 loop": plain}
-    try:
-        import torchattacks
-
-        ta = torchattacks.PGDL2(model, eps=eps, alpha=step, steps=steps, random_start=False)
-        runs["torchattacks PGDL2 (fp32)"] = lambda: ta(x, y)
-    except ImportError:
-        pass
-    return {name: batch * steps / timed(fn, device) for name, fn in runs.items()}
+    rates = {name: batch * steps / timed(fn, device) for name, fn in runs.items()}
+    if torchattacks := common.optional("torchattacks"):
+        ta = torchattacks.PGDL2(common.NCHWGradients(model), eps=eps, alpha=step, steps=steps, random_start=False)
+        rates[TORCHATTACKS] = batch * steps / timed(lambda: ta(x, y), device)
+    else:
+        rates[TORCHATTACKS] = None  # a row all the same, saying so
+    return rates
 
 
 def stages(profile: str, deadline: float, names: list[str], params: dict) -> list[dict]:
@@ -211,7 +214,8 @@ def table(report: dict) -> str:
     one = b["at_once"]["1"]
     lines += [f"| {n} trainings at once on the device (images/s, all together) | {rate:.0f} ({rate / one:.2f}x one) |"
               for n, rate in b["at_once"].items() if n != "1"]
-    lines += [f"| PGD, {name} (images x steps/s) | {rate:.0f} |" for name, rate in b["pgd"].items()]
+    lines += [f"| PGD, {name} (images x steps/s) | {common.NOT_INSTALLED if rate is None else f'{rate:.0f}'} |"
+              for name, rate in b["pgd"].items()]
     lines += ["", "| stage | status | seconds | peak host memory (MiB) | peak GPU memory (MiB) |", "|---|---|---|---|---|"]
     lines += [f"| {r['stage']} | {r['status']} | {r.get('seconds') or ''} | {r.get('peak_memory_mib') or ''} | "
               f"{r.get('peak_gpu_mib') or ''} |" for r in report["stages"]]
