@@ -11,13 +11,14 @@
 # ---
 
 # %% [markdown]
+# (constructed)=
 # # Constructed data sets
 #
 # Claims 3 and 4 of the paper are tested by training fresh models on data sets whose only
 # useful feature for their labels is a perturbation (after Ilyas et al., 2019). This page builds
-# them once for the Generalisation, Interpolation and Leakage sections, and shows what was kept.
+# them once for {ref}`generalisation`, {ref}`interpolation` and {ref}`leakage`, and shows what was kept.
 #
-# **Construction (PAPER.md).** Every training image x (label y) gets a target t, drawn uniformly
+# **Construction** (after Ilyas et al. {cite}`ilyas2019features`; {ref}`claim-3`). Every training image x (label y) gets a target t, drawn uniformly
 # at random and independently of y (exactly balanced: each class's images are dealt round-robin
 # over the targets). **D_adv** stores (x + delta, t) with delta a standard targeted l2
 # perturbation of x toward t made on the natural ResNet-18 (PGD, step eps/3, 10 steps).
@@ -44,7 +45,7 @@ from nrf import page
 
 page.begin()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = page.default_profile("constructed")  # smoke, medium or paper; every option: `nrf options constructed`
 
 # %% tags=["remove-cell"]
@@ -73,7 +74,7 @@ page.glue_values(setup=(
 rows = []
 for name, v in variants.items():
     rows.append({"data set": name, "perturbation": "standard" if v["kind"] == "adv" else "universal",
-                 "norm": v["norm"], "eps": f"{v['eps']:.3g}", "base set": v["source"], "K (mean)": v["base_size"],
+                 "norm": v["norm"], "eps": f"{page.eps_text(v['eps'])}", "base set": v["source"], "K (mean)": v["base_size"],
                  "built": v["built"], "fooled (%)": 100 * v["fooled"], "kept": v["kept"],
                  "kept (%)": 100 * v["kept"] / v["built"],
                  "max |P(t|y) - 1/C| (points)": None if v["max_gap"] is None else 100 * v["max_gap"]})

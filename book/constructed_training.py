@@ -11,6 +11,7 @@
 # ---
 
 # %% [markdown]
+# (constructed_training)=
 # # One sweep point: training on a constructed data set
 #
 # Not a page of the book: the notebook that `nrf sweep constructed_training` runs once per
@@ -27,7 +28,7 @@ from nrf import page
 
 page.begin()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = page.default_profile("constructed_training")  # smoke, medium or paper; every option: `nrf options constructed_training`
 
 # %% tags=["remove-cell"]

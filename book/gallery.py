@@ -11,9 +11,10 @@
 # ---
 
 # %% [markdown]
+# (gallery)=
 # # Gallery
 #
-# **Claim (PAPER.md, claim 1).** Universal perturbations look more human-aligned than standard
+# **Claim** ({ref}`claim 1 <claim-1>` of {cite}`park2021distinctive`). Universal perturbations look more human-aligned than standard
 # adversarial perturbations: amplified, they show patterns of their target class.
 #
 # **Test (I-F2, I-F1, I-F12, I-F13).** For every target class we solve one targeted universal
@@ -21,11 +22,15 @@
 # set of training images to the target (normalised-gradient PGD over mini-batches, the solver
 # shared by all Part I sections). Each is shown amplified with the ±3σ visualisation (clip to
 # three standard deviations of the perturbation, then rescale to [0, 1]; grey is zero) and
-# scored by its attack success rate (ASR) on the whole test split. Next to two of them we put a
-# standard perturbation (targeted PGD on one image, 10 steps of eps/3) of the same budget, and a
-# zoom on the universal perturbation's most effective patch (scored as in the Locality
-# section). Whether a picture looks like its class cannot be measured; what can be measured is
-# whether the perturbations work, i.e. beat the chance level: the share of test images the model
+# scored by its attack success rate on the $n$ images of the whole test split,
+#
+# $$\mathrm{ASR}(\delta) = \frac{1}{n} \sum_{i=1}^{n} \mathbf{1}\big[C(x_i + \delta) = t\big].$$
+#
+# Next to two of them we put a standard perturbation (targeted PGD {cite}`madry2018towards` on
+# one image, 10 steps of eps/3) of the same budget, and a zoom on the universal perturbation's
+# most effective patch (scored as on {ref}`locality`). Whether a picture looks like its class
+# cannot be measured; what can be measured is whether the perturbations work, i.e. beat the
+# chance level: the share of test images the model
 # predicts as the target with no perturbation at all.
 
 # %% tags=["remove-cell"]
@@ -33,12 +38,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from nrf import options, page, records
+from nrf import options, page, records, reported
 from nrf.attacks import visualise
 
 page.begin()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = page.default_profile("gallery")  # smoke, medium or paper; every option: `nrf options gallery`
 
 # %% tags=["remove-cell"]
@@ -58,7 +63,7 @@ def sizes(o, n_eval):
 
 page.glue_values(
     model=f"natural {ARCH[main['arch']]} (clean test accuracy {100 * main['clean_acc']:.1f}%)",
-    threat=f"{main['norm']}, eps = {main['eps']:.4g}",
+    threat=f"{main['norm']}, eps = {page.eps_text(main['eps'])}",
     sizes=sizes(o, f"{vs['n_eval']:,}"),
     paper_sizes=sizes(paper, "all" if paper["n_eval"] is None else f"{paper['n_eval']:,}"),
 )
@@ -82,7 +87,7 @@ def gallery_figure(g, deltas, title):
     for ax, c, d, a, ch in zip(axes.flat, targets, deltas, g["asr"], g["chance"]):
         ax.imshow(visualise(d))
         ax.set_title(f"{classes[c]}\nASR {100 * a:.0f}% (chance {100 * ch:.0f}%)", fontsize=8)
-    fig.suptitle(f"{title}: {ARCH[g['arch']]}, {g['norm']} eps={g['eps']:.4g}", fontsize=10)
+    fig.suptitle(f"{title}: {ARCH[g['arch']]}, {g['norm']} eps={page.eps_text(g['eps'])}", fontsize=10)
     return fig
 
 
@@ -137,7 +142,7 @@ for row, target in enumerate(vs["pair"]):
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     axes[row, 3].add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, ec="lime", lw=1.5))
-fig.suptitle(f"I-F1 Standard vs universal: {ARCH[main['arch']]}, {main['norm']} eps={main['eps']:.4g}", fontsize=10)
+fig.suptitle(f"I-F1 Standard vs universal: {ARCH[main['arch']]}, {main['norm']} eps={page.eps_text(main['eps'])}", fontsize=10)
 page.glue_values(**{"fig_I-F1": fig})
 plt.close(fig)
 
@@ -146,12 +151,15 @@ plt.close(fig)
 # :name: I-F1
 #
 # **I-F1 Standard vs universal.** For two targets (one per row; by default dog and automobile,
-# the two classes CIFAR-10 shares with the paper's ImageNet-M10, fixed before looking at any
-# perturbation): a correctly classified test image of neither class, a standard targeted
+# two of the six classes CIFAR-10 shares with the paper's ImageNet-M10 (bird, cat, dog,
+# automobile, truck, ship), fixed before looking at any perturbation; the paper's I-F1 shows
+# bird and feline): a correctly classified test image of neither class, a standard targeted
 # perturbation of the same norm budget made for that image alone and where it sends the image,
 # the universal perturbation of the target and where it sends the same image, and a zoom on its
-# most effective patch (green square; scored alone, rescaled to the largest patch norm, as in
-# the Locality section). Both perturbations use the ±3σ visualisation.
+# most *effective* patch (green square; scored alone, rescaled to the largest patch norm, as on
+# {ref}`locality`). The paper zooms on the most *semantic* patch, chosen by eye; the book picks
+# the patch by a number, so the zoom need not be the most recognisable part. Both perturbations
+# use the ±3σ visualisation.
 # ```
 #
 # ```{glue:figure} fig_I-F12
@@ -191,6 +199,11 @@ page.glue_values(table_gallery=table.style.format(precision=1))
 # Whether the universal perturbations show patterns of their target classes, and the standard
 # ones do not, is for the reader to judge from I-F1 and I-F2: no number here measures human
 # alignment.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown  # noqa: E402
+
+Markdown(reported.beside("I-F2", rec))
 
 # %% tags=["remove-input"]
 found = page.verdicts(rec)

@@ -11,46 +11,105 @@
 # ---
 
 # %% [markdown]
+# (intro)=
 # # Universal perturbations and non-robust features, reproduced
 #
 # This book is an executable reproduction of two papers:
 #
 # - **Part I**: *Non-robust features through the lens of universal perturbations* (Park, Wei,
-#   Xiao, Li, Madry; ICLR 2021 submission, later arXiv 2112.15329 *On distinctive properties of
-#   universal perturbations*). Universal perturbations look more human-aligned than standard
-#   adversarial perturbations, rely on non-robust features, and carry less non-robust signal.
+#   Xiao, Li, Madry; ICLR 2021 submission, later *On distinctive properties of universal
+#   perturbations*, {cite}`park2021distinctive`). Universal perturbations look more
+#   human-aligned than standard adversarial perturbations, rely on non-robust features, and
+#   carry less non-robust signal.
 # - **Part II**: *Universal adversarial perturbations* (Moosavi-Dezfooli, Fawzi, Fawzi,
-#   Frossard; CVPR 2017), the paper that introduced them.
+#   Frossard; CVPR 2017, {cite}`moosavi2017universal`), the paper that introduced them.
 #
 # Every page is a notebook (`book/*.py`, jupytext percent format) that renders one **result
 # record**: the numbers, curves and small tensors that a section of the `nrf` package computed,
 # with their provenance. Records of the profiles that take hours are committed under `results/`,
-# so the book renders on a fresh clone without data or training; any record can be recomputed
-# by one command (`nrf compute SECTION -p profile PROFILE`). Figures and tables are captioned
-# with their ids from the reproduction spec (I-T7, I-F4, II-T2, ...). Every number is computed
-# by the code in this repository, and every verdict is a function of the record
-# (`verdicts()` in the section's module, thresholds in `nrf.claims`).
-#
-# ## Claims at a glance
-#
-# Each row is one claim of the papers as a page of this book tests it: the measured effect
-# with one standard error, and the verdict under the page's criterion (an effect counts when
-# it exceeds two standard errors). "Cannot be tested" means the run has no signal to test
-# the claim with (for example, a model at chance), not that the claim fails.
+# so the book renders on a fresh clone without data or training; each page gives the one command
+# that recomputes it. Every number is computed by the code in this repository, and every verdict
+# is a function of the record (`verdicts()` in the section's module, statistics in `nrf.claims`).
+# {ref}`reproduced` says what is reproduced, figure by figure, with the papers' ids (I-T7, I-F4,
+# II-T2, ...) that caption the book's figures and tables; {ref}`reading` says how to read a page
+# (profiles, the data, verdicts).
 
 # %% tags=["remove-cell"]
 from IPython.display import HTML, Markdown, display
 
-from nrf import page
+from nrf import options, page, records
 
 page.begin()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = None  # None: the profile each page shows (medium where committed, else smoke); or smoke, medium, paper
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
 claims, runs = page.glance(profile)
-HTML(claims.to_html(index=False, escape=False, justify="left"))
+models = records.section("models").OPTIONS
+ours = {p: options.resolve(models, p) for p in sorted(set(runs["profile"]))}
+paper = options.resolve(models, "paper")
+page.glue_values(scope_models="; ".join(
+    f"at the {p} profile, ResNet-18s of base width {o['width']} (the paper's: {paper['width']}) for {o['epochs']} "
+    f"epochs (the paper's CIFAR-10 models: {paper['epochs']})" for p, o in ours.items()))
+
+# %% [markdown]
+# ## Scope: what this book can and cannot show
+#
+# Most of Part I's headline results are on **ImageNet-M10** (ten super-classes of ImageNet,
+# 224 x 224 pixels); Part II's are on ImageNet at 224 px. This book runs everything on
+# **CIFAR-10** (32 x 32 pixels), the setting of Part I's appendix, which repeats several of its
+# results there. The pages shown here train, {glue:text}`scope_models`, and use fewer images,
+# perturbations and grid points than the papers.
+#
+# What that can show: whether each effect the papers describe is present, in which direction,
+# and whether it stands out from its own spread, on models of near-usual accuracy. What it
+# cannot show: the papers' effect sizes on ImageNet-M10 (a 32 px image has far less room for a
+# "semantic" pattern than a 224 px one), claims that need ImageNet-M10's fine labels (subclass
+# base sets and targets), or what full-width models trained to convergence would do. The papers'
+# numbers are shown beside the book's for orientation, labelled as theirs; they are mostly on
+# another data set, so a difference in size is expected and is not a failed replication.
+#
+# ## Replication summary
+#
+# One row per claim of the papers, in the order of the book. **replication** follows from the
+# page's verdict by one rule: *holds* is "replicates", *holds in part* (some of its checks pass)
+# is "direction only", *does not hold* is "does not replicate", and *cannot be tested* or *not
+# applicable* is "cannot be tested at this scale". **why** is the verdict's reason;
+# **the paper reports** is the papers' own number for the same figure or table.
+
+# %% tags=["remove-input"]
+papers = claims[claims["kind"] == "claim"]
+summary = papers[["claim", "tested by", "replication", "effect (± s.e.)", "the paper reports", "why", "page"]]
+HTML(summary.to_html(index=False, escape=False, justify="left"))
+
+# %% tags=["remove-input"]
+counts = papers["replication"].value_counts()
+display(Markdown("In all: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + f" (of {len(papers)} claims)."))
+
+# %% [markdown]
+# ## The book's own sanity checks
+#
+# These test the book's apparatus, not the papers: that a constructed data set's labels are
+# uniform, that the solver's step is well chosen, that the robust model is robust. A failed one
+# weakens the claims that rest on it.
+
+# %% tags=["remove-input"]
+checks = claims[claims["kind"] == "sanity check"]
+display(HTML(checks[["claim", "tested by", "effect (± s.e.)", "verdict", "why", "page"]].to_html(
+    index=False, escape=False, justify="left")) if len(checks) else Markdown("No verdict is a sanity check."))
+
+# %% [markdown]
+# ## Claims at a glance
+#
+# Every verdict of every page, with the measured effect (± one standard error), the verdict
+# under the page's criterion (an effect counts when it exceeds two standard errors,
+# {ref}`reading-verdicts`) and what the paper reports. "Cannot be tested" means the run has no
+# signal to test the claim with (for example, a model at chance), not that the claim fails.
+
+# %% tags=["remove-input"]
+HTML(claims[["claim", "tested by", "effect (± s.e.)", "verdict", "the paper reports", "page"]].to_html(
+    index=False, escape=False, justify="left"))
 
 # %% [markdown]
 # ## Where the numbers come from
@@ -78,23 +137,7 @@ else:
     display(HTML(table.to_html(index=False, na_rep="")))
 
 # %% [markdown]
-# ## Profiles
-#
-# - **smoke**: a small, class-balanced sample of real CIFAR-10 shipped in the repository
-#   (5,000 training and 1,000 test images), narrow models and few epochs. It computes on two
-#   CPU cores in about twenty minutes; CI computes it from scratch on every change. Its numbers
-#   show that the code runs and which way the effects point, not the papers' effect sizes.
-# - **medium**: full CIFAR-10 (50,000 training and 10,000 test images), the paper's
-#   architectures at a quarter of their width (ResNet-18 and VGG at base width 16) trained on a
-#   one-cycle schedule for 15 epochs (the robust model 12), and sizes (images, perturbations,
-#   seeds) chosen so that each claim's effect can be told from its spread. `nrf reproduce medium`
-#   computes it on two CPU cores in hours; its records and trained models are committed, and
-#   they are what this book shows where they exist (`nrf.zoo.load("medium", "natural")` gives a
-#   trained model without data or training).
-# - **paper**: the paper's settings on full CIFAR-10, for a GPU.
-#
-# Each page states which profile, data, hardware and commit produced it, and which of its
-# options differ from the profile's defaults (`nrf options SECTION` lists them all).
+# Profiles, the data and the verdicts' criteria are described once, in {ref}`reading`.
 #
 # ## Running it
 #

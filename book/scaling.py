@@ -11,9 +11,10 @@
 # ---
 
 # %% [markdown]
+# (scaling)=
 # # Scaling
 #
-# **Claim (PAPER.md, claim 2).** Universal perturbations rely on non-robust features, not on
+# **Claim** ({ref}`claim 2 <claim-2>` of {cite}`park2021distinctive`). Universal perturbations rely on non-robust features, not on
 # robust features that leaked into them: scaling a universal perturbation up raises its success
 # on natural models, but a robust model does not react to it; a universal perturbation computed
 # on the robust model itself, at a much larger budget, does move the robust model.
@@ -35,12 +36,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from nrf import options, page, records
+from nrf import options, page, records, reported
 from nrf.attacks import visualise
 
 page.begin()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = page.default_profile("scaling")  # smoke, medium or paper; every option: `nrf options scaling`
 
 # %% tags=["remove-cell"]
@@ -60,8 +61,8 @@ page.glue_values(
     models=f"natural ResNet-18 (clean test accuracy {100 * r['clean_acc']['natural']:.1f}%), a second one with "
            f"another seed ({100 * r['clean_acc']['natural_seed1']:.1f}%) and the robust one "
            f"({100 * r['clean_acc']['robust']:.1f}% clean, {100 * r['robust_acc']:.1f}% under {r['attack']['norm']} "
-           f"PGD at eps {r['attack']['eps']:g})",
-    setting=f"Threat model: {r['norm']}, eps = {r['eps']:.4g}. Each of the {len(targets)} targets' perturbations is "
+           f"PGD at eps {page.eps_text(r['attack']['eps'])})",
+    setting=f"Threat model: {r['norm']}, eps = {page.eps_text(r['eps'])}. Each of the {len(targets)} targets' perturbations is "
             f"measured on {r['n_eval']:,} of the {r['n_test']:,} test images at s = "
             f"{', '.join(f'{s:g}' for s in grid)} times eps; the patches are the best and worst of {p['n_patches']} "
             f"random {p['size']} px squares, scored on {p['n_eval']:,} test images. The robust model's perturbations "
@@ -85,12 +86,13 @@ x = np.array([0.0] + grid)
 
 
 def plot(ax, kind, role, style="-", label=None):
-    """Mean over targets of the ASR curve, s = 0 (chance) prepended; one s.d. across targets shaded."""
+    """Mean over targets of the ASR curve, s = 0 (chance) prepended, with error bars of one standard
+    error of that mean (a band of the spread across targets would hide the curves)."""
     c = 100 * np.concatenate([np.array(r["chance"][role])[:, None], np.array(r["asr"][kind][role])], 1)
-    mean, sd = c.mean(0), c.std(0)
+    mean, se = c.mean(0), c.std(0, ddof=1) / np.sqrt(len(c))
     name, colour = ROLE[role]
-    ax.plot(x, mean, style, marker="o", ms=3, color=colour, label=label or f"on {name}")
-    ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.08)
+    ax.errorbar(x, mean, yerr=se, fmt=style, marker="o", ms=3, capsize=2, lw=1.2, color=colour,
+                label=label or f"on {name}")
 
 
 def chance_lines(ax, roles):
@@ -108,7 +110,7 @@ for s, what in ((1, "natural's as made"), (factor, "robust's as made")):
     ax.axvline(s, color="grey", lw=0.8)
     ax.text(s, 101, f" {what}", fontsize=7, color="grey", rotation=90, va="top", ha="right")
 ax.set(xlabel="perturbation norm / eps (the scale s)", ylabel="ASR (%)", ylim=(0, 102),
-       title=f"I-F5 (a) Scaled universal perturbations ({r['norm']} eps={r['eps']:.3g})")
+       title=f"I-F5 (a) Scaled universal perturbations ({r['norm']} eps={page.eps_text(r['eps'])})")
 ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 fig.tight_layout()
 page.glue_values(fig_scaling=fig)
@@ -119,7 +121,7 @@ plt.close(fig)
 # :name: I-F5a
 #
 # **I-F5 (a) Scaling.** ASR of s times each target's universal perturbation, mean over targets
-# with one standard deviation across targets shaded. Solid: made on the natural model, measured
+# with error bars of one standard error of the mean across targets. Solid: made on the natural model, measured
 # on it, on the second natural model and on the robust model. Dashed: made on the robust model
 # at `factor` eps and scaled to the same norm, measured on the robust and the natural model.
 # Dotted: each model's chance level.
@@ -146,8 +148,8 @@ plt.close(fig)
 #
 # **I-F5 (b) Scaling single patches.** The same curves for each target's most (left) and least
 # (right) effective patch of the natural model's perturbation, cut out (zero elsewhere) and, for
-# l2, rescaled to the largest patch norm, exactly as the Locality section scores them; s = 1 is
-# that patch. Mean over targets, one standard deviation shaded; dotted: chance.
+# l2, rescaled to the largest patch norm, exactly as {ref}`locality` scores them; s = 1 is
+# that patch. Mean over targets, with error bars of one standard error across targets; dotted: chance.
 # ```
 
 # %% tags=["remove-input"]
@@ -161,7 +163,8 @@ rows = [("natural model's\nperturbation", lambda i: t["deltas"][i], None),
         ("worst patch\n(zoom)", lambda i: crop(t["deltas"][i], p["worst_corner"][i]), "worst_asr"),
         (f"robust model's\nperturbation ({factor:g} eps)", lambda i: t["robust_deltas"][i], None)]
 n = len(targets)
-fig, axes = plt.subplots(len(rows), n, figsize=(1.25 * n + 1.2, 1.45 * len(rows) + 0.6), squeeze=False)
+fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n + 2.2, 1.4 * len(rows) + 0.6), squeeze=False,
+                         layout="constrained")
 for k, (label, pick, score) in enumerate(rows):
     for i, c in enumerate(targets):
         ax = axes[k, i]
@@ -169,13 +172,13 @@ for k, (label, pick, score) in enumerate(rows):
         ax.set_xticks([])
         ax.set_yticks([])
         if k == 0:
-            ax.set_title(classes[c], fontsize=8)
-        if score:
-            ax.set_xlabel(f"ASR {100 * p[score][i]:.0f}%", fontsize=7)
+            ax.set_title(classes[c], fontsize=10)
+        if score:  # inside its own picture, so that it cannot be read as the next row's
+            ax.text(0.5, 0.03, f"ASR {100 * p[score][i]:.0f}%", transform=ax.transAxes, ha="center", va="bottom",
+                    fontsize=8, color="black", bbox={"facecolor": "white", "alpha": 0.8, "pad": 1, "lw": 0})
         if i == 0:
-            ax.set_ylabel(label, fontsize=7)
+            ax.set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
 fig.suptitle("I-F5 (c) Perturbations and patches, ±3σ", fontsize=9)
-fig.tight_layout()
 page.glue_values(fig_pictures=fig)
 plt.close(fig)
 
@@ -210,16 +213,23 @@ page.glue_values(table_scaling=table.style.format(precision=1), rise=f"{100 * se
 #
 # ## Verdict
 #
-# The criteria are read at s = `factor`, the budget of the robust model's own perturbation, so
-# that every comparison is between perturbations of the same norm (the paper compares at
-# 30 = 5 x 6 on ImageNet-M10). Scaling "raises" the ASR if it beats s = 1 by more than
-# {glue:text}`rise` percentage points plus two standard errors on both natural models; the
-# robust model "does not react" if the natural model's perturbations stay within
-# {glue:text}`near` points of its chance level; its own perturbation "moves" it if it beats
-# chance by more than {glue:text}`near` points and the natural model's perturbations of the same
-# norm by more than {glue:text}`rise`, each plus two standard errors (binomial errors of the mean
-# over targets). Without the positive control, a robust model that resists the
-# natural perturbations would say nothing: it might resist everything.
+# Each criterion quotes the paper's sentence. Over the whole range of scales, from the smallest
+# to the largest: scaling "raises" the ASR if it rises by more than {glue:text}`rise` percentage
+# points plus two standard errors on both natural models; the robust model "does not react to
+# any scaling" if its rise, plus two standard errors, stays below {glue:text}`near` points (an
+# equivalence bound: the data must rule a reaction out, not merely fail to see one). Its own
+# perturbation, made at `factor` times the budget, "moves" it if at that size it beats chance by
+# more than {glue:text}`near` points and the natural model's perturbations of the same norm by
+# more than {glue:text}`rise`, each plus two standard errors (binomial errors of the mean over
+# targets); and it "still fools the natural model, even when scaled down" if at every scale from
+# the budget up to below `factor` it beats the natural model's chance by more than
+# {glue:text}`rise` points plus two standard errors. Without the positive control, a robust
+# model that resists the natural perturbations would say nothing: it might resist everything.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown  # noqa: E402
+
+Markdown(reported.beside("I-F5", rec))
 
 # %% tags=["remove-input"]
 found = page.verdicts(rec)

@@ -11,9 +11,10 @@
 # ---
 
 # %% [markdown]
+# (spatial)=
 # # Spatial invariance
 #
-# **Claim (PAPER.md, claim 1).** Universal perturbations keep working when they are translated,
+# **Claim** ({ref}`claim 1 <claim-1>` of {cite}`park2021distinctive`). Universal perturbations keep working when they are translated,
 # while standard (per-image) adversarial perturbations stop working after small shifts: the
 # universal ones carry patterns that mean something wherever they sit in the image, the standard
 # ones exploit the exact pixels of one image.
@@ -32,12 +33,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from nrf import options, page, records
+from nrf import options, page, records, reported
 from nrf.attacks import shift, visualise
 
 page.begin()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = page.default_profile("spatial")  # smoke, medium or paper; every option: `nrf options spatial`
 
 # %% tags=["remove-cell"]
@@ -51,7 +52,7 @@ paper = options.resolve(section.OPTIONS, "paper")
 n_universal = len(r["universal"]["curves"])
 page.glue_values(
     setting=f"The natural ResNet-18 (clean test accuracy {100 * r['clean_acc']:.1f}%) is attacked at {r['norm']} "
-            f"eps = {r['eps']:.4g}. This page measured {r['n_standard']} standard perturbations and {n_universal} "
+            f"eps = {page.eps_text(r['eps'])}. This page measured {r['n_standard']} standard perturbations and {n_universal} "
             f"universal ones ({len(r['seeds'])} per target for {len(r['targets'])} targets, each measured on "
             f"{r['n_eval']} test images) at {len(t['shifts'])} shifts, one every {r['stride']} px in each direction.",
     paper_sizes=f"{paper['n_standard']} standard perturbations, {paper['per_target']} universal ones per target on "
@@ -67,23 +68,26 @@ page.glue_values(
 # 4 px on 224 px images, about 2% of the side, which is 1 px on CIFAR-10.
 
 # %% tags=["remove-input"]
-axis, stride = r["axis"], r["stride"]
-hi = max(t["standard_map"].max().item(), t["universal_map"].max().item(), 0.05)
-extent = [axis[0] - stride / 2, axis[-1] + stride / 2]
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), constrained_layout=True)
-for ax, (name, grid, count) in zip(axes, (
-        ("standard", t["standard_map"], f"{r['n_standard']} images"),
-        ("universal", t["universal_map"], f"{n_universal} perturbations x {r['n_eval']} images"))):
-    image = ax.imshow(100 * grid.numpy(), cmap="viridis", vmin=0, vmax=100 * hi,
-                      extent=[extent[0], extent[1], extent[1], extent[0]], interpolation="nearest")
-    ticks = axis[:: max(1, len(axis) // 8)]
-    ax.set(title=f"{name} ({count})", xlabel="horizontal shift j (px)", ylabel="vertical shift i (px)",
-           xticks=ticks, yticks=ticks)
-bar = fig.colorbar(image, ax=axes, label="ASR (%); chance: white line standard, red line universal", shrink=0.9)
-for level, colour in ((std["chance"], "white"), (uni["chance"], "red")):
-    bar.ax.axhline(100 * level, color=colour, lw=2.5)
-fig.suptitle(f"I-F16 ASR of shifted perturbations ({r['norm']} eps={r['eps']:.3g})", fontsize=10)
-page.glue_values(fig_heatmaps=fig)
+axis, stride = np.array(r["axis"]), r["stride"]
+# The paper's axes: i to the right, j up. The map's rows are torch.roll's row shift (down) and its
+# columns the column shift (right), so the right shift is the column and the up shift minus the row.
+extent = [axis[0] - stride / 2, axis[-1] + stride / 2, -axis[-1] - stride / 2, -axis[0] + stride / 2]
+ticks = axis[:: max(1, len(axis) // 8)]
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
+for ax, (name, grid, count, chance) in zip(axes, (
+        ("standard", t["standard_map"], f"{r['n_standard']} images", std["chance"]),
+        ("universal", t["universal_map"], f"{n_universal} perturbations x {r['n_eval']} images", uni["chance"]))):
+    # Each map on its own colour scale (from 0 to its own maximum): on a shared one, the universal
+    # map's range would be a single colour.
+    image = ax.imshow(100 * grid.numpy(), cmap="viridis", vmin=0, vmax=max(100 * grid.max().item(), 1),
+                      extent=extent, origin="upper", interpolation="nearest")
+    ax.set(title=f"{name} ({count})", xlabel="i: shift to the right (px)", ylabel="j: shift up (px)",
+           xticks=ticks, yticks=np.sort(-ticks))
+    bar = fig.colorbar(image, ax=ax, shrink=0.85, label="ASR (%); white line: chance")
+    bar.ax.axhline(100 * float(np.mean(chance)), color="white", lw=2.5)
+fig.suptitle(f"I-F16 ASR of shifted perturbations ({r['norm']} eps={page.eps_text(r['eps'])})", fontsize=10)
+page.glue_values(fig_heatmaps=fig, std_chance=f"{100 * np.mean(std['chance']):.1f}%",
+                 uni_chance=f"{100 * np.mean(uni['chance']):.1f}%")
 plt.close(fig)
 
 # %% [markdown]
@@ -91,10 +95,16 @@ plt.close(fig)
 # :name: I-F16
 #
 # **I-F16 Spatial invariance** (I-F4 of the paper, on CIFAR-10). ASR of every perturbation
-# rolled by (i, j) pixels with wraparound; the zero shift is in the middle of each map. Left:
-# standard perturbations, each on its own image. Right: universal perturbations on the test
-# images, averaged over perturbations. One colour scale for both; the lines on the colour bar
-# mark each kind's chance level.
+# shifted by i pixels to the right and j pixels up with wraparound (the paper's axes); the zero
+# shift is in the middle of each map. Left: standard perturbations, each on its own image. Right:
+# universal perturbations on the test images, averaged over perturbations. Each map has its own
+# colour scale, from zero to its maximum; the white line on each colour bar marks its chance
+# level. The chance levels differ: a standard perturbation's target is drawn among the classes
+# other than its image's label, so an image already predicted as its target is a misclassified
+# one, about the error rate divided by nine ({glue:text}`std_chance` here); a universal
+# perturbation is measured on all test images, about a tenth of which the model predicts as any
+# one target ({glue:text}`uni_chance` here, as for the paper's chance line, which counts every
+# test image).
 # ```
 
 # %% tags=["remove-input"]
@@ -199,6 +209,11 @@ page.glue_values(
 # chance unshifted by two standard errors: there is then no effect to follow across shifts.
 # {glue:text}`far` The smallest shift here is {glue:text}`first_share` of the image side; the
 # paper's smallest, 4 px on 224 px, is 1.8%.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown  # noqa: E402
+
+Markdown(reported.beside("I-F4", rec))
 
 # %% tags=["remove-input"]
 found = page.verdicts(rec)

@@ -11,16 +11,17 @@
 # ---
 
 # %% [markdown]
+# (transfer)=
 # # Transfer
 #
-# **Claim (PAPER.md, claim 3, its second half).** Universal perturbations carry less non-robust
+# **Claim** ({ref}`claim 3 <claim-3>` of {cite}`park2021distinctive`, its second half). Universal perturbations carry less non-robust
 # signal than standard (per-image) adversarial perturbations; one sign of it: they also transfer
 # less between models.
 #
 # **Test (I-F6).** Test images are perturbed on the natural ResNet-18 (the source) in two ways,
 # at the same budget: a standard perturbation per image (targeted PGD, 10 steps of eps/3, no
 # restarts) toward a target t, and the universal perturbation toward t that the other Part I
-# sections use, added to the image. Counted as PAPER.md says: for each target t the
+# sections use, added to the image. Counted as the paper counts: for each target t the
 # denominator is the perturbed test images whose label is not t and that the source sends to
 # t (the **kept** images); the transfer rate is the share of those that a second natural
 # ResNet-18 (another seed) and a VGG16 also send to t. Every universal perturbation is tried on
@@ -28,8 +29,9 @@
 # A standard perturbation is made for one image and one target, so each image gets one target,
 # drawn at random (seeded) among the targets other than its label: about a tenth of the images
 # per target. Aiming every image at every target would give nine times the support for nine
-# times the gradient work; the pooled rates (all targets' counts summed) carry the verdict, and
-# the per-target denominators are shown so that small supports are visible.
+# times the gradient work; the pooled rates (all targets' counts summed) are the paper's tally,
+# the per-target denominators are shown so that small supports are visible, and the verdict
+# pairs the two kinds on the same images (below).
 #
 # Two references. **Chance**: the share of the same kept images that the other model already
 # predicts as t on the clean image; a perturbation that transferred nothing would score about
@@ -41,11 +43,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from nrf import page
+from nrf import page, reported
 
 page.begin()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = page.default_profile("transfer")  # smoke, medium or paper; every option: `nrf options transfer`
 
 # %% tags=["remove-cell"]
@@ -62,7 +64,7 @@ def values(xs):
 
 
 page.glue_values(
-    threat=f"{r['norm']}, eps = {r['eps']:g}",
+    threat=f"{r['norm']}, eps = {page.eps_text(r['eps'])}",
     scope=f"{r['n_test']:,} of the {r['n_test_all']:,} test images"
     + ("" if r["n_test"] == r["n_test_all"] else " (the paper perturbs all of them)"),
     n_targets=len(r["targets"]),
@@ -91,7 +93,7 @@ page.glue_values(table_models=models.style.format(precision=1), table_attempts=a
 # :name: transfer-models
 #
 # The source and the two models the perturbations are carried to, with their clean test
-# accuracy (the robust-accuracy table is I-T7 on the Models page).
+# accuracy (the robust-accuracy table is {ref}`I-T7 <I-T7>` on {ref}`models`).
 # ```
 #
 # ```{glue:figure} table_attempts
@@ -107,7 +109,7 @@ labels = ["all"] + [r["classes"][t] for t in r["targets"]]
 x = np.arange(len(labels), dtype=float)
 x[1:] += 0.6  # a gap between the pooled group and the targets
 bar = 0.38
-fig, axes = plt.subplots(len(r["others"]), 1, figsize=(9, 3.3 * len(r["others"])), sharex=True, squeeze=False)
+fig, axes = plt.subplots(len(r["others"]), 1, figsize=(8, 3.2 * len(r["others"]) + 0.6), sharex=True, squeeze=False)
 for ax, role in zip(axes[:, 0], r["others"]):
     for j, (kind, (colour, k)) in enumerate(KINDS.items()):
         rate = np.r_[k["pooled"][role], values(k["rate"][role])]
@@ -119,17 +121,15 @@ for ax, role in zip(axes[:, 0], r["others"]):
                error_kw={"lw": 0.8}, label=f"{kind} (bar: transfer rate, ± binomial s.e.)")
         ax.hlines(100 * chance, pos - bar / 2, pos + bar / 2, color="black", lw=1.6,
                   label="chance: already t on the clean image" if j == 0 else None)
-        for p, top, n in zip(pos, 100 * np.nan_to_num(rate + se), kept):
-            ax.text(p, top + 1.5, str(int(n)), ha="center", va="bottom", fontsize=6, rotation=90, color="dimgrey")
     ax.set(ylabel="sent to t as well (%)", ylim=(0, 100), title=f"transfer to the {NAMES[role]}")
-    ax.title.set_fontsize(9)
+    ax.title.set_fontsize(11)
 handles, names = axes[0, 0].get_legend_handles_labels()
-fig.legend(handles, names, fontsize=8, loc="lower center", ncol=3)
+fig.legend(handles, names, fontsize=9, loc="lower center", ncol=2)
 axes[-1, 0].set_xticks(x)
-axes[-1, 0].set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-fig.suptitle(f"Transfer from the natural ResNet-18 ({r['norm']} eps={r['eps']:.3g}; profile "
+axes[-1, 0].set_xticklabels(labels, rotation=35, ha="right", fontsize=10)
+fig.suptitle(f"Transfer from the natural ResNet-18 ({r['norm']} eps={page.eps_text(r['eps'])}; profile "
              f"{rec['options']['profile']})", fontsize=10)
-fig.tight_layout(rect=(0, 0.04, 1, 1))
+fig.tight_layout(rect=(0, 0.08, 1, 1))
 page.glue_values(fig_transfer=fig)
 plt.close(fig)
 
@@ -141,8 +141,8 @@ plt.close(fig)
 # t (and whose label is not t), the share that the other model also sends to t: standard
 # perturbations (blue) and universal ones (orange), pooled over all targets ("all") and per
 # target, with the binomial standard error. Black ticks: the chance reference, the share of the
-# same images that the other model already predicts as t unperturbed. The number above each bar
-# is its denominator (kept images).
+# same images that the other model already predicts as t unperturbed. Each bar's denominator
+# (kept images) is in {ref}`the table below <I-F6-table>`.
 # ```
 
 # %% tags=["remove-input"]
@@ -154,7 +154,8 @@ for kind, (_, k) in KINDS.items():
         rows[(kind, f"chance {NAMES[role]} (%)")] = [100 * k["pooled_chance"][role], *(100 * values(k["chance"][role]))]
         rows[(kind, f"fresh {NAMES[role]} (%)")] = [100 * k["pooled_fresh"][role],
                                                     *(100 * values(k["fresh_rate"][role]))]
-table = pd.DataFrame(rows, index=pd.Index(labels, name="target"))
+# Targets as columns, measurements as rows: eleven short columns fit the page, fourteen long ones did not.
+table = pd.DataFrame(rows, index=pd.Index(labels, name="target")).T
 page.glue_values(table_counts=table.style.format(precision=1, na_rep="-"))
 
 # %% [markdown]
@@ -169,22 +170,27 @@ page.glue_values(table_counts=table.style.format(precision=1, na_rep="-"))
 #
 # ## Verdict
 #
-# The criterion: on each other model, the pooled transfer rate of the standard perturbations
-# exceeds that of the universal ones by more than two standard errors of the difference,
-# sqrt(p_s (1 - p_s) / n_s + p_u (1 - p_u) / n_u), with p the pooled rates and n the pooled kept
-# counts (a one-sided test at about the 2.5% level). This error treats the kept images as
-# independent; the universal outcomes come from only one perturbation per target, so their true
-# spread is larger, and the per-target bars of I-F6 are the check on it.
-#
-# **Beyond chance.** The kept images of the two kinds differ, and so do their chance references:
-# a universal perturbation is kept only on the images it can move, which can be ones that
-# already lean toward t and that other models may call t unperturbed, while a standard
-# perturbation is made for its own image. The last two rows apply the same criterion to the
-# fresh transfer rates, among the kept images that the other model does not already call t.
+# The paper's tally keeps different images for the two kinds: a universal perturbation is kept
+# only on the images it can move, which can be ones that already lean toward t and that other
+# models may call t unperturbed, while a standard perturbation is made for its own image. The
+# verdict therefore compares the two kinds on the same (image, target) pairs: each image with
+# the target its standard perturbation aimed at, kept where both its standard perturbation and
+# the universal perturbation toward that target send it to t on the source. On each other model
+# the claim holds if the standard perturbations' transfer rate on those pairs exceeds the
+# universal ones' by more than two standard errors of the paired difference (McNemar's test, on
+# the pairs where exactly one kind transfers): one-sided, in the paper's direction. The tally,
+# pooled over the kept images of each kind, is shown beside it and in the tables above; the
+# fresh rates (among the kept images the other model does not already call t) show how much of
+# the tally chance explains.
 # Where the models are far below the paper's accuracy the decisions of the models are far from
 # those of trained ones (a weak model also tends to call many images by a few classes, which
 # raises the chance references): the verdict then shows the counting at work, and the paper
 # profile tests the claim.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown  # noqa: E402
+
+Markdown(reported.beside("I-F6", rec))
 
 # %% tags=["remove-input"]
 found = page.verdicts(rec)

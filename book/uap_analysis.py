@@ -11,12 +11,13 @@
 # ---
 
 # %% [markdown]
+# (uap_analysis)=
 # # Why universal perturbations exist
 #
 # The second half of the 2017 paper asks what makes universal perturbations possible, and
 # whether training can remove them.
 #
-# **Claims (PAPER.md, Part II).** A random perturbation of the same norm barely changes any
+# **Claims** ({ref}`Part II <part-2>`, {cite}`moosavi2017universal`). A random perturbation of the same norm barely changes any
 # label: the universal one is special, not merely large (II-F5). Fine-tuning on a mix of clean
 # and universally perturbed images lowers the fooling rate of a perturbation recomputed on the
 # fine-tuned network, but does not make the network immune (II-T6). The normals to the decision
@@ -27,8 +28,8 @@
 # and v points along them.
 #
 # **Test (II-F5, II-T6, II-F7).** All three look at the natural ResNet-18 and its Algorithm 1
-# perturbation from the previous page (the same store artifact: same model, X, radius and
-# solver settings), scored by the fooling rate P(C(x + v) != C(x)) on held-out test images.
+# perturbation from the previous page, {ref}`uap` (the same store artifact: same model, X, radius and
+# solver settings), scored by the fooling rate $P\big(C(x + v) \ne C(x)\big)$ on held-out test images.
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
@@ -36,11 +37,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nrf import attacks, page
+from nrf import attacks, page, reported
 
 page.begin()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = page.default_profile("uap_analysis")  # smoke, medium or paper; every option: `nrf options uap_analysis`
 
 # %% tags=["remove-cell"]
@@ -65,7 +66,7 @@ page.glue_values(
 # :format: myst
 # ```
 #
-# The model is the natural ResNet-18 of the Models page (clean accuracy
+# The model is the natural ResNet-18 of {ref}`models` (clean accuracy
 # {glue:text}`clean_acc:.1f`% on the held-out images); its universal perturbation has
 # {glue:text}`norm` norm xi = {glue:text}`xi:.3g` and was solved on {glue:text}`n_train:,d`
 # training images. Every fooling rate on this page is measured on {glue:text}`n_eval:,d`
@@ -214,6 +215,11 @@ plt.close(fig)
 # result. II-F7 is two claims: the normals hold 90% of their energy in fewer directions than
 # random unit vectors, and random vectors from the best top span fool more than unconstrained
 # ones.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown  # noqa: E402
+
+Markdown(reported.beside("II-T6, II-F7", rec))
 
 # %% tags=["remove-input"]
 found = page.verdicts(rec)

@@ -3,7 +3,10 @@
 import argparse
 import json
 import os
+import signal
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -42,8 +45,14 @@ def _params(args: argparse.Namespace) -> dict:
             params[name] = yaml.safe_load(value)
         except yaml.YAMLError as e:
             raise ValueError(f"-p {name}: {value!r} is not a YAML value ({str(e).splitlines()[0]})") from None
+    return _users_data(params)
+
+
+def _users_data(params: dict) -> dict:
+    """`params` with its `data` path, if any, made absolute: relative to where the user typed the
+    command (a notebook runs in book/), whether it came from -p, --params, --grid or --grid-file."""
     if isinstance(params.get("data"), str) and params["data"] not in ("sample", "cifar10"):
-        params["data"] = os.path.abspath(params["data"])  # a notebook runs in book/: paths are the user's
+        return {**params, "data": os.path.abspath(params["data"])}
     return params
 
 
@@ -62,16 +71,24 @@ def _section_args(p: argparse.ArgumentParser) -> None:
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     _section_args(p)
-    p.add_argument("--output", help="the executed notebook (default: runs/SECTION.ipynb)")
+    p.add_argument("--output", metavar="FILE.ipynb|FOLDER",
+                   help="the executed notebook, or a folder for FOLDER/SECTION.ipynb (default: runs/SECTION.ipynb)")
 
 
 def _run(args: argparse.Namespace) -> None:
     """Execute one section's notebook with papermill, with the given parameters (checked first)."""
-    from nrf.sweep import check, execute
+    from nrf.sweep import check, execute, warn_paper_on_cpu
 
     params = _params(args)
-    check(args.section, [params])
-    print(f"wrote {execute(args.section, params, args.output or f'runs/{args.section}.ipynb')}")
+    warn_paper_on_cpu(check(args.section, [params]))
+    output = Path(args.output or "runs")
+    if args.output is None or output.is_dir() or args.output.endswith(os.sep):
+        output = output / f"{args.section}.ipynb"
+    try:  # before the notebook runs, not after
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--output {output}: cannot create its folder ({e.strerror})") from None
+    print(f"wrote {execute(args.section, params, output)}")
 
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:
@@ -109,7 +126,9 @@ def _sweep(args: argparse.Namespace) -> None:
         if name in grid:
             raise ValueError(f"--grid {name} is given twice")
         grid[name] = values
-    fixed.update(_params(args))
+    fixed = _users_data({**fixed, **_params(args)})
+    if isinstance(grid.get("data"), list):
+        grid["data"] = [_users_data({"data": value})["data"] for value in grid["data"]]
     given = {"partition": args.partition, "time_min": args.time, "cpus": args.cpus, "gpus": args.gpus,
              "mem_gb": args.mem, "sbatch": dict(map(slurm.sbatch_option, args.sbatch)) or None}
     options = {k: v for k, v in given.items() if v is not None}
@@ -134,10 +153,12 @@ def _compute_args(p: argparse.ArgumentParser) -> None:
 
 def _compute(args: argparse.Namespace) -> None:
     """Compute one section's record without Jupyter, filling the store; print its verdicts."""
-    from nrf import records
+    from nrf import records, sweep
 
     start = time.perf_counter()
-    params = _params(args)
+    params = {"profile": records.default_profile(args.section), **_params(args)}  # a page's default, too
+    records.resolve(args.section, params)  # a bad option is an error before any warning
+    sweep.warn_paper_on_cpu([params["profile"]])
     if args.save:
         path = records.commit(args.section, params)
         record = records.load(path)
@@ -173,8 +194,9 @@ def _reproduce_args(p: argparse.ArgumentParser) -> None:
 
 def _reproduce(args: argparse.Namespace) -> None:
     """Every record of a profile, in order, written to results/PROFILE/; resumable."""
-    from nrf import records, reproduce
+    from nrf import records, reproduce, sweep
 
+    sweep.warn_paper_on_cpu([args.profile])
     rows = reproduce.run(args.profile, sections=args.stages or records.SECTIONS, params=_params(args),
                          recompute=args.recompute, budget=args.budget)
     print(reproduce.table(rows))
@@ -192,7 +214,8 @@ def _options(args: argparse.Namespace) -> None:
 
     rows = options.table(records.section(args.section).OPTIONS)
     width = max(len(r["option"]) for r in rows)
-    print(f"{'profile':<{width}}  one of {list(options.PROFILES)} (default smoke; a page shows medium where committed)")
+    print(f"{'profile':<{width}}  one of {list(options.PROFILES)} (default: $NRF_PROFILE, else medium where the "
+          f"section's medium record is committed, else smoke; the page shows the same)")
     for r in rows:
         print(f"{r['option']:<{width}}  {r['meaning']}\n{'':<{width}}    allowed: {r['allowed']}; "
               f"default: {r['default']}")
@@ -227,10 +250,40 @@ def main(argv: list[str] | None = None) -> None:
     for name in PATH_VARIABLES:  # relative to where the user typed the command, in every child too
         if os.environ.get(name):
             os.environ[name] = os.path.abspath(os.environ[name])
+    before = signal.signal(signal.SIGTERM, interrupt), warnings.showwarning
+    warnings.showwarning = lambda message, *_, **__: print(f"nrf {args.command}: warning: {message}", file=sys.stderr)
     try:
+        _check_threads()
         args.run(args)
     except (ValueError, FileNotFoundError) as e:  # bad input: a message, not a traceback
         parser.exit(2, f"nrf {args.command}: error: {e}\n")
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM, cleaned up: children stopped, jobs cancelled
+        signum = e.args[0] if e.args else signal.SIGINT
+        parser.exit(128 + signum, f"nrf {args.command}: stopped ({signal.Signals(signum).name})\n")
+    except BrokenPipeError:  # `nrf options SECTION | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        parser.exit(128 + signal.SIGPIPE)
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        warnings.showwarning = before[1]
+
+
+def interrupt(signum: int, frame) -> None:
+    """SIGTERM's handler: raise KeyboardInterrupt, as Ctrl-C does, so that what a command cleans up
+    when interrupted it cleans up when killed (its children stopped, its SLURM jobs cancelled, its
+    kernel and temporary files removed); the exit status is then 128 + the signal's number."""
+    raise KeyboardInterrupt(signum)
+
+
+def _check_threads() -> None:
+    """NRF_THREADS checked, and a warning when it asks for more threads than the cores this process
+    may run on: torch then runs many times slower."""
+    from nrf.runtime import threads
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads() > cores and "NRF_THREADS" in os.environ:
+        warnings.warn(f"NRF_THREADS={threads()} is more threads than the {cores} cores this process may use: "
+                      "torch runs many times slower")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ Augmentations draw all randomness from a torch.Generator and work on whole batch
 the images' device, so they cost nothing next to a forward pass and repeat exactly.
 """
 
+import functools
 import gzip
 import hashlib
 import io
+import json
 import math
 import os
 import pickle
@@ -118,7 +120,7 @@ def resized_crop_flip(
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading: decode once to uint8 NCHW, cache on disk keyed by the source's path, size and mtime.
+# Loading: decode once to uint8 NCHW, cache on disk keyed by a hash of the source's content.
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -139,6 +141,7 @@ M10_INDICES = [
 ]
 
 SAMPLE = Path(__file__).with_name("sample") / "cifar10-sample.tar.gz"
+KNOWN = Path(__file__).with_name("sample") / "identities.json"  # archive sha256 -> identity of each split
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 _CACHE_VERSION = 1  # bump when the decoded arrays for the same source would change
@@ -155,7 +158,11 @@ def full_cifar10_path() -> Path | None:
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:
-    return Path(cache_dir or os.environ.get("NRF_CACHE") or Path.home() / ".cache" / "nrf").expanduser()
+    """The folder of decoded arrays: cache_dir, else $NRF_CACHE, else ~/.cache/nrf."""
+    folder = Path(cache_dir or os.environ.get("NRF_CACHE") or Path.home() / ".cache" / "nrf").expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"the data cache {folder} is a file, not a folder: set NRF_CACHE to a folder")
+    return folder
 
 
 def _identity(prefix: str, x: torch.Tensor, y: torch.Tensor, fine_y: torch.Tensor | None = None) -> str:
@@ -167,26 +174,76 @@ def _identity(prefix: str, x: torch.Tensor, y: torch.Tensor, fine_y: torch.Tenso
     return f"{prefix}-{h.hexdigest()[:8]}"
 
 
-def _cached(cache_dir: str | Path | None, prefix: str, key: list, build) -> Data:
-    """Data from the cache file for `key`, or build() it and write the cache atomically.
+def _cache_file(cache_dir: str | Path | None, prefix: str, key: str) -> Path:
+    digest = hashlib.sha256(repr([_CACHE_VERSION, prefix, key]).encode()).hexdigest()[:16]
+    return _cache_dir(cache_dir) / f"{prefix}-{digest}.pt"
+
+
+def _cached(cache_dir: str | Path | None, prefix: str, key: str, build) -> Data:
+    """Data from the cache file for `key` (a hash of the source's content), or build() it and
+    write the cache atomically, with its identity in a small file beside it (_cached_identity).
     A cache file whose content does not hash to its stored identity is rebuilt."""
-    digest = hashlib.sha256(repr([_CACHE_VERSION, prefix, *key]).encode()).hexdigest()[:16]
-    path = _cache_dir(cache_dir) / f"{prefix}-{digest}.pt"
+    path = _cache_file(cache_dir, prefix, key)
     if path.is_file():
         try:
             data = Data(**torch.load(path, weights_only=True))
             if _identity(prefix, data.x, data.y, data.fine_y) == data.identity:
+                if not path.with_suffix(".identity").is_file():
+                    _write_cache(path.with_suffix(".identity"), data.identity.encode())
                 return data
         except Exception:  # unreadable or truncated: rebuild below
             pass
     data = build()
-    write_atomic(path, lambda f: torch.save(vars(data), f))
+    buf = io.BytesIO()
+    torch.save(vars(data), buf)  # in memory first: a full disk is then one clear error, not torch's
+    _write_cache(path, buf.getvalue())
+    _write_cache(path.with_suffix(".identity"), data.identity.encode())
     return data
 
 
-def _stat_key(paths) -> list:
-    """What identifies files' content cheaply: path, size and modification time of each."""
-    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+def _cached_identity(cache_dir: str | Path | None, prefix: str, key: str) -> str | None:
+    """The identity of the data cached for `key`, without loading it, or None if not cached."""
+    try:
+        found = _cache_file(cache_dir, prefix, key).with_suffix(".identity").read_text()
+    except FileNotFoundError:
+        return None
+    return found if found.startswith(f"{prefix}-") else None
+
+
+def _write_cache(path: Path, blob: bytes) -> None:
+    try:
+        write_atomic(path, blob)
+    except OSError as e:  # a full disk is write_atomic's ValueError already
+        raise ValueError(f"cannot write the data cache {path.parent} ({e.strerror}): set NRF_CACHE to a folder "
+                         "you can write") from None
+
+
+def _content_key(root: Path, files) -> str:
+    """sha256 over the names (relative to root) and bytes of `files`: what the decoded arrays
+    depend on, so a file rewritten in place (even at the same size, its mtime put back) is
+    decoded again, and a copy elsewhere is not."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(root).as_posix()}\0{_file_sha256(f, _signature(f))}\n".encode())
+    return h.hexdigest()
+
+
+def _signature(f: Path) -> tuple:
+    """What changes whenever a file's content does, ctime included (set by the system on every
+    write and on every mtime change; no one can set it back)."""
+    s = f.stat()
+    return s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns
+
+
+@functools.lru_cache(maxsize=None)
+def _file_sha256(f: Path, signature: tuple) -> str:
+    """sha256 of a file's bytes, hashed once per process while its signature is unchanged (the
+    lookups of data identities repeat)."""
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        while chunk := fh.read(2**20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _is_archive(path: Path) -> bool:
@@ -196,14 +253,16 @@ def _is_archive(path: Path) -> bool:
 def _read_tree(source: Path, split: str) -> list[tuple[str, str, bytes]]:
     """(class, file name, encoded bytes) of every image at `<split>/<class>/<file>` in an
     ImageFolder tree or in a .tar(.gz)/.tgz/.zip of one (optionally under one top folder),
-    sorted by class then file name so every container gives the same order."""
-    items, splits = [], set()
+    sorted by class then file name so every container gives the same order. Two such trees
+    (under two top folders), or one image twice, are ambiguous: an error, never loaded twice."""
+    items, splits, tops = [], set(), set()
 
     def take(name: str, read):
         parts = PurePosixPath(name).parts
         if len(parts) >= 3 and name.lower().endswith(_IMAGE_SUFFIXES):
             splits.add(parts[-3])
             if parts[-3] == split:
+                tops.add("/".join(parts[:-3]) + "/")
                 items.append((parts[-2], parts[-1], read()))
 
     if source.is_dir():
@@ -231,7 +290,14 @@ def _read_tree(source: Path, split: str) -> list[tuple[str, str, bytes]]:
         raise ValueError(
             f"no images at '{split}/<class>/<image>' in {source} (image splits found: {sorted(splits) or 'none'})"
         )
-    return sorted(items, key=lambda t: (t[0], t[1]))
+    if len(tops) > 1:
+        raise ValueError(f"{source} is ambiguous: it holds '{split}/<class>/<image>' under {len(tops)} folders "
+                         f"({', '.join(sorted(tops))}); expected one tree, optionally under one top folder")
+    items.sort(key=lambda t: (t[0], t[1]))
+    twice = next((f"{split}/{a[0]}/{a[1]}" for a, b in zip(items, items[1:]) if a[:2] == b[:2]), None)
+    if twice:
+        raise ValueError(f"{source} is ambiguous: it holds {twice} twice")
+    return items
 
 
 def _decode(data: bytes | Path, origin: str, size: int | None = None) -> torch.Tensor:
@@ -328,7 +394,32 @@ def load_cifar10(
     source: "sample" (the embedded class-balanced sample, nrf/sample/), a torchvision root
     folder holding `cifar-10-batches-py` (downloaded there only if download=True), an
     ImageFolder tree `<root>/<split>/<class>/<image>`, or a .tar.gz/.tgz/.tar/.zip of one.
-    Decoded arrays are cached in cache_dir ($NRF_CACHE, else ~/.cache/nrf)."""
+    Decoded arrays are cached in cache_dir ($NRF_CACHE, else ~/.cache/nrf), keyed by a hash of
+    the source's content."""
+    prefix, key, build = _cifar10_source(source, split, download, progress)
+    return _cached(cache_dir, prefix, key, build)
+
+
+def cifar10_identity(source: str | Path = "sample", split: str = "train", cache_dir: str | Path | None = None) -> str:
+    """load_cifar10(source, split).identity, without loading the arrays: the source's content is
+    hashed and its identity looked up, in KNOWN (the embedded sample and full CIFAR-10's JPEG
+    archive), else beside the cached arrays (decoded once, the first time). How a result is tied
+    to the data it read, cheaply."""
+    prefix, key, build = _cifar10_source(source, split, False, False)
+    known = _known_archives().get(key, {}).get(split)  # the sample and its source: no decoding, no cache
+    if known:
+        return f"{prefix}-{known}"
+    return _cached_identity(cache_dir, prefix, key) or _cached(cache_dir, prefix, key, build).identity
+
+
+@functools.cache
+def _known_archives() -> dict:
+    return json.loads(KNOWN.read_text())["archives"]
+
+
+def _cifar10_source(source: str | Path, split: str, download: bool, progress: bool) -> tuple:
+    """(prefix, content key, build) of what load_cifar10 reads: the cache is keyed by the key,
+    and build() decodes the source."""
     if split not in ("train", "test"):
         raise ValueError(f"load_cifar10: split must be 'train' or 'test', got {split!r}")
     if str(source) == "sample":
@@ -338,17 +429,16 @@ def load_cifar10(
     else:
         path, prefix = Path(source).expanduser().resolve(), f"cifar10-{split}"
     batches = path / "cifar-10-batches-py"
-    if path.is_file() and _is_archive(path):
-        key = [str(path), split, *_stat_key([path])]
-        return _cached(cache_dir, prefix, key, lambda: _cifar_from_tree(path, split, prefix, progress))
+    if path.is_file() and _is_archive(path):  # keyed by its sha256 (what KNOWN lists)
+        return prefix, _file_sha256(path, _signature(path)), lambda: _cifar_from_tree(path, split, prefix, progress)
     if path.is_dir() and (path / split).is_dir():
-        key = [str(path), split, *_stat_key(sorted(p for p in (path / split).glob("*/*") if p.is_file()))]
-        return _cached(cache_dir, prefix, key, lambda: _cifar_from_tree(path, split, prefix, progress))
+        files = sorted(p for p in (path / split).glob("*/*") if p.is_file())
+        return prefix, _content_key(path, files), lambda: _cifar_from_tree(path, split, prefix, progress)
     if batches.is_dir() or download and not path.is_file():
         if not batches.is_dir():  # download=True: fetch only when asked
             torchvision.datasets.CIFAR10(str(path), train=split == "train", download=True)
-        key = [str(path), split, *_stat_key(sorted(batches.iterdir()))]
-        return _cached(cache_dir, prefix, key, lambda: _cifar_from_pickles(batches, split, prefix))
+        key = _content_key(batches, sorted(p for p in batches.iterdir() if p.is_file()))
+        return prefix, key, lambda: _cifar_from_pickles(batches, split, prefix)
     if not path.exists():
         raise FileNotFoundError(f"load_cifar10: no such file or folder {path} (download=True downloads CIFAR-10 there)")
     raise ValueError(
@@ -398,7 +488,7 @@ def load_imagenet_m10(
         y = fine_y // 6
         return Data(x, y, list(M10_CLASSES), _identity(prefix, x, y, fine_y), fine_y, fine_classes)
 
-    return _cached(cache_dir, prefix, [str(folder), size, *_stat_key(f for _, f in files)], build)
+    return _cached(cache_dir, prefix, _content_key(folder, [f for _, f in files]), build)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,6 +513,8 @@ def cut_sample(
         )
     if not out.name.endswith((".tar.gz", ".tgz")):
         raise ValueError(f"cut_sample: out must end in .tar.gz or .tgz, got {out}")
+    if out.resolve() == source.resolve() or out.exists() and out.samefile(source):
+        raise ValueError(f"cut_sample: out {out} is the source: write the sample to another file")
     g = runtime.generator(seed)
     members = []
     for split, k in (("train", train_per_class), ("test", test_per_class)):

@@ -12,7 +12,7 @@ parallel) and the same point trained inside a page's run are one artifact.
 import itertools
 
 from . import constructed, models, store, train as training
-from .options import Option
+from .options import WIDTH_MAX, Option
 from .runtime import default_device
 
 DECAYS = ("none", "step", "onecycle")  # "step": one x0.1 drop half-way; "onecycle": see train.learning_rate
@@ -20,7 +20,7 @@ DECAYS = ("none", "step", "onecycle")  # "step": one x0.1 drop half-way; "onecyc
 # The fresh models. Smoke: a narrow network and few epochs on a few hundred images.
 TRAINING = [
     Option("model_width", {"smoke": 8, "medium": 16, "paper": 64}, "width of the fresh ResNet-18s trained on constructed data",
-           kind="int", low=1),
+           kind="int", low=1, high=WIDTH_MAX),
     Option("train_epochs", {"smoke": 12, "medium": 30, "paper": 100}, "their training epochs (the paper's 400: "
            "grids/paper-full.yaml)", kind="int", low=1),
 ]

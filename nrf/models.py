@@ -4,6 +4,7 @@ Every model is a `Net`: `features(x)` is the penultimate vector (for the linear 
 I-T4) and `head` the final nn.Linear, so `model(x) == model.head(model.features(x))`.
 """
 
+import io
 
 import torch
 import torch.nn.functional as F
@@ -126,8 +127,12 @@ def build(arch: str, num_classes: int = 10, width: int = 64, seed: int = 0) -> N
 
 
 def save_atomic(obj, path) -> None:
-    """torch.save, atomically (runtime.write_atomic)."""
-    write_atomic(path, lambda f: torch.save(obj, f))
+    """torch.save, atomically (runtime.write_atomic). Serialised in memory first: torch.save
+    straight into a file on a full disk fails inside torch ("inline_container.cc ... unexpected
+    pos"), while write_atomic turns a full disk into one line naming the folder."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_atomic(path, buf.getvalue())
 
 
 def save(path, model: Net, meta: dict) -> None:

@@ -22,6 +22,8 @@ import yaml
 PROFILES = ("smoke", "medium", "paper")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 NUMBER = re.compile(r"^\s*[-+]?[0-9.eE+-]+(\s*/\s*[-+]?[0-9.eE+-]+)?\s*$")
+INT_BITS = 64  # an integer option fits a signed 64-bit integer (seeds go to torch's generators)
+WIDTH_MAX = 512  # 8x the paper's ResNet-18 width: 0.7 billion weights, 8 GiB with their gradients and momentum
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,13 @@ class Option:
 
     def allowed(self) -> str:
         """What the option accepts, in words (for error messages and `nrf options`)."""
-        bound = ""
+        bound, low, high = "", self._text(self.low), self._text(self.high)
         if self.low is not None and self.high is not None:
-            bound = f" in [{self.low:g}, {self.high:g}]"
+            bound = f" in [{low}, {high}]"
         elif self.low is not None:
-            bound = f" >= {self.low:g}"
+            bound = f" >= {low}"
         elif self.high is not None:
-            bound = f" <= {self.high:g}"
+            bound = f" <= {high}"
         words = {
             "int": f"an integer{bound}", "float": f"a finite number{bound}", "bool": "true or false",
             "str": f"one of {list(self.choices)}" if self.choices else "a string",
@@ -69,6 +71,9 @@ class Option:
             "mapping": "a mapping NAME -> value",
         }[self.kind]
         return words + (", or null" if self.optional else "")
+
+    def _text(self, bound) -> str:
+        return f"{bound:g}" if bound is not None and self.kind in ("float", "floats") else str(bound)
 
     def parse(self, value):
         """The value, coerced (1e-3 or 8/255 typed as text become numbers), or ValueError."""
@@ -122,6 +127,8 @@ class Option:
             if v != int(v):
                 raise self._bad(given)
             v = int(v)
+            if not -(2 ** (INT_BITS - 1)) <= v < 2 ** (INT_BITS - 1):
+                raise ValueError(f"option {self.name} must be {self.allowed()} of at most {INT_BITS} bits, got {given!r}")
         else:
             v = float(v)
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
@@ -201,7 +208,8 @@ def class_indices(values, classes, option: str = "targets") -> list[int]:
 MODELS = [
     Option("data", {"smoke": "sample", "medium": "cifar10", "paper": "cifar10"}, "the data: 'sample' (embedded), 'cifar10' (full "
            "CIFAR-10, where present) or a path", kind="str"),
-    Option("width", {"smoke": 16, "medium": 16, "paper": 64}, "ResNet-18 base width (64 is the paper's)", kind="int", low=1),
+    Option("width", {"smoke": 16, "medium": 16, "paper": 64}, "ResNet-18 base width (64 is the paper's; memory "
+           "grows with its square)", kind="int", low=1, high=WIDTH_MAX),
     Option("epochs", {"smoke": 10, "medium": 15, "paper": 150}, "natural training epochs", kind="int", low=1),
     Option("lr", {"smoke": 0.05, "medium": 0.2, "paper": 0.1}, "SGD learning rate", low=1e-12),
     Option("batch_size", {"smoke": 128, "medium": 256, "paper": 128}, "training batch size", kind="int", low=1),

@@ -13,7 +13,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from . import claims, options, records, store
+from . import claims, options, records, reported, store
 from .records import default_profile  # noqa: F401  (the parameters cell's default)
 
 DATA_NOTES = {
@@ -31,8 +31,10 @@ PROFILE_NOTES = {
     "medium": "The `medium` profile trains the paper's architectures at a quarter of their width, with short "
               "one-cycle schedules, on full CIFAR-10, so that two CPU cores compute it in hours: effects are "
               "measured on thousands of test images, on models of near-usual accuracy, with fewer images, "
-              "perturbations and grid points than the paper's (listed below where they differ).",
-    "paper": "The `paper` profile uses the paper's settings (PAPER.md).",
+              "perturbations and grid points than the paper's (each page's provenance lists where they differ).",
+    "paper": "The `paper` profile uses the paper's CIFAR-10 settings (its appendix setting; most of the paper's "
+             "results are on ImageNet-M10 at 224 px), for a GPU; its constructed-data pages train one point of the "
+             "paper's grid, on a shorter schedule, by default.",
 }
 _before: set[str] = set()
 
@@ -75,19 +77,41 @@ def provenance(rec: dict) -> str:
     name = opts.get("data")
     what = DATA_NOTES.get(name, f"CIFAR-10 from `{name}`") if name else "no data set"
     sizes = f", {data['n_train']:,} training and {data.get('n_test', 0):,} test images" if data else ""
-    caveat = f"\n\n{JPEG_CAVEAT}" if name and name != "sample" else ""
+    caveat = "\n\nThe images were re-encoded as JPEG: {ref}`reading-data`." if name and name != "sample" else ""
     paper = records.jsonable(options.resolve(module.OPTIONS, "paper", paper_grid(module.OPTIONS)))
-    differs = [f"{k} {v!r} (paper: {paper[k]!r})" for k, v in opts.items() if k != "profile" and paper.get(k) != v]
+    differs = [f"{k} {v!r} (paper profile: {paper[k]!r})" for k, v in opts.items() if k != "profile" and paper.get(k) != v]
     if differs:
-        caveat += f"\n\nWhere this run differs from the paper's settings: {'; '.join(differs)}."
-    return (
+        caveat += (f"\n\nWhere this run differs from this book's paper profile (the paper's settings on CIFAR-10, "
+                   f"its full training grid grids/paper-full.yaml included): {'; '.join(differs)}.")
+    body = (
         f"**Profile `{opts['profile']}`** ({'options: ' + ', '.join(changed) if changed else 'its default options'})"
         f" · data: {what}{sizes}{' (identity `' + data['identity'] + '`)' if data else ''}"
         f" · computed on: {'; '.join(p['hardware'])} · code: nrf {p['nrf']}, commit `{p['commit']}`"
         f" (artifacts from {', '.join(f'`{c}`' for c in p['commits']) or 'this run'})"
         f" · {p['compute_seconds']:,.0f} s of compute · record: {rec.get('source', 'computed now')}, {p['created']}."
-        f"\n\n{PROFILE_NOTES[opts['profile']]}{caveat}{recomputation(p)}"
+        f"\n\nWhat the profiles are, the data's JPEG caveat and how to read a verdict: {{ref}}`reading`.{caveat}"
     )
+    # Folded: the reader opens it when needed. A recomputation that moved an effect stays in sight.
+    return (f":::{{dropdown}} Provenance: profile `{opts['profile']}`, {what}\n{body}\n:::"
+            f"{recomputation(p)}\n\n{recompute_command(p['section'], opts['profile'])}")
+
+
+# Per page, the options a reader most likely changes (tests check that each is an option of its section).
+COMMON_OPTIONS = {
+    "models": ("epochs", "width", "robust_eps"), "gallery": ("norm", "eps", "targets"),
+    "locality": ("norm", "target", "patch_size"), "spatial": ("norm", "stride", "n_standard"),
+    "scaling": ("scales", "factor", "targets"), "transfer": ("norm", "eps", "n_test"),
+    "constructed": ("n_source", "Ks", "eps_scale"), "generalisation": ("train_epochs", "lrs", "model_width"),
+    "interpolation": ("Ks", "target", "train_epochs"), "leakage": ("probe_steps", "probe_lr", "train_epochs"),
+    "appendix": ("target", "steps", "base_sizes"), "uap": ("archs", "norms", "sizes"),
+    "uap_analysis": ("norm", "scales", "rounds"), "constructed_training": ("dataset", "train_lr", "train_epochs"),
+}
+
+
+def recompute_command(name: str, profile: str) -> str:
+    """The one command that recomputes a page, and the options a reader most likely changes."""
+    return (f"Recompute this page: `nrf run {name} -p profile {profile}`; add `-p NAME VALUE` to change an option, "
+            f"such as {', '.join(f'`{o}`' for o in COMMON_OPTIONS[name])} (`nrf options {name}` lists them all).")
 
 
 def recomputation(p: dict) -> str:
@@ -105,9 +129,11 @@ def recomputation(p: dict) -> str:
 
 
 def verdict_frame(verdicts: list[claims.Verdict]) -> pd.DataFrame:
-    """The page's claims as a table: claim, test, effect ± s.e., criterion, verdict."""
-    return pd.DataFrame([{"claim": v.claim, "tested by": v.test, "effect": v.effect_text(), "criterion": v.criterion,
-                          "verdict": v.status, "why": v.detail} for v in verdicts]).set_index("claim")
+    """The page's claims as a table: claim, test, effect ± s.e., criterion, verdict (no rows where
+    the record decides no claim, e.g. models without the robust one)."""
+    columns = ["claim", "tested by", "effect", "criterion", "verdict", "why"]
+    return pd.DataFrame([[v.claim, v.test, v.effect_text(), v.criterion, v.status, v.detail] for v in verdicts],
+                        columns=columns).set_index("claim")
 
 
 def verdicts(rec: dict) -> list[claims.Verdict]:
@@ -115,6 +141,13 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     found = records.section(rec["provenance"]["section"]).verdicts(rec)
     display(verdict_frame(found).style.set_properties(**{"text-align": "left"}))
     return found
+
+
+def eps_text(eps: float) -> str:
+    """A budget as a reader knows it: '8/255' for a multiple of 1/255 below 1 (linf budgets), else
+    three significant digits ('1', '0.5')."""
+    k = round(eps * 255)
+    return f"{k}/255" if 0 < eps < 1 and abs(eps * 255 - k) < 1e-6 else f"{eps:.3g}"
 
 
 def glue_values(**values) -> None:
@@ -130,6 +163,14 @@ TITLES = {"models": "Models", "gallery": "Gallery", "locality": "Locality", "spa
           "uap_analysis": "Why they exist (2017)"}
 
 
+# The first page's replication summary, by a fixed rule from each verdict's status: a claim that
+# holds replicates; one that holds in part (some of its checks pass) replicates in direction only;
+# one that does not hold does not replicate; one the run has no signal or no setting for cannot be
+# tested at this scale.
+REPLICATION = {"holds": "replicates", "holds in part": "direction only", "does not hold": "does not replicate",
+               "cannot be tested": "cannot be tested at this scale", "not applicable": "cannot be tested at this scale"}
+
+
 def glance(profile: str | None = None, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(claims, runs): every claim of every page decided from its record for `profile` (None:
     the profile each page shows by default) at default options, with a link to the page; and
@@ -141,7 +182,9 @@ def glance(profile: str | None = None, progress: bool = False) -> tuple[pd.DataF
         link = f'<a href="{name}.html">{TITLES[name]}</a>'
         for v in records.section(name).verdicts(rec):
             claim_rows.append({"claim": v.claim, "tested by": v.test, "effect (± s.e.)": v.effect_text(),
-                               "verdict": v.status, "page": link})
+                               "verdict": v.status, "replication": REPLICATION[v.status],
+                               "the paper reports": reported.text(v.test).removeprefix("the paper reports: "),
+                               "why": v.detail, "kind": v.kind, "page": link})
         run_rows.append({"page": link, "profile": p["profile"], "hardware": "; ".join(p["hardware"]),
                          "computed at commit": ", ".join(p["commits"]), "compute (s)": round(p["compute_seconds"]),
                          "record": rec["source"].split(":")[0], "recomputed": _agreement_word(p)})

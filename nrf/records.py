@@ -9,7 +9,11 @@ what it ran on}. `get` wraps it into a record with provenance and finds it where
 3. computed now (then kept in the store).
 
 A committed record is JSON (numbers that `git diff` shows) beside a `.npz` of its tensors; no
-model weights. NRF_RECORDS chooses where records may come from: `auto` (the order above),
+model weights. It carries a checksum over its numbers and tensors, and one that fails it is an
+error naming the file (reproduce recomputes it). A record belongs to the content of the data it
+read, not to the `data` option's text: a committed record computed from other data than the
+option names on this machine is not used, and stored records are keyed by that content too.
+NRF_RECORDS chooses where records may come from: `auto` (the order above),
 `fresh` (ignore committed records: recompute from the store or from scratch, as CI does for
 smoke) or `committed` (never compute: a missing record is an error).
 """
@@ -26,21 +30,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, claims, options, runtime, store
+from . import __version__, claims, data, options, runtime, store, zoo
 
 SECTIONS = ("models", "gallery", "locality", "spatial", "scaling", "transfer", "constructed", "generalisation",
             "interpolation", "leakage", "appendix", "uap", "uap_analysis")
 MODES = ("auto", "fresh", "committed")
 MAX_TENSOR_BYTES = 8 * 2**20  # a record is for figures: perturbations and heat maps, never weights
+PARTS = ("checksum", "options", "provenance", "results")  # what every saved record holds
+
+
+class RecordError(ValueError):
+    """A saved record that fails its check: unreadable, incomplete, or not the numbers and
+    tensors its checksum was written for (edited, truncated or corrupt)."""
+
+    def __init__(self, path: Path, problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"the record {path} {problem}: restore it from git, or recompute it "
+                         f"(nrf reproduce {self.path.parent.name} --stages {self.path.stem})")
 
 
 def section(name: str):
     """The module nrf.sections.<name>: its OPTIONS, run(cfg) and verdicts(record)."""
-    try:
-        module = importlib.import_module(f"nrf.sections.{name}")
-    except ModuleNotFoundError:
-        known = sorted(p.stem for p in (store.REPO / "nrf" / "sections").glob("[a-z]*.py"))
-        raise ValueError(f"section must be one of {known}, got {name!r}") from None
+    known = sorted(p.stem for p in (store.REPO / "nrf" / "sections").glob("[a-z]*.py"))
+    if name not in known:  # not a path, nor the package's own __init__
+        raise ValueError(f"section must be one of {known}, got {name!r}")
+    module = importlib.import_module(f"nrf.sections.{name}")
     store.fingerprint(module.__name__)  # taken now, from the code this process runs, not later from disk
     return module
 
@@ -110,12 +124,26 @@ def get(name: str, params: dict | None = None, *, mode: str | None = None, progr
     if mode != "fresh" and _committed(name, cfg) is not None:
         return {**load(store.results_root() / cfg["profile"] / f"{name}.json"),
                 "source": f"committed: results/{cfg['profile']}/{name}.json"}
-    folder = store.path(f"record-{name}", cfg, section(name).run)
+    keyed = {**cfg, "data_identities": _data_identities(cfg)}  # the data's content, not the option's text
+    folder = store.path(f"record-{name}", keyed, section(name).run)
     if mode == "committed" and not (folder / "meta.json").exists():
         raise ValueError(f"no record of section {name} for these options (committed or stored); compute it with "
                          f"`nrf compute {name} -p profile {cfg['profile']} ...` or set NRF_RECORDS=auto")
-    fresh = store.fetch(f"record-{name}", cfg, _computer(name, cfg, progress))
+    fresh = store.fetch(f"record-{name}", keyed, _computer(name, cfg, progress))
     return {**fresh, "source": f"store: {folder}"}
+
+
+def _data_identities(cfg: dict) -> list[str] | None:
+    """[train, test] identities of the data that option `data` names on this machine, or None
+    where it is not here (or the section reads none): a committed record computed elsewhere is
+    then all there is, and is shown as it is."""
+    source = cfg.get("data")
+    if source is None or source == "cifar10" and data.full_cifar10_path() is None:
+        return None
+    source = zoo.resolve_data(source)
+    if source != "sample" and not Path(source).exists():
+        return None
+    return [data.cifar10_identity(source, split) for split in ("train", "test")]
 
 
 def _computer(name: str, cfg: dict, progress: bool):
@@ -131,7 +159,7 @@ def _computer(name: str, cfg: dict, progress: bool):
 
 
 def save(record: dict, path: Path) -> Path:
-    """Write a record as <path>.json (+ <path>.npz for its tensors), atomically."""
+    """Write a record as <path>.json (+ <path>.npz for its tensors), atomically, with its checksum."""
     path = Path(path).with_suffix(".json")
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {k: v for k, v in record.items() if k not in ("tensors", "source")}
@@ -141,27 +169,64 @@ def save(record: dict, path: Path) -> Path:
         blob = buf.getvalue()
         runtime.write_atomic(path.with_suffix(".npz"), blob)
         body["tensors_sha256"] = hashlib.sha256(blob).hexdigest()
+    body = json.loads(json.dumps(body, allow_nan=False))  # the checksum is of what the file holds
+    body["checksum"] = checksum(body)
     runtime.write_atomic(path, (json.dumps(body, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
     return path
 
 
+def checksum(body: dict) -> str:
+    """A record's "checksum": sha256 of its JSON body less the checksum itself, i.e. of its
+    options, provenance, numbers and the sha256 of its tensors (so the .npz is covered too)."""
+    rest = {k: v for k, v in body.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()).hexdigest()
+
+
 def load(path: Path) -> dict:
-    """A record written by save(), its tensors checked against their checksum."""
-    path = Path(path)
-    body = json.loads(path.read_text())
+    """A record written by save(), checked (numbers and tensors against their checksums)."""
+    body, blob = _read(path)
     tensors = {}
-    if "tensors_sha256" in body:
-        blob = path.with_suffix(".npz").read_bytes()
-        if hashlib.sha256(blob).hexdigest() != body.pop("tensors_sha256"):
-            raise ValueError(f"{path.with_suffix('.npz')} does not match its record {path} (checksum)")
+    if blob is not None:
         with np.load(io.BytesIO(blob)) as npz:
             tensors = {k: torch.from_numpy(npz[k]) for k in npz.files}
-    return {**body, "tensors": tensors}
+    return {**{k: v for k, v in body.items() if k not in ("checksum", "tensors_sha256")}, "tensors": tensors}
+
+
+def _read(path: Path) -> tuple[dict, bytes | None]:
+    """(JSON body, .npz bytes or None) of a record written by save(), or a RecordError naming the
+    file when it does not parse, lacks a part, or its numbers or tensors fail their checksums."""
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(path, f"cannot be read ({getattr(e, 'strerror', None) or e})") from None
+    missing = [k for k in PARTS if k not in body] if isinstance(body, dict) else list(PARTS)
+    if missing:
+        raise RecordError(path, f"has no {missing[0]!r}")
+    if body["checksum"] != checksum(body):
+        raise RecordError(path, "does not match its checksum (edited, or corrupt)")
+    npz = path.with_suffix(".npz")
+    if "tensors_sha256" not in body:
+        if npz.exists():
+            raise RecordError(path, f"has no 'tensors_sha256' for the {npz.name} beside it")
+        return body, None
+    try:
+        blob = npz.read_bytes()
+    except OSError as e:
+        raise RecordError(path, f"has tensors, but {npz} cannot be read ({e.strerror})") from None
+    if hashlib.sha256(blob).hexdigest() != body["tensors_sha256"]:
+        raise RecordError(path, f"does not match its tensors {npz} (checksum)")
+    return body, blob
 
 
 def current(name: str, params: dict | None = None) -> bool:
-    """Is the committed record of `name` computed with these options by the code as it is now?"""
-    body = _committed(name, resolve(name, params or {}))
+    """Is the committed record of `name` computed with these options, from this data, by the code
+    as it is now? One that fails its check is not: it is to be recomputed and replaced."""
+    try:
+        body = _committed(name, resolve(name, params or {}))
+    except RecordError as e:
+        print(f"nrf: the record {e.path} {e.problem}: it is recomputed", flush=True)
+        return False
     return body is not None and body["provenance"].get("code") == store.fingerprint(section(name).run.__module__)
 
 
@@ -185,20 +250,47 @@ def committed(name: str, params: dict | None = None) -> bool:
 
 def _committed(name: str, cfg: dict) -> dict | None:
     """The JSON body of the committed record of `name`, if it was computed with options `cfg`
-    (read without its tensors, which only a match loads)."""
+    from the data they name here (_data_identities); a RecordError if it fails its check."""
     path = store.results_root() / cfg["profile"] / f"{name}.json"
     if not path.exists():
         return None
-    body = json.loads(path.read_text())
-    return body if body["options"] == jsonable(cfg) else None
+    body, _ = _read(path)
+    if body["options"] != jsonable(cfg):
+        return None
+    read = body["provenance"].get("data") or {}
+    found = _data_identities(cfg)
+    return body if found is None or [read.get("identity"), read.get("test_identity")] == found else None
+
+
+def require_clean(profile: str, commits=()) -> None:
+    """Committed medium and paper records name the commits that computed them (the record's and
+    its artifacts'), so that anyone can check out that code: a checkout with uncommitted changes
+    (git's "-dirty") names no such commit, and may not write them into its results/. Smoke
+    records are CI's, recomputed on every change; records written elsewhere (NRF_RESULTS) are not
+    the checkout's."""
+    if profile == "smoke" or store.results_root().resolve() != (store.REPO / "results").resolve():
+        return
+    dirty = sorted({c for c in [store.git_commit(), *commits] if c and c.endswith("-dirty")})
+    if dirty:
+        raise ValueError(f"{profile} records in results/{profile}/ must come from committed code, but this one would "
+                         f"name {', '.join(dirty)}: commit your changes first (artifacts computed from uncommitted "
+                         f"code are recomputed with `nrf reproduce {profile} --recompute` and an empty NRF_STORE)")
 
 
 def commit(name: str, params: dict | None = None, progress: bool = True) -> Path:
     """Compute (or fetch) a record and write it under results/<profile>/ to be committed."""
+    profile = resolve(name, params or {})["profile"]
+    require_clean(profile)  # before computing
     record = get(name, params, mode="fresh", progress=progress)
+    require_clean(profile, record["provenance"]["commits"])
     folder = store.results_root() / record["options"]["profile"]
     path = folder / f"{name}.json"
-    if _committed(name, resolve(name, record["options"])) is not None:  # a recomputation: does it agree?
+    try:
+        before = _committed(name, resolve(name, record["options"]))
+    except RecordError as e:
+        print(f"nrf: replacing the record {path}, which {e.problem}", flush=True)
+        before = None
+    if before is not None:  # a recomputation: does it agree?
         record["provenance"]["recomputation"] = agreement(name, load(path), record)
     # what a section commits beside its record (trained models), except for smoke: CI trains
     # those from scratch, and a committed model would be taken instead (zoo.trained)

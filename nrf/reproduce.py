@@ -9,6 +9,7 @@ the artifact store resumes (trained models, checkpoints). The table of stages (s
 memory) is written to results/PROFILE/reproduce.json, and the book's first page shows it.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -20,6 +21,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import records, runtime, store
+from .sweep import die_with_parent
+
+STOP_GRACE = 30  # seconds a stopped stage's process has to clean up before it is killed
 
 
 def run(profile: str, sections=records.SECTIONS, params: dict | None = None, recompute: bool = False,
@@ -46,6 +50,7 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, rec
         records.resolve(name, own[name])
     if budget is not None and not budget > 0:
         raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
+    records.require_clean(profile)  # before hours of compute, not after
     deadline = None if budget is None else time.monotonic() + budget
     earlier = {r["stage"]: r for r in _report(profile).get("stages", []) if r["seconds"] is not None}
     rows = []
@@ -79,23 +84,35 @@ def parts(name: str, params: dict) -> list[tuple[str, dict, bool]]:
 
 def _stage(name: str, params: dict, deadline: float | None, label: str, save: bool) -> dict:
     """One stage in its own process (`nrf compute NAME [--save]`), stopped at `deadline`: its
-    row of the table (named `label`), with the process's peak memory and, on a GPU, the device's."""
+    row of the table (named `label`), with the process's peak memory and, on a GPU, the device's.
+    Stopped itself (Ctrl-C, SIGTERM: nrf.cli.interrupt), it stops the stage's process and waits for
+    it; killed, the stage's process gets SIGTERM from the kernel (die_with_parent)."""
     argv = [sys.executable, "-m", "nrf.cli", "compute", name] + (["--save"] if save else [])
     for key, value in params.items():
         argv += ["-p", key, json.dumps(value)]
     with tempfile.TemporaryDirectory() as tmp:
         gpu_file = Path(tmp) / "gpu.json"
         start = time.perf_counter()
-        child = subprocess.Popen(argv, env={**os.environ, "NRF_RECORDS": "fresh", "NRF_GPU_PEAK_FILE": str(gpu_file)})
+        child = subprocess.Popen(argv, env={**os.environ, "NRF_RECORDS": "fresh", "NRF_GPU_PEAK_FILE": str(gpu_file)},
+                                 preexec_fn=functools.partial(die_with_parent, os.getpid()))
         stopped = False
-        while True:  # poll, so that the deadline can stop the stage
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG if deadline is not None else 0)
-            if pid:
-                break
-            if time.monotonic() >= deadline and not stopped:
-                child.terminate()
-                stopped = True
-            time.sleep(0.5)
+        try:
+            while True:  # poll, so that the deadline can stop the stage
+                pid, status, usage = os.wait4(child.pid, os.WNOHANG if deadline is not None else 0)
+                if pid:
+                    break
+                if time.monotonic() >= deadline and not stopped:
+                    child.terminate()
+                    stopped = True
+                time.sleep(0.5)
+        except BaseException:  # this process is stopping: so does the stage's, cleaning up first
+            child.terminate()
+            try:
+                child.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            raise
         code = os.waitstatus_to_exitcode(status)
         child.returncode = code  # reaped by wait4: tell Popen so it does not wait again
         gpu = json.loads(gpu_file.read_text())["peak_gpu_mib"] if gpu_file.exists() else None

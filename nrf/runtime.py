@@ -1,7 +1,9 @@
 """Devices, threads, seeds, provenance and atomic writes: what every run needs about where it runs."""
 
+import errno
 import os
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -102,16 +104,35 @@ def umask() -> int:
 def write_atomic(path, content: bytes | Callable[[BinaryIO], None]) -> Path:
     """Write `content` (bytes, or a function writing to a binary file) through a temporary file
     of its own in the same folder, then rename it into place: a kill mid-write never leaves a
-    torn file, and two writers never share a temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    torn file, and two writers never share a temporary file. A full disk is one line naming the
+    folder and the space needed (no_space), with nothing left behind."""
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(content) if isinstance(content, bytes) else content(f)
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; caches and stores are shared
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise no_space(path.parent, len(content) if isinstance(content, bytes) else None) from None
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # a full disk, or a full quota
+
+
+def no_space(folder, needed: int | None) -> ValueError:
+    """The one-line error for a write that found its disk full: where, and how much it needed."""
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    need = "" if needed is None else f" needs {needed / 2**20:.1f} MiB,"
+    return ValueError(f"no space left in {folder}: writing there{need} {free}; "
+                      "free some space there (or set NRF_STORE, NRF_CACHE or NRF_RESULTS to a larger disk)")

@@ -25,6 +25,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import math
 import os
 import shutil
 import socket
@@ -49,8 +50,13 @@ _trail: contextvars.ContextVar[list | None] = contextvars.ContextVar("nrf_store_
 
 
 def default_root() -> Path:
-    """$NRF_STORE if set, else `store/` in the checkout."""
-    return Path(os.environ.get("NRF_STORE", REPO / "store"))
+    """$NRF_STORE if set, else `store/` in the checkout. Set but empty is an error: it would
+    put the store in whatever folder the command runs in."""
+    root = os.environ.get("NRF_STORE")
+    if root == "":
+        raise ValueError("NRF_STORE is set but empty (the store would land in the current folder): unset it for "
+                         f"{REPO / 'store'}, or set it to a folder")
+    return Path(root) if root else REPO / "store"
 
 
 def results_root() -> Path:
@@ -179,7 +185,7 @@ def _load(folder: Path) -> tuple[dict, dict] | None:
         if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
             raise ValueError("checksum mismatch")
         return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False), meta
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # not stored (fetch says so when a folder is a file)
         return None
     except PermissionError as e:  # another user's artifact: say so, never discard it as corrupt
         raise ValueError(f"cannot read the stored artifact {folder}: {e.strerror}; a store shared by several users "
@@ -190,7 +196,8 @@ def _load(folder: Path) -> tuple[dict, dict] | None:
 
 
 def _save(folder: Path, kind: str, params: dict, result: dict, seconds: float) -> dict:
-    """Write result atomically: into a temporary folder, then renamed into place."""
+    """Write result atomically: into a temporary folder, then renamed into place. A full disk
+    leaves no temporary folder behind and is one line (runtime.no_space)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(result, buf)
@@ -198,10 +205,19 @@ def _save(folder: Path, kind: str, params: dict, result: dict, seconds: float) -
     meta = {"kind": kind, "key": folder.name, "params": canonical(params), "version": __version__,
             "sha256": hashlib.sha256(blob).hexdigest(), "created": now(), "hardware": runtime.hardware(),
             "compute": runtime.compute_id(), "commit": git_commit(), "seconds": seconds}
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    os.chmod(tmp, 0o777 & ~runtime.umask())  # mkdtemp makes it private; a store is shared like a data set
-    (tmp / "result.pt").write_bytes(blob)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    text = json.dumps(meta, indent=1, sort_keys=True)
+    tmp = None
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        os.chmod(tmp, 0o777 & ~runtime.umask())  # mkdtemp makes it private; a store is shared like a data set
+        (tmp / "result.pt").write_bytes(blob)
+        (tmp / "meta.json").write_text(text)
+    except OSError as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno in runtime.NO_SPACE:
+            raise runtime.no_space(folder.parent, len(blob) + len(text)) from None
+        raise
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
@@ -235,9 +251,8 @@ def fetch(kind: str, params: dict, compute: Callable[[Path], dict], root: Path |
         try:  # a store this user cannot write says so before anything computes
             workdir.mkdir(parents=True, exist_ok=True)
             lock = open(workdir / "lock", "a+")
-        except PermissionError as e:
-            raise ValueError(f"the store {folder.parent.parent} is not writable ({e.strerror}: {e.filename}): "
-                             "set NRF_STORE to a folder you can write") from None
+        except OSError as e:
+            raise _unwritable(folder.parent.parent, workdir, e) from None
         with lock:  # parallel sweep points: one computes, the others wait
             _acquire(lock, f"{kind} {folder.name}")
             found = _load(folder)  # computed while this process waited
@@ -253,11 +268,38 @@ def fetch(kind: str, params: dict, compute: Callable[[Path], dict], root: Path |
     return result
 
 
+def _unwritable(root: Path, workdir: Path, error: OSError) -> ValueError:
+    """The one-line error for a store where an artifact's folder cannot be made: a store (or one
+    of its folders) that is a file, or one this user cannot write (permissions, read-only disk)."""
+    file = next((p for p in (workdir, *workdir.parents) if p.exists() and not p.is_dir()), None)
+    if file == root:
+        return ValueError(f"the store {root} is a file, not a folder: set NRF_STORE to a folder")
+    if file is not None:
+        return ValueError(f"the store {root} needs {file} to be a folder, but it is a file: move it away, "
+                          "or set NRF_STORE to another folder")
+    if error.errno in runtime.NO_SPACE:
+        return runtime.no_space(root, None)
+    return ValueError(f"the store {root} is not writable ({error.strerror}: {error.filename}): "
+                      "set NRF_STORE to a folder you can write")
+
+
+def _lock_timeout() -> float:
+    """$NRF_LOCK_TIMEOUT: seconds to wait for another process's computation (default: forever)."""
+    value = os.environ.get("NRF_LOCK_TIMEOUT", "inf")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0:
+        raise ValueError(f"NRF_LOCK_TIMEOUT must be a number of seconds >= 0 (or inf), got {value!r}")
+    return seconds
+
+
 def _acquire(lock, what: str) -> None:
     """Take the lock of a missing artifact. While another process holds it, say which one (its
     pid, host and start, written in the lock file) every WAIT_NOTICE seconds; give up after
     $NRF_LOCK_TIMEOUT seconds if set."""
-    timeout = float(os.environ.get("NRF_LOCK_TIMEOUT", "inf"))
+    timeout = _lock_timeout()
     start = time.monotonic()
     notice = -WAIT_NOTICE
     while True:

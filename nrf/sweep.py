@@ -25,7 +25,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +42,7 @@ BOOK = Path(__file__).resolve().parent.parent / "book"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 EXECUTORS = ("local", "slurm")
 OK = ("done", "skipped")  # the other statuses: failed, cancelled, timeout
+LARGE_GRID = 1000  # points beyond which a sweep warns (the paper's full grid is 144)
 
 
 def source(section: str, notebook: Path | None = None) -> Path:
@@ -58,8 +61,9 @@ def execute(section: str, params: dict, out: str | Path, *, notebook: Path | Non
             log: TextIO | None = None) -> Path:
     """Execute a section's notebook with papermill into `out`, the kernel working in the
     notebook's folder; with `log`, the cells' output streams go there instead of a progress bar.
-    The kernel talks over unix sockets in a folder of its own: TCP ports picked by kernels started
-    at the same time can collide (nteract/papermill#511)."""
+    The kernel talks over unix sockets in a temporary folder of its own, which also holds its
+    connection file: TCP ports picked by kernels started at the same time can collide
+    (nteract/papermill#511), and an interrupted run (Ctrl-C, SIGTERM) removes the one folder."""
     import jupytext
     import papermill
     from traitlets.config import Config
@@ -69,10 +73,27 @@ def execute(section: str, params: dict, out: str | Path, *, notebook: Path | Non
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="nrf-kernel-") as sockets:
-        papermill.execute_notebook(jupytext.read(path), str(out), parameters=params, cwd=str(path.parent),
-                                   progress_bar=log is None, stdout_file=log, stderr_file=log,
-                                   config=Config(KernelManager={"transport": "ipc", "ip": f"{sockets}/kernel"}))
+        try:
+            papermill.execute_notebook(jupytext.read(path), str(out), parameters=params, cwd=str(path.parent),
+                                       progress_bar=log is None, stdout_file=log, stderr_file=log,
+                                       config=Config(KernelManager={"transport": "ipc", "ip": f"{sockets}/kernel",
+                                                                    "connection_file": f"{sockets}/kernel.json"}))
+        except BaseException:
+            _kill_kernel(sockets)
+            raise
     return out
+
+
+def _kill_kernel(sockets: str) -> None:
+    """Kill the kernel whose connection file is in the folder `sockets`, if it still runs: papermill
+    stops a kernel interrupted while it runs cells, not one interrupted while it starts, which
+    would outlive its run and write a connection file of its own (Linux: read from /proc)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if sockets in cmdline.read_bytes().decode(errors="replace"):
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        except OSError:  # it ended meanwhile, or is not ours to read
+            continue
 
 
 class _KnownToThePage(logging.Filter):
@@ -174,14 +195,28 @@ def default_workers(devices: list[str]) -> int:
     return len(devices) or max(1, (os.cpu_count() or 1) // threads())
 
 
-def check(section: str, every: list[dict]) -> None:
-    """Each point's parameters, checked against the section's options before anything runs."""
+def check(section: str, every: list[dict]) -> list[str]:
+    """Each point's parameters, checked against the section's options before anything runs, with
+    the profile the notebook takes when none is given (records.default_profile); returns each
+    point's profile (none for a notebook without a section module: it checks its parameters)."""
     if importlib.util.find_spec(f"nrf.sections.{section}") is None:
-        return  # a notebook without a section module (tests): the notebook checks its parameters
+        return []
     from nrf import records
 
+    default = records.default_profile(section)
     for params in every:
-        records.resolve(section, params)
+        records.resolve(section, {"profile": default, **params})
+    return [params.get("profile", default) for params in every]
+
+
+def warn_paper_on_cpu(profiles: list[str]) -> None:
+    """The paper profile trains the paper's models (ResNet-18s of width 64, for 150 epochs): it is
+    meant for a GPU, and a user who runs it on the CPU is told so."""
+    from nrf.runtime import default_device
+
+    if "paper" in profiles and default_device().type == "cpu":
+        warnings.warn("the paper profile on the CPU: it trains the paper's models, hours to days each here; "
+                      "it is meant for a GPU (NRF_DEVICE)")
 
 
 def _done(folder: Path) -> dict | None:
@@ -196,10 +231,11 @@ def _record(params: dict, folder: Path, section: str, status: str, seconds: floa
             "seconds": seconds, "error": error}
 
 
-def _point(section: str, notebook: Path, params: dict, folder: Path, env: dict) -> dict:
+def _point(section: str, notebook: Path, params: dict, folder: Path, env: dict,
+           running: "_Running | None" = None) -> dict:
     """Execute one point in a subprocess; its stdout and stderr become the point's log. The point
     folder is claimed first (a lock held while it runs), so two sweeps into one folder never run
-    the same point; the subprocess dies with this process."""
+    the same point; the subprocess dies with this process, and `running` can stop it."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "claim", "a+") as claim:
         try:
@@ -217,8 +253,9 @@ def _point(section: str, notebook: Path, params: dict, folder: Path, env: dict) 
         job = {"section": section, "notebook": str(notebook), "params": params, "out": str(folder / f"{section}.ipynb")}
         start = time.perf_counter()
         with open(folder / "log.txt", "w") as log:
-            code = subprocess.run([sys.executable, "-u", "-m", "nrf.sweep", json.dumps(job)], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, preexec_fn=functools.partial(_die_with_parent, os.getpid())).returncode
+            code = (running.popen if running else subprocess.Popen)(
+                [sys.executable, "-u", "-m", "nrf.sweep", json.dumps(job)], env=env, stdout=log,
+                stderr=subprocess.STDOUT, preexec_fn=functools.partial(die_with_parent, os.getpid())).wait()
         seconds = round(time.perf_counter() - start, 2)
         if code != 0:
             text = ANSI.sub("", (folder / "log.txt").read_text(errors="replace"))
@@ -230,9 +267,10 @@ def _point(section: str, notebook: Path, params: dict, folder: Path, env: dict) 
         return _record(params, folder, section, "done", seconds, None)
 
 
-def _die_with_parent(parent: int) -> None:
-    """In a point's subprocess, before it starts: SIGTERM when the sweep process dies (Linux),
-    however it dies. The point's kernel exits when its parent does (ipykernel polls it)."""
+def die_with_parent(parent: int) -> None:
+    """In a child process (a sweep's point, a reproduce stage), before it starts: SIGTERM when the
+    thread that started it dies (Linux), however it dies. The child cleans up on SIGTERM as on
+    Ctrl-C (nrf.cli.interrupt); a point's kernel exits with the point."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the sweep died before prctl took effect
@@ -266,6 +304,9 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
         if clash := sorted(set(point) & set(fixed)):
             raise ValueError(f"parameter {clash[0]!r} is both swept and fixed")
     every = [{**fixed, **point} for point in todo]
+    if len(every) > LARGE_GRID:
+        warnings.warn(f"the grid has {len(every):,} points: each is a run of the {section} notebook "
+                      f"(the paper's full constructed-data grid is 144)")
     root = Path(out or "runs/sweep").resolve() / section
     try:
         folders = [root / point_name(point, params) for point, params in zip(todo, every)]
@@ -274,8 +315,7 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
     if len(set(folders)) < len(folders):
         raise ValueError("points must be distinct: the grid or points list repeats a point")
 
-    if notebook is None:
-        check(section, every)
+    profiles = check(section, every) if notebook is None else []
     if executor == "slurm":
         from nrf import slurm as cluster
 
@@ -287,6 +327,7 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
         else:
             todo.append((i, params, folder))
     if executor == "local":
+        warn_paper_on_cpu(profiles)
         finished = _local(section, path, todo, workers)
     else:
         finished = cluster.execute(section, path, todo, root, submit, workers)
@@ -305,7 +346,8 @@ def run(section: str, grid: dict | None = None, *, points: list[dict] | None = N
 
 def _local(section: str, notebook: Path, todo: list[tuple[int, dict, Path]], workers: int | None):
     """Run the points `todo` (index, parameters, folder) here, `workers` at a time (default_workers),
-    and yield (index, record) as each ends; points still running when the sweep stops are killed."""
+    and yield (index, record) as each ends; when the sweep stops (Ctrl-C, SIGTERM, an error), the
+    points still running are stopped and those not started never start."""
     devices = gpus()
     workers = workers or default_workers(devices)
     slots = queue.Queue()
@@ -315,17 +357,41 @@ def _local(section: str, notebook: Path, todo: list[tuple[int, dict, Path]], wor
     def one(params: dict, folder: Path) -> dict:
         slot = slots.get()
         try:
-            return _point(section, notebook, params, folder, worker_env(slot, devices))
+            return _point(section, notebook, params, folder, worker_env(slot, devices), running)
         finally:
             slots.put(slot)
 
+    running = _Running()
     pool = ThreadPoolExecutor(workers)
     try:
         futures = {pool.submit(one, params, folder): i for i, params, folder in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:
-        pool.shutdown(cancel_futures=True)
+        running.stop()
+        pool.shutdown(cancel_futures=True)  # waits for the stopped points' processes to end
+
+
+class _Running:
+    """The processes of a local sweep's points: stop() sends each running one SIGTERM (a point
+    then cleans up as on Ctrl-C: its kernel and temporary files) and lets no new one start."""
+
+    def __init__(self):
+        self.lock, self.processes, self.stopped = threading.Lock(), [], False
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        with self.lock:
+            if self.stopped:
+                raise RuntimeError("the sweep has stopped: no point starts")
+            self.processes = [p for p in self.processes if p.poll() is None]
+            self.processes.append(subprocess.Popen(*args, **kwargs))
+            return self.processes[-1]
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            for process in self.processes:
+                process.terminate()  # Popen signals only a process it has not reaped
 
 
 def table(records: list[dict]) -> str:
@@ -342,11 +408,16 @@ def _child(job: str) -> None:
     """One point, in its own process: papermill's error (the cell's traceback) ends the log."""
     from papermill.exceptions import PapermillExecutionError
 
+    from nrf.cli import interrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # stopped by its sweep: clean up as on Ctrl-C
     job = json.loads(job)
     try:
         execute(job["section"], job["params"], job["out"], notebook=Path(job["notebook"]), log=sys.stdout)
     except PapermillExecutionError as e:
         sys.exit(ANSI.sub("", str(e)))
+    except KeyboardInterrupt:
+        sys.exit("stopped: the sweep was interrupted")
 
 
 if __name__ == "__main__":

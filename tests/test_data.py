@@ -1,7 +1,9 @@
+import errno
 import hashlib
 import io
 import os
 import pickle
+import shutil
 import tarfile
 import zipfile
 
@@ -21,10 +23,10 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def png(arr: np.ndarray) -> bytes:
+def png(arr: np.ndarray, compress_level: int = 6) -> bytes:
     """Lossless encoding, so decoded pixels equal the array exactly."""
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
+    Image.fromarray(arr).save(buf, "PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -131,6 +133,89 @@ def test_cache_follows_source_changes(tmp_path, fake):
     os.utime(edited, ns=(old + 10**9, old + 10**9))  # an edit a second later, whatever the clock's tick
     after = data.load_cifar10(tree, "test", progress=False)
     assert after.identity != before.identity and after.x[0, :, 0, 0].tolist() == img[0, 0].tolist()
+
+
+def test_cache_is_keyed_by_content_not_stat(tmp_path, fake):
+    """An image rewritten at the same size with its mtime put back is decoded again (a cache
+    keyed by size and mtime served the old pixels); a copy elsewhere is a cache hit."""
+    tree = write_tree(tmp_path / "tree", fake)
+    edited = tree / "test" / "cat" / "0001.png"
+    edited.write_bytes(png(fake["test"][3][1], compress_level=0))  # stored, not deflated: size = f(shape)
+    before = data.load_cifar10(tree, "test", progress=False)
+    img = fake["test"][3][1].copy()
+    img[5, 5] = 255 - img[5, 5]
+    old = edited.stat()
+    edited.write_bytes(png(img, compress_level=0))
+    os.utime(edited, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert edited.stat().st_size == old.st_size and edited.stat().st_mtime_ns == old.st_mtime_ns
+    after = data.load_cifar10(tree, "test", progress=False)
+    assert after.identity != before.identity and after.x[7, :, 5, 5].tolist() == img[5, 5].tolist()
+    assert data.cifar10_identity(tree, "test") == after.identity
+    shutil.copytree(tree, tmp_path / "copy")
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(data, "_decode_all", lambda *a, **k: pytest.fail("a copy of cached data was decoded again"))
+        assert data.load_cifar10(tmp_path / "copy", "test", progress=False).identity == after.identity
+
+
+def test_identity_without_loading(tmp_path, fake, monkeypatch):
+    with tarfile.open(tmp_path / "c.tar.gz", "w:gz") as tar:
+        tar.add(write_tree(tmp_path / "tree", fake), arcname="cifar")
+    first = data.cifar10_identity(tmp_path / "c.tar.gz", "train")  # decoded (and cached) the first time
+    assert first == data.load_cifar10(tmp_path / "c.tar.gz", "train", progress=False).identity
+    assert data.cifar10_identity(tmp_path / "tree", "train") == first  # the same images in a folder
+    monkeypatch.setattr(data, "_decode_all", lambda *a, **k: pytest.fail("decoded to learn an identity"))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("loaded the arrays to learn an identity"))
+    assert data.cifar10_identity(tmp_path / "c.tar.gz", "train") == first
+    assert data.cifar10_identity(tmp_path / "tree", "train") == first
+
+
+def test_two_trees_in_one_source_are_ambiguous(tmp_path, fake):
+    a, b = write_tree(tmp_path / "a", fake), write_tree(tmp_path / "b", fake)
+    with tarfile.open(tmp_path / "two.tar.gz", "w:gz") as tar:  # tar czf two.tar.gz a b
+        tar.add(a, arcname="a")
+        tar.add(b, arcname="b")
+    with pytest.raises(ValueError, match=r"two.tar.gz is ambiguous: it holds 'train/<class>/<image>' under 2 "
+                                         r"folders \(a/, b/\)"):
+        data.load_cifar10(tmp_path / "two.tar.gz", "train", progress=False)
+    with zipfile.ZipFile(tmp_path / "twice.zip", "w") as z:
+        for f in sorted(a.rglob("*.png")):
+            z.write(f, f.relative_to(a).as_posix())
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            z.write(a / "test" / "dog" / "0001.png", "test/dog/0001.png")
+    with pytest.raises(ValueError, match="holds test/dog/0001.png twice"):
+        data.load_cifar10(tmp_path / "twice.zip", "test", progress=False)
+    (tmp_path / "both").mkdir()
+    a.rename(tmp_path / "both" / "a")
+    b.rename(tmp_path / "both" / "b")
+    with pytest.raises(ValueError, match="cannot tell the layout"):  # a folder: one tree at its top, or none
+        data.load_cifar10(tmp_path / "both", "train", progress=False)
+
+
+def test_a_full_cache_disk_is_one_line_and_leaves_nothing(cache, monkeypatch):
+    real_fdopen = os.fdopen
+
+    def full_disk(fd, *args, **kwargs):  # the disk fills 1000 bytes into the file
+        f = real_fdopen(fd, *args, **kwargs)
+        write = f.write
+
+        def write_some(blob):
+            write(blob[:1000])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        f.write = write_some
+        return f
+
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    with pytest.raises(ValueError, match=r"no space left in .*cache: writing there needs 2.9 MiB") as e:
+        data.load_cifar10("sample", "test", progress=False)
+    assert "\n" not in str(e.value) and list(cache.iterdir()) == []
+
+
+def test_cache_folder_must_be_a_folder(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("NRF_CACHE", str(tmp_path / "file"))
+    with pytest.raises(ValueError, match=r"the data cache .*file is a file, not a folder: set NRF_CACHE"):
+        data.load_cifar10("sample", "test", progress=False)
 
 
 # --- bad input fails early and says what it expected ----------------------------------------
@@ -317,3 +402,35 @@ def test_cut_sample(tmp_path, fake):
     with pytest.raises(SystemExit) as e:
         cli.main(["cut-sample", "--source", str(tmp_path / "nope"), "--out", str(tmp_path / "d.tar.gz")])
     assert e.value.code == 2 and not (tmp_path / "d.tar.gz").exists()
+
+
+def test_cut_sample_never_overwrites_its_source(tmp_path, fake):
+    a = tmp_path / "a.tar.gz"
+    data.cut_sample(write_tree(tmp_path / "tree", fake), a, train_per_class=3, test_per_class=2)
+    blob = a.read_bytes()
+    (tmp_path / "link.tar.gz").symlink_to(a)
+    os.link(a, tmp_path / "hard.tar.gz")
+    for out in (a, tmp_path / "link.tar.gz", tmp_path / "hard.tar.gz"):
+        with pytest.raises(ValueError, match="is the source: write the sample to another file"):
+            data.cut_sample(a, out, train_per_class=2, test_per_class=1)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["cut-sample", "--source", str(a), "--out", str(a), "--train-per-class", "2"])
+    assert e.value.code == 2 and a.read_bytes() == blob and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.tar.gz", "hard.tar.gz", "link.tar.gz", "tree"]
+
+
+def test_known_archives_are_what_they_decode_to(tmp_path, monkeypatch):
+    """nrf/sample/identities.json names the identities of the sample and of full CIFAR-10's JPEG
+    archive, so that records are checked against them without decoding: each entry is checked
+    here against the archive decoded, where this machine has it."""
+    known = data._known_archives()
+    found = {data._file_sha256(p, data._signature(p)): p for p in (data.SAMPLE, data.full_cifar10_path()) if p}
+    assert data._file_sha256(data.SAMPLE, data._signature(data.SAMPLE)) in known
+    for sha, archive in found.items():
+        for split in ("train", "test") if sha in known else ():
+            decoded = data.load_cifar10(archive, split, progress=False).identity
+            assert decoded.split("-")[-1] == known[sha][split]
+    monkeypatch.setattr(data, "_decode_all", lambda *a, **k: pytest.fail("decoded a known archive"))
+    assert data.cifar10_identity("sample", "test", cache_dir=tmp_path / "empty") == "cifar10-sample-test-" + \
+        known[data._file_sha256(data.SAMPLE, data._signature(data.SAMPLE))]["test"]
+    assert not (tmp_path / "empty").exists()  # nothing decoded, nothing cached

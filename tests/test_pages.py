@@ -66,5 +66,6 @@ def test_provenance_compares_with_the_papers_own_grid(bare):
     """The paper profile trains one point of the paper's grid: a page names the paper's grid
     (grids/paper-full.yaml), not the profile's shortened default, as the paper's setting."""
     text = page.provenance(records.get("generalisation", {"profile": PROFILE}))
-    assert "train_epochs 12 (paper: 400)" in text and "lrs [0.05, 0.1] (paper: [0.01, 0.05, 0.1])" in text
-    assert "(paper: 100)" not in text
+    assert "train_epochs 12 (paper profile: 400)" in text
+    assert "lrs [0.05, 0.1] (paper profile: [0.01, 0.05, 0.1])" in text
+    assert "(paper profile: 100)" not in text and "(paper: " not in text

@@ -1,12 +1,13 @@
 """Result records: computed once, kept in the store, committed as JSON + npz, rendered alone."""
 
 import json
+import shutil
 import types
 
 import pytest
 import torch
 
-from nrf import records
+from nrf import data, records, zoo
 from nrf.options import Option
 
 CALLS = []
@@ -113,3 +114,126 @@ def test_a_recomputation_says_whether_it_agrees_with_the_committed_record(toy, m
     p = records.load(records.commit("toy", {}))["provenance"]
     assert p["recomputation"]["claims"][0]["differs"]
     assert "**Recomputed, and it differs" in page.recomputation(p) and "was +10 ± 1 points, now +20" in page.recomputation(p)
+
+
+def test_a_committed_record_is_checked(toy):
+    path = records.commit("toy", {})
+    text = path.read_text()
+    assert records.get("toy", {})["source"].startswith("committed")
+
+    def damaged(edit, message):
+        path.write_text(edit(json.loads(text)) if callable(edit) else edit)
+        for read in (lambda: records.get("toy", {}), lambda: records.load(path)):
+            with pytest.raises(records.RecordError, match=message) as e:
+                read()
+            assert str(e.value).startswith(f"the record {path} ") and "\n" not in str(e.value)
+        path.write_text(text)
+
+    def number(body):  # one number changed, as a hand edit would
+        body["results"]["acc"] = 0.9
+        return json.dumps(body)
+
+    def without(key, rehash=False):
+        def edit(body):
+            del body[key]
+            if rehash:
+                body["checksum"] = records.checksum(body)
+            return json.dumps(body)
+        return edit
+
+    damaged(number, "does not match its checksum")
+    damaged(without("checksum"), "has no 'checksum'")
+    damaged(without("options", rehash=True), "has no 'options'")
+    damaged(without("tensors_sha256"), "does not match its checksum")
+    damaged(without("tensors_sha256", rehash=True), "has no 'tensors_sha256' for the toy.npz beside it")
+    damaged(text[:-20], r"cannot be read \(Unterminated string")
+    damaged("[]", "has no 'checksum'")
+    npz = path.with_suffix(".npz")
+    blob = npz.read_bytes()
+    npz.unlink()
+    with pytest.raises(records.RecordError, match=r"has tensors, but .*toy.npz cannot be read \(No such file"):
+        records.get("toy", {})
+    npz.write_bytes(blob)
+    assert records.get("toy", {})["results"]["acc"] == 0.1
+
+
+def test_a_record_that_fails_its_check_is_recomputed_and_replaced(toy, capsys):
+    path = records.commit("toy", {})
+    assert records.current("toy", {})
+    blob = path.with_suffix(".npz").read_bytes()
+    path.with_suffix(".npz").write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    assert not records.current("toy", {})  # nrf reproduce recomputes it, not "committed"
+    assert "toy.json does not match its tensors" in capsys.readouterr().out
+    records.commit("toy", {})  # replaced, with nothing to compare against
+    assert "recomputation" not in records.load(path)["provenance"] and records.current("toy", {})
+
+
+def tree(root, seed):
+    """A tiny CIFAR-10 ImageFolder tree: one random 32x32 PNG per class and split."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(seed)
+    for split in ("train", "test"):
+        for c in data.CIFAR10_CLASSES:
+            (root / split / c).mkdir(parents=True)
+            pixels = torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8, generator=g).numpy()
+            Image.fromarray(pixels).save(root / split / c / "0.png")
+    return root
+
+
+def run_on_data(cfg, progress=True):
+    CALLS.append(cfg)
+    train, test = zoo.load_data(cfg["data"])
+    return {"results": {"first_pixel": int(train.x[0, 0, 0, 0])}, "data": records.data_note(train, test)}
+
+
+DATA_TOY = types.SimpleNamespace(OPTIONS=[Option("data", "sample", "the data", kind="str")], run=run_on_data,
+                                 verdicts=lambda rec: [])
+
+
+def test_records_are_keyed_by_the_data_they_read(toy, monkeypatch, tmp_path):
+    """Not by the `data` option's text: NRF_CIFAR10 pointing at other data, or a folder whose
+    images were replaced, computes anew instead of returning the old record."""
+    monkeypatch.setattr(records, "section", lambda name: DATA_TOY)
+    monkeypatch.setenv("NRF_CACHE", str(tmp_path / "cache"))
+    a, b = tree(tmp_path / "a", seed=1), tree(tmp_path / "b", seed=2)
+    monkeypatch.setenv("NRF_CIFAR10", str(a))
+    records.commit("toy", {"data": "cifar10"})
+    first = records.get("toy", {"data": "cifar10"})
+    assert first["source"].startswith("committed") and len(CALLS) == 1
+    monkeypatch.setenv("NRF_CIFAR10", str(b))
+    assert not records.committed("toy", {"data": "cifar10"}) and not records.current("toy", {"data": "cifar10"})
+    other = records.get("toy", {"data": "cifar10"})
+    assert other["source"].startswith("store") and len(CALLS) == 2
+    assert other["provenance"]["data"]["identity"] != first["provenance"]["data"]["identity"]
+    assert records.get("toy", {"data": "cifar10"})["results"] == other["results"] and len(CALLS) == 2
+    monkeypatch.setenv("NRF_CIFAR10", str(tmp_path / "absent"))  # no data here: the committed record is all there is
+    assert records.get("toy", {"data": "cifar10"})["source"].startswith("committed")
+
+    monkeypatch.setenv("NRF_RECORDS", "fresh")
+    folder = tmp_path / "data"
+    shutil.copytree(a, folder)
+    assert records.get("toy", {"data": str(folder)})["results"] == first["results"] and len(CALLS) == 3
+    shutil.rmtree(folder)
+    shutil.copytree(b, folder)  # the same path, other images
+    assert records.get("toy", {"data": str(folder)})["results"] == other["results"] and len(CALLS) == 4
+
+
+def test_medium_and_paper_records_come_from_committed_code(toy, monkeypatch):
+    """results/medium and results/paper name the commit that computed them: a dirty checkout (or
+    an artifact computed from one) may not write there; smoke and records written elsewhere may."""
+    from nrf import store
+    monkeypatch.delenv("NRF_RESULTS")
+    monkeypatch.setattr(store, "REPO", toy)
+    monkeypatch.setattr(store, "git_commit", lambda: "0123456789-dirty")
+    with pytest.raises(ValueError, match=r"medium records in results/medium/ must come from committed code.*-dirty"):
+        records.commit("toy", {"profile": "medium"})
+    assert not CALLS and not (toy / "results" / "medium").exists()  # refused before computing
+    assert records.commit("toy", {"profile": "smoke"}).exists()
+    monkeypatch.setattr(store, "git_commit", lambda: "0123456789")  # a clean checkout, a dirty artifact
+    monkeypatch.setattr(records, "get", lambda *a, **k: {"provenance": {"commits": ["0123456789", "abc-dirty"]}})
+    with pytest.raises(ValueError, match=r"would name abc-dirty"):
+        records.commit("toy", {"profile": "paper"})
+    monkeypatch.setenv("NRF_RESULTS", str(toy / "elsewhere"))
+    monkeypatch.setattr(store, "git_commit", lambda: "0123456789-dirty")
+    records.require_clean("paper")  # not the checkout's results/: allowed

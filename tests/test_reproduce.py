@@ -72,3 +72,32 @@ def test_models_stage_is_one_process_per_model():
     assert [save for _, _, save in parts] == [False] * len(zoo.ROLES) + [True]
     assert parts[2][1] == {"profile": "paper", "roles": [zoo.ROLES[2]]}
     assert reproduce.parts("gallery", {"profile": "paper"}) == [("gallery", {"profile": "paper"}, True)]
+
+
+def test_a_committed_record_that_fails_its_check_is_recomputed(tmp_path, monkeypatch):
+    """A corrupt committed .npz is not "committed": reproduce computes the stage again and
+    replaces the record (the stage's process is stood in for by an in-process commit)."""
+    import torch
+    from types import SimpleNamespace
+
+    from nrf.options import Option
+
+    def run(cfg, progress=True):
+        return {"results": {"n": cfg["n"]}, "tensors": {"delta": torch.ones(3)}, "data": {"identity": "toy"}}
+
+    toy = SimpleNamespace(OPTIONS=[Option("n", 1, "a number", kind="int")], run=run, verdicts=lambda rec: [])
+    monkeypatch.setattr(records, "section", lambda name: toy)
+    monkeypatch.setenv("NRF_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
+
+    def stage(name, params, *rest):
+        records.commit(name, params, progress=False)
+        return {"stage": name, "status": "computed", "seconds": 1.0, "peak_memory_mib": 1, "peak_gpu_mib": None}
+
+    monkeypatch.setattr(reproduce, "_stage", stage)
+    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",), progress=False)] == ["computed"]
+    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",), progress=False)] == ["committed"]
+    npz = tmp_path / "results" / "smoke" / "locality.npz"
+    npz.write_bytes(npz.read_bytes()[:-10])
+    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",), progress=False)] == ["computed"]
+    assert torch.equal(records.load(npz.with_suffix(".json"))["tensors"]["delta"], torch.ones(3))

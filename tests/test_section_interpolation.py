@@ -35,11 +35,13 @@ def test_bad_options_fail_before_training(tiny, forbid, bad, match):
         records.get("interpolation", {**TINY, **bad}, progress=False)
 
 
-def record(accs: dict, ks=(1, 2, 8), restrict_k=2, fine=False, n_test=1000, chance=0.1):
-    """A hand-made record: the best final test accuracy of each data set."""
+def record(accs: dict, ks=(1, 2, 8), restrict_k=2, fine=False, n_test=10_000, chance=0.1):
+    """A hand-made record: a one-point grid, the final test accuracy of each data set."""
     rows = {str(k): {1: "adv", 8: "univ"}.get(k, f"univ-K{k}") for k in ks}
-    return {"results": {"K": rows, "restrict_K": restrict_k, "best": {n: {"final_acc": a} for n, a in accs.items()},
-                        "n_test": n_test, "chance": chance, "fine_labels": fine}}
+    points = [{"dataset": n, "final_acc": a} for n, a in accs.items()]
+    return {"results": {"K": rows, "restrict_K": restrict_k, "points": points,
+                        "best": {p["dataset"]: p for p in points}, "n_test": n_test, "chance": chance,
+                        "fine_labels": fine}}
 
 
 FALLS = {"adv": 0.6, "univ-K2": 0.45, "univ": 0.3, "adv-half": 0.6, "univ-class": 0.46}
@@ -48,6 +50,12 @@ FALLS = {"adv": 0.6, "univ-K2": 0.45, "univ": 0.3, "adv-half": 0.6, "univ-class"
 @pytest.mark.parametrize("accs, statuses", [
     (FALLS, ["holds", "holds", "holds", "not applicable"]),
     ({**FALLS, "adv-half": 0.46}, ["holds", "does not hold", "holds", "not applicable"]),
+    # one-sided in the paper's direction: D_adv at eps/2 below D_univ at K = 2 is no support
+    ({**FALLS, "adv-half": 0.3}, ["holds", "does not hold", "holds", "not applicable"]),
+    # "improves modestly": a 4-point gain is not ruled below the 5-point margin at 2 s.e.
+    ({**FALLS, "univ-class": 0.49}, ["holds", "holds", "does not hold", "not applicable"]),
+    # K = 1 less than 10 points above chance decides nothing
+    ({**FALLS, "adv": 0.19}, ["cannot be tested", "cannot be tested", "cannot be tested", "not applicable"]),
     ({**FALLS, "univ-class": 0.65}, ["holds", "holds", "does not hold", "not applicable"]),
     ({**FALLS, "univ": 0.6}, ["does not hold", "holds", "holds", "not applicable"]),
     ({n: 0.1 for n in FALLS}, ["cannot be tested", "cannot be tested", "cannot be tested", "not applicable"]),
@@ -57,6 +65,6 @@ def test_verdicts(accs, statuses):
 
 
 def test_verdicts_without_k2_and_with_fine_labels():
-    found = interpolation.verdicts(record({n: a for n, a in FALLS.items() if n != "univ-K2"} | {"univ-K4": 0.4},
+    found = interpolation.verdicts(record({n: a for n, a in FALLS.items() if n != "univ-K2"} | {"univ-K4": 0.45},
                                           ks=(1, 4, 8), restrict_k=4, fine=True))
     assert [v.status for v in found] == ["holds", "not applicable", "holds", "cannot be tested"]

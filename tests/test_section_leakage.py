@@ -46,19 +46,23 @@ def test_bad_options_fail_before_training(tiny, forbid, bad, match):
         records.get("leakage", {**TINY, **bad}, progress=False)
 
 
-def record(natural, robust, shifted, n_test=1000, chance=0.1):
-    """A hand-made record: test accuracy of the natural and robust probes on D_univ, and the share
-    the robust probe on the cyclic D_univ predicts as y + 1."""
-    return {"results": {"chance": chance, "n_test": n_test, "probes": {
-        "univ": {"natural": {"test_acc": natural}, "robust": {"test_acc": robust}},
-        "univ-cyclic": {"robust": {"shifted": shifted}}}}}
+def record(natural=0.4, others=0.35, robust=0.2, scratch=0.3, cyclic=0.19, n_test=10_000, chance=0.1):
+    """A hand-made record: test accuracy of the probes on D_univ (the source natural model, the
+    other natural models, the robust model) and of fresh ResNet-18s on D_univ and the cyclic D_univ."""
+    probes = {"natural": natural, "natural_seed1": others, "vgg16": others, "robust": robust}
+    points = [{"dataset": "univ", "final_acc": scratch}, {"dataset": "univ-cyclic", "final_acc": cyclic}]
+    return {"results": {"chance": chance, "n_test": n_test, "roles": list(probes),
+                        "probes": {"univ": {role: {"test_acc": a} for role, a in probes.items()}},
+                        "fresh": {"points": points, "best": {p["dataset"]: p for p in points}}}}
 
 
 @pytest.mark.parametrize("rec, statuses", [
-    (record(0.4, 0.11, 0.1), ["holds", "holds"]),
-    (record(0.4, 0.3, 0.1), ["does not hold", "holds"]),
-    (record(0.4, 0.1, 0.3), ["holds", "does not hold"]),
-    (record(0.11, 0.1, 0.1), ["cannot be tested", "holds"]),
+    (record(), ["holds", "holds"]),
+    (record(others=0.2), ["holds in part", "holds"]),  # other natural models' probes no better than the robust one
+    (record(scratch=0.15), ["holds in part", "holds"]),  # the fresh model below the robust probe
+    (record(others=0.1, scratch=0.1, robust=0.3), ["does not hold", "holds"]),
+    (record(cyclic=0.1), ["holds", "does not hold"]),  # trained on cyclic labels, it learns nothing of the classes
+    (record(natural=0.15), ["cannot be tested", "holds"]),  # the source's probe has no signal
 ])
 def test_verdicts(rec, statuses):
     assert [v.status for v in leakage.verdicts(rec)] == statuses

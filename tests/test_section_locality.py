@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import TINY as MODELS_TINY
 
-from nrf import attacks, models, patches, records, zoo
+from nrf import attacks, claims, models, patches, records, zoo
 from nrf.sections import locality
 
 # Two targets, a 32-image base set and 4 patches on 20 images: seconds on the tiny models.
@@ -28,6 +28,7 @@ def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
     whole = t["deltas_l2"].flatten(1).norm(dim=1)
     assert all(n <= w + 1e-5 for ns, w in zip(p["norms"], whole) for n in ns)
     assert [v.test for v in locality.verdicts(rec)] == ["I-F3, I-F14"]
+    assert len(p["q"]) == 2 and p["q_df"] == 3 and all(q >= 0 for q in p["q"])
 
     forbid(records, "compute", "a second call with the same options recomputed the record")
     forbid(zoo, "trained", "a second call with the same options trained a model")
@@ -44,6 +45,20 @@ def test_cut_rescales_l2_patches_to_the_largest_and_zeroes_the_rest():
     same, _ = patches.cut(delta, corners, 4, "linf")  # linf: no rescaling
     assert torch.equal(same[2, :, 2:6, 3:7], delta[:, 2:6, 3:7])
     assert same[2].abs().sum() == delta[:, 2:6, 3:7].abs().sum()
+
+
+def test_per_image_hits_are_the_hits_the_patches_were_scored_by(bare):
+    """locality.hits pairs patches image by image; its rates are patches.score's ASRs."""
+    torch.manual_seed(0)
+    model = models.build("resnet18", width=4).eval()
+    data = type("Data", (), {"x": (torch.rand(12, 3, 32, 32) * 255).to(torch.uint8), "identity": "random-12",
+                             "__len__": lambda self: 12})()
+    universal = {"deltas": torch.randn(2, 3, 32, 32) * 0.5, "targets": [1, 5]}
+    scored = patches.score(model, {"tiny": 1}, universal, data, norm="l2", n_patches=4, patch_size=11, n_eval=10,
+                           patch_seed=0, progress=False)
+    found = locality.hits(model, {"tiny": 1}, universal, scored, data, norm="l2")
+    assert found.shape == (2, 4, 10) and found.dtype == torch.bool
+    assert torch.allclose(found.float().mean(-1), scored["asr"])
 
 
 def test_asr_many_matches_attacks_asr():
@@ -76,22 +91,39 @@ def test_bad_options_fail_before_any_training(bad, name, tiny, forbid):
         records.get("locality", {**TINY, **bad}, progress=False)
 
 
-def made(asr, full=(0.5, 0.5), chance=(0.1, 0.1), n_eval=1000, extras=False):
-    """A hand-made locality record: two targets, patches scored on n_eval images."""
+def made(asr, q=(20.0, 20.0), full=(0.5, 0.5), chance=(0.1, 0.1), n_eval=1000, extras=False):
+    """A hand-made locality record: two targets, 4 patches scored on n_eval images, and each
+    target's Cochran's Q over its patches (3 degrees of freedom; q None: a record from before the
+    paired test)."""
     p = {"eps": 1.0, "asr": [list(a) for a in asr], "full": list(full), "chance": list(chance)}
+    if q is not None:
+        p.update(q=list(q), q_df=3)
     norms = {"l2": p, **({"linf": {**p, "eps": 8 / 255}} if extras else {})}
     return {"results": {"norm": "l2", "n_eval": n_eval, "norms": norms}}
 
 
 def test_verdicts():
-    varied, flat = [0.5, 0.1, 0.3, 0.1], [0.2, 0.21, 0.19, 0.2]
-    assert [v.status for v in locality.verdicts(made([varied, varied]))] == ["holds"]
-    assert [v.status for v in locality.verdicts(made([varied, flat]))] == ["holds in part"]
-    assert [v.status for v in locality.verdicts(made([flat, flat]))] == ["does not hold"]
-    # the same spread on 20 images is noise
-    assert [v.status for v in locality.verdicts(made([[0.15, 0.1, 0.05, 0.1]] * 2, n_eval=20))] == ["does not hold"]
+    asr = [[0.5, 0.1, 0.3, 0.1]] * 2
+    assert [v.status for v in locality.verdicts(made(asr))] == ["holds"]
+    assert [v.status for v in locality.verdicts(made(asr, q=(20.0, 2.0)))] == ["holds in part"]
+    # Q at its null (about df) is noise, however far apart the patches' ASRs look
+    assert [v.status for v in locality.verdicts(made(asr, q=(3.0, 2.0)))] == ["does not hold"]
     # no signal in the whole perturbations: nothing to localise
-    assert [v.status for v in locality.verdicts(made([varied, varied], full=(0.1, 0.1)))] == ["cannot be tested"]
-    found = locality.verdicts(made([varied, varied], extras=True))
+    assert [v.status for v in locality.verdicts(made(asr, full=(0.1, 0.1)))] == ["cannot be tested"]
+    # a record from before the paired test decides nothing
+    old = locality.verdicts(made(asr, q=None))
+    assert [v.status for v in old] == ["cannot be tested"] and "recompute" in old[0].detail
+    found = locality.verdicts(made(asr, extras=True))
     assert [(v.test, v.status) for v in found] == [("I-F3, I-F14", "holds"), ("I-F15", "holds")]
-    assert found[0].effect > 1 and found[0].spread is not None
+    assert found[0].effect == pytest.approx(20 / 3) and found[0].spread == 0
+    assert "did not run this on CIFAR-10" in found[0].criterion
+
+
+def test_cochran_q_pairs_patches_on_the_same_images():
+    """Two patches that hit the same images differ by nothing (Q = 0), however their rates
+    compare with binomial noise; patches hitting disjoint images differ strongly."""
+    same = [[1, 1, 1]] * 30 + [[0, 0, 0]] * 70
+    assert claims.cochran_q(same) == (0.0, 2)
+    apart = [[1, 0, 0]] * 30 + [[0, 0, 0]] * 70
+    q, df = claims.cochran_q(apart)
+    assert claims.chi2_z(q, df) > 5 and abs(claims.chi2_z(df, df)) < 0.5

@@ -38,6 +38,17 @@ def test_tally_counts_as_paper():
     assert r["pooled_fresh"]["b"] == pytest.approx(1 / 2) and r["source_rate"] == pytest.approx(3 / 5)
 
 
+def test_paired_keeps_the_pairs_both_kinds_send_to_t():
+    # four images aimed at targets (0, 1, 1, 0) of [0, 1]; image 3's label is its target (never counted)
+    raw = {"aimed": torch.tensor([0, 1, 1, 0]), "labels": torch.tensor([1, 0, 2, 0]),
+           "standard": {"natural": torch.tensor([0, 1, 1, 0]), "b": torch.tensor([0, 1, 2, 0])},
+           # universal[role][target row, image]: image 2 is not sent to 1 by the source's universal one
+           "universal": {"natural": torch.tensor([[0, 0, 0, 0], [1, 1, 2, 1]]),
+                         "b": torch.tensor([[2, 0, 0, 0], [1, 1, 1, 1]])}}
+    assert transfer.paired(raw, [0, 1], "b") == {"pairs": 2, "standard": 2, "universal": 1, "only_standard": 1,
+                                                 "only_universal": 0}
+
+
 def test_compare_pools_and_counts_wins():
     def kind(p, n):
         return {"pooled": {"b": p}, "pooled_kept": n, "rate": {"b": torch.tensor([p, float("nan")])}}
@@ -60,7 +71,9 @@ def test_record(tiny, forbid):
             assert [f + c for f, c in zip(k["fresh"][role], k["chance_hits"][role])] == k["kept"]
             for rate in (k["rate"][role], k["chance"][role], k["fresh_rate"][role]):
                 assert len(rate) == 2 and all(v is None or 0 <= v <= 1 for v in rate)
-    assert set(r["compare"]) == set(r["compare_fresh"]) == set(transfer.OTHERS)
+    assert set(r["compare"]) == set(r["paired"]) == set(transfer.OTHERS)
+    for p in r["paired"].values():
+        assert p["only_standard"] <= p["standard"] <= p["pairs"] and p["only_universal"] <= p["universal"] <= p["pairs"]
     assert rec["tensors"] == {} and rec["provenance"]["data"]["n_test"] > 0
     assert {v.status for v in transfer.verdicts(rec)} <= {"holds", "does not hold", "cannot be tested"}
 
@@ -112,23 +125,29 @@ def test_bad_options_fail_before_training(tiny, forbid, bad, match):
         records.get("transfer", {**TINY, **bad}, progress=False)
 
 
-def record(standard, universal, n_standard=400, n_universal=2000, acc=0.9):
-    """A hand-made record: the same pooled rates on both other models, kept and fresh."""
-    c = {"standard": standard, "universal": universal, "n_standard": n_standard, "n_universal": n_universal,
-         "wins": 3, "compared": 10}
+def record(only_standard, only_universal, pairs=1000, acc=0.9, tally=(0.6, 0.3)):
+    """A hand-made record: the same paired counts on both other models (the standard perturbation
+    transfers on 300 + only_standard pairs, the universal one on 300 + only_universal), and PAPER.md's
+    pooled tally."""
+    p = {"pairs": pairs, "standard": 300 + only_standard, "universal": 300 + only_universal,
+         "only_standard": only_standard, "only_universal": only_universal}
+    c = {"standard": tally[0], "universal": tally[1], "n_standard": 400, "n_universal": 2000, "wins": 3, "compared": 10}
     return {"results": {"others": list(transfer.OTHERS), "clean_acc": {r: acc for r in ("natural", *transfer.OTHERS)},
-                        "compare": {r: c for r in transfer.OTHERS}, "compare_fresh": {r: c for r in transfer.OTHERS}}}
+                        "compare": {r: c for r in transfer.OTHERS}, "paired": {r: p for r in transfer.OTHERS}}}
 
 
 def test_verdicts():
-    found = transfer.verdicts(record(0.6, 0.3))
-    assert len(found) == 4 and {v.status for v in found} == {"holds"} and {v.test for v in found} == {"I-F6"}
-    se = 100 * math.sqrt(0.24 / 400 + 0.21 / 2000)
-    assert found[0].effect == pytest.approx(30) and found[0].spread == pytest.approx(se)
-    assert "beyond chance" in found[2].claim and "weak" not in found[0].detail
-    assert {v.status for v in transfer.verdicts(record(0.32, 0.3))} == {"does not hold"}  # within noise
-    more = transfer.verdicts(record(0.2, 0.5))
-    assert {v.status for v in more} == {"does not hold"} and "more than" in more[0].detail
-    assert {v.status for v in transfer.verdicts(record(0.0, 0.3, n_standard=0))} == {"cannot be tested"}
-    assert {v.status for v in transfer.verdicts(record(0.0, 0.0))} == {"cannot be tested"}  # nothing transfers
-    assert "weak models" in transfer.verdicts(record(0.6, 0.3, acc=0.3))[0].detail
+    found = transfer.verdicts(record(150, 50))
+    assert len(found) == 2 and {v.status for v in found} == {"holds"} and {v.test for v in found} == {"I-F6"}
+    assert found[0].effect == pytest.approx(10) and found[0].spread == pytest.approx(100 * math.sqrt(200 - 10) / 1000)
+    assert "the paper's tally" in found[0].detail and "weak" not in found[0].detail
+    assert {v.status for v in transfer.verdicts(record(60, 50))} == {"does not hold"}  # within noise
+    # one-sided: universal perturbations transferring more is no support, however large
+    assert {v.status for v in transfer.verdicts(record(50, 150))} == {"does not hold"}
+    assert {v.status for v in transfer.verdicts(record(0, 0))} == {"cannot be tested"}  # no discordant pairs
+    assert "weak models" in transfer.verdicts(record(150, 50, acc=0.3))[0].detail
+    # a record from before the paired comparison decides nothing, and says why
+    old = record(150, 50)
+    del old["results"]["paired"]
+    assert {v.status for v in transfer.verdicts(old)} == {"cannot be tested"}
+    assert "recompute" in transfer.verdicts(old)[0].detail

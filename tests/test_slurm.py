@@ -8,10 +8,13 @@ its task cancel itself, outlive its time limit or lose its process. Every test i
 """
 
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -156,6 +159,45 @@ def test_what_sbatch_refuses_is_an_error(notebook, tmp_path):
         with pytest.raises(ValueError, match=f"sbatch refused the job array: .*({match})"):
             sweep.run("slurmtoy", {"a": [1]}, out=tmp_path, progress=False, notebook=notebook, executor="slurm",
                       slurm={**SMALL, **options})
+
+
+STOPPED = """
+import sys
+from pathlib import Path
+from nrf import cli, sweep
+sweep.BOOK = Path(sys.argv[1])
+cli.main(["sweep", "stopped", "--grid", "a=sleep", "--grid", "b=1,2", "--out", sys.argv[2], "--executor", "slurm",
+          "--workers", "1", "--cpus", "1", "--mem", "1", "--time", "5"])
+"""
+
+
+def test_sigterm_cancels_the_queued_and_running_tasks(notebook, tmp_path):
+    """SIGTERM to `nrf sweep --executor slurm` cancels its job array as Ctrl-C does: one task
+    running, one queued (--workers 1), and nothing left to run later unattended."""
+    shutil.copy(notebook, tmp_path / "stopped.py")
+
+    def tasks() -> list[str]:
+        out = subprocess.run(["squeue", "-h", "-n", "nrf-sweep-stopped", "-o", "%T"], capture_output=True, text=True)
+        return out.stdout.split()
+
+    assert tasks() == [], "an earlier run's tasks are still queued"
+    sweep_ = subprocess.Popen([sys.executable, "-c", STOPPED, str(tmp_path), str(tmp_path / "runs")],
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        while sorted(tasks()) != ["PENDING", "RUNNING"]:
+            assert sweep_.poll() is None, sweep_.stderr.read()
+            time.sleep(0.5)
+        sweep_.send_signal(signal.SIGTERM)
+        assert sweep_.wait(60) == 128 + signal.SIGTERM
+        assert "nrf sweep: stopped (SIGTERM)" in sweep_.stderr.read()
+        for _ in range(60):  # cancelled tasks leave the queue once their processes are gone
+            if not tasks():
+                break
+            time.sleep(0.5)
+        assert tasks() == []
+    finally:
+        sweep_.kill()
+        subprocess.run(["scancel", "-n", "nrf-sweep-stopped"])
 
 
 def test_timed_out_task_is_reported_as_such(notebook, tmp_path):

@@ -1,3 +1,4 @@
+import errno
 import importlib
 import os
 import sys
@@ -233,3 +234,63 @@ def test_a_second_user_reads_a_shared_store_and_is_told_it_cannot_write(capsys):
         assert "discarding" not in capsys.readouterr().out
     finally:
         shutil.rmtree(top)
+
+
+def test_a_full_disk_leaves_no_partial_artifact_and_is_one_line(tmp_path, monkeypatch):
+    compute, calls = counting({"x": torch.ones(1000)})
+    real = Path.write_bytes
+
+    def full_disk(self, blob):  # the disk fills 100 bytes into the file
+        real(self, blob[:100])
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(ValueError, match=r"no space left in .*/s: writing there needs 0.0 MiB, [\d.]+ MiB free") as e:
+        store.fetch("s", {}, compute, root=tmp_path)
+    assert "\n" not in str(e.value) and len(calls) == 1
+    leftovers = [p.name for p in (tmp_path / "s").iterdir()]
+    assert not [n for n in leftovers if n.startswith(".")], leftovers  # no partial .KEY.*/result.pt
+    monkeypatch.undo()
+    assert torch.equal(store.fetch("s", {}, compute, root=tmp_path)["x"], torch.ones(1000)) and len(calls) == 2
+
+
+def test_a_read_only_store_says_it_is_not_writable(tmp_path, monkeypatch):
+    compute, calls = counting({"v": 1})
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(ValueError, match=rf"the store {tmp_path} is not writable \(Read-only file system: .*\.work\): "
+                                         "set NRF_STORE"):
+        store.fetch("s", {}, compute, root=tmp_path)
+    assert not calls
+
+
+def test_a_store_folder_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    compute, calls = counting({"v": 1})
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=rf"the store {tmp_path}/file is a file, not a folder: set NRF_STORE"):
+        store.fetch("s", {}, compute, root=tmp_path / "file")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "s").write_text("x")  # a kind's folder
+    with pytest.raises(ValueError, match=rf"needs {tmp_path}/store/s to be a folder"):
+        store.fetch("s", {}, compute, root=tmp_path / "store")
+    monkeypatch.setenv("NRF_STORE", str(tmp_path / "file"))
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        store.fetch("s", {}, compute)
+    assert not calls and "discarding" not in capsys.readouterr().out
+
+
+def test_store_settings_are_checked(tmp_path, monkeypatch):
+    compute, calls = counting({"v": 1})
+    monkeypatch.setenv("NRF_STORE", "")
+    with pytest.raises(ValueError, match="NRF_STORE is set but empty"):
+        store.fetch("s", {}, compute)
+    for bad in ("abc", "-1", "nan"):
+        monkeypatch.setenv("NRF_LOCK_TIMEOUT", bad)
+        with pytest.raises(ValueError, match=rf"NRF_LOCK_TIMEOUT must be a number of seconds >= 0 .*, got '{bad}'"):
+            store.fetch("s", {}, compute, root=tmp_path)
+    assert not calls
+    monkeypatch.setenv("NRF_LOCK_TIMEOUT", "inf")
+    assert store.fetch("s", {}, compute, root=tmp_path) == {"v": 1}

@@ -75,7 +75,7 @@ def test_run_fail_skip(notebook, tmp_path, monkeypatch):
     assert "ValueError: a is 3" in failed["log"].read_text() and failed["error"].endswith("ValueError: a is 3")
     assert not (failed["log"].parent / "done.json").exists()
 
-    monkeypatch.setattr(subprocess, "run", no_subprocess)  # done points are never executed again
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)  # done points are never executed again
     again = sweep.run("toy", points=[{"a": 1, "b": 5}, {"a": 2, "b": 5}], fixed={"out": str(written)}, out=runs,
                       progress=False, notebook=notebook)
     assert [r["status"] for r in again] == ["skipped", "skipped"]
@@ -104,7 +104,7 @@ def test_run_fail_skip(notebook, tmp_path, monkeypatch):
     ({"executor": "slurm", "fixed": {"profile": "huge"}}, "profile"),
 ])
 def test_bad_arguments(notebook, tmp_path, monkeypatch, kwargs, match):
-    monkeypatch.setattr(subprocess, "run", no_subprocess)  # checked before anything runs
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)  # checked before anything runs
     call = {"section": "toy", "grid": {"a": [1, 2]}, "notebook": notebook, "out": tmp_path, "progress": False}
     with pytest.raises(ValueError, match=match):
         sweep.run(**{**call, **kwargs})
@@ -128,7 +128,7 @@ def test_worker_env(monkeypatch):
 
 
 def test_misspelled_parameter_fails_before_any_point_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
     with pytest.raises(ValueError, match="unknown option 'wdith'.*did you mean 'width'"):
         sweep.run("models", {"epochs": [1, 2]}, fixed={"wdith": 4}, out=tmp_path)
     with pytest.raises(ValueError, match="option epochs must be an integer"):
@@ -181,7 +181,7 @@ def test_slurm_options(monkeypatch):
 def test_cli_slurm_errors(notebook, tmp_path, monkeypatch, capsys):
     """SLURM options without the SLURM executor, and that executor without sbatch: exit 2."""
     monkeypatch.setattr(sweep, "BOOK", tmp_path)
-    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
     monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
     for args, match in ([["--gpus", "0"], "need --executor slurm"], [["--executor", "slurm"], "sbatch on PATH"]):
         with pytest.raises(SystemExit) as e:
@@ -226,7 +226,9 @@ def test_points_die_with_the_sweep_and_are_claimed_by_one_sweep(tmp_path):
     import time
 
     (tmp_path / "slow.py").write_text(SLOW)
-    parent = subprocess.Popen([sys.executable, "-c", SWEEP, str(tmp_path / "slow.py"), str(tmp_path / "runs")])
+    (tmp_path / "tmp").mkdir()
+    parent = subprocess.Popen([sys.executable, "-c", SWEEP, str(tmp_path / "slow.py"), str(tmp_path / "runs")],
+                              env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     folder = None
     for _ in range(300):  # until the point runs its notebook
         logs = list((tmp_path / "runs" / "slow").glob("*/log.txt"))
@@ -244,6 +246,10 @@ def test_points_die_with_the_sweep_and_are_claimed_by_one_sweep(tmp_path):
             break
         time.sleep(0.1)
     point = int(points.stdout.split()[0])
+    for _ in range(300):  # until the point's kernel runs
+        if subprocess.run(["pgrep", "-P", str(point), "-f", "ipykernel"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     for _ in range(100):
@@ -255,3 +261,4 @@ def test_points_die_with_the_sweep_and_are_claimed_by_one_sweep(tmp_path):
     else:
         raise AssertionError("the point's process outlived the killed sweep")
     assert not (folder / "done.json").exists()
+    assert list((tmp_path / "tmp").iterdir()) == []  # the point removed its kernel's files as it stopped

@@ -325,19 +325,24 @@ def _pairs(run: dict) -> list[float]:
     return [_mean([abs(c) for c in v]) for v in zip(*per_layer)]
 
 
+F9_MARGIN = 0.05  # "no large impact": the centre step within 5 points of the best step
+F9_SENTENCE = "did not have a large impact on the final training accuracy"
+
+
 def _step_verdict(r: dict) -> claims.Verdict:
     d, centre = r["dynamics"], r["centre"]["step"]
     panel = d["panels"]["step"]
     final = {where: [d[key][i] for i in panel["rows"]] for where, key in (("base", "base_asr"), ("test", "asr"))}
     n_targets = len(r["targets"])
-    criterion = (f"on its own base set and on held-out test images, the final ASR of the centre step is within "
-                 f"{claims.K_SE} s.e. (paired over targets) of the best step's")
+    bound = claims.below(0.0, 0.0, 100 * F9_MARGIN, what="on its own base set and on held-out test images, the best "
+                         "step's final ASR minus the centre step's (paired over targets)")  # for its wording
+    criterion = claims.quoted(F9_SENTENCE, bound.criterion)
     chance = _mean(d["chance"])
     best_test = max(_mean(f) for f in final["test"])
     signal_se = claims.diff_se(claims.binomial_se(best_test, r["n_eval"] * n_targets),
                                claims.binomial_se(chance, r["n_eval"] * n_targets))
-    common = {"claim": f"the solver's step ({centre:g} eps) is as good as any", "test": "I-F9", "unit": "points",
-              "criterion": criterion}
+    common = {"claim": f"the solver's step size has no large impact (centre {centre:g} eps against the best)",
+              "test": "I-F9", "unit": "points", "criterion": criterion}
     if n_targets < 2 or len(panel["values"]) < 2:
         return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
                               detail="needs at least two targets (the spread) and two step sizes")
@@ -345,7 +350,7 @@ def _step_verdict(r: dict) -> claims.Verdict:
         return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
                               detail=f"no step beats chance ({100 * chance:.1f}%) on test images: no signal to compare")
     found = {where: best_step(f, panel["values"], centre) for where, f in final.items()}
-    passed = sum(v["within_noise"] for v in found.values())
+    passed = sum(claims.below(100 * v["diff"], 100 * v["se"], 100 * F9_MARGIN).passed for v in found.values())
     words = []
     for where, v in found.items():
         tied = f", tied with {', '.join(f'{t:g}' for t in v['tied'])}" if v["tied"] else ""
@@ -377,6 +382,10 @@ def _overfit_verdict(r: dict) -> claims.Verdict:
                                  f"K = {k_large}: {100 * _mean(gap[large]):.1f}")
 
 
+A6_SENTENCE = ("still have similar (but less salient) visual characteristics, and are transferable but to a lesser "
+               "degree")
+
+
 def _augmented_verdicts(r: dict) -> list[claims.Verdict]:
     a, n = r["augmented"], r["n_eval"]
     found = []
@@ -385,8 +394,9 @@ def _augmented_verdicts(r: dict) -> list[claims.Verdict]:
         asr, chance = a["asr"][role], a["chance"][role]
         common = {"claim": f"K augmentations of one image give a perturbation that works on {where}", "test": "I-A6",
                   "unit": "points",
-                  "criterion": f"on the held-out test images of {model}, its ASR exceeds that of a standard "
-                               f"perturbation of the image by more than {claims.K_SE} s.e."}
+                  "criterion": claims.quoted(A6_SENTENCE, f"on the held-out test images of {model}, its ASR exceeds "
+                                             f"that of a standard perturbation of the image by more than {claims.K_SE} "
+                                             "s.e.")}
         ordinary = a["asr"]["natural"]["ordinary"]
         no_signal_se = claims.diff_se(claims.binomial_se(ordinary, n), claims.binomial_se(a["chance"]["natural"], n))
         if not claims.exceeds(ordinary - a["chance"]["natural"], no_signal_se):
@@ -416,13 +426,14 @@ def _diverse_verdicts(r: dict) -> list[claims.Verdict]:
         effect=100 * drop, spread=100 * se, unit="cosine x100",
         status="holds" if claims.exceeds(drop, se) and drop >= MIN_DROP else "does not hold",
         criterion=f"with the penalty, the mean pairwise |cosine| in representation space falls by at least "
-                  f"{MIN_DROP:g} and by more than {claims.K_SE} s.e. (over the pairs)",
+                  f"{MIN_DROP:g} and by more than {claims.K_SE} s.e. (over the pairs)", kind="sanity check",
         detail=f"{_mean(_pairs(plain)):.2f} without, {_mean(_pairs(pen)):.2f} with; pixel cosine {pixel:.2f} without, "
                f"{_mean(_off_diagonal(pen['pixel'])):.2f} with: {starts}")]
     m = len(pen["asr"])
     plain_asr, pen_asr, chance = _mean(plain["asr"]), _mean(pen["asr"]), d["chance"]
     common = {"claim": "the diverse perturbations still work", "test": "I-F17", "unit": "points",
-              "criterion": f"the penalised perturbations' mean test ASR exceeds chance by more than {claims.K_SE} s.e."}
+              "criterion": f"the penalised perturbations' mean test ASR exceeds chance by more than {claims.K_SE} s.e.",
+              "kind": "sanity check"}
     plain_se = claims.diff_se(claims.binomial_se(plain_asr, n * m), claims.binomial_se(chance, n))
     if not claims.exceeds(plain_asr - chance, plain_se):
         found.append(claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
@@ -453,8 +464,8 @@ def _subclass_verdict(r: dict) -> claims.Verdict:
 
 
 def verdicts(rec: dict) -> list[claims.Verdict]:
-    """I-F9: the solver's step is as good as any, and a small base set overfits; I-A6: K
-    augmentations of one image make a perturbation that works on new images and on a second
+    """I-F9: the solver's step size has no large impact (an equivalence margin), and a small base
+    set overfits; I-A6: K augmentations of one image make a perturbation that works on new images and on a second
     model (beyond a standard perturbation of that image); I-F17: the penalty makes the
     perturbations differ in representation space and they still work; I-F18: not applicable
     without fine labels."""

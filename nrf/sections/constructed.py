@@ -58,7 +58,7 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
         claim="new labels uniform and independent of the original ones", test="Constructed data sets",
         effect=100 * gap if kept else None, spread=None, unit="points", status=status,
         criterion="every kept (class, label) cell holds the same share 1/C of its class, in every variant",
-        detail=detail))
+        detail=detail, kind="sanity check"))
     if not kept:
         status, detail = "cannot be tested", "the data sets are empty"
     elif len(sizes) == 1:
@@ -68,5 +68,6 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     found.append(claims.Verdict(
         claim="D_adv and every variant compare at D_univ's size", test="Constructed data sets",
         effect=None, spread=None, unit="", status=status,
-        criterion="every variant but the cyclic one keeps the same number of examples", detail=detail))
+        criterion="every variant but the cyclic one keeps the same number of examples", detail=detail,
+        kind="sanity check"))
     return found

@@ -126,14 +126,14 @@ def _effective(g: dict, n_test: int, n_classes: int, test: str, model: str) -> c
     if not claims.exceeds(g["clean_acc"] - 1 / n_classes, claims.binomial_se(1 / n_classes, n_test)):
         return claims.Verdict(claim=claim, test=test, effect=None, spread=None, unit="", status="cannot be tested",
                               criterion=criterion, detail=f"the model's clean accuracy {100 * g['clean_acc']:.1f}% "
-                              f"does not beat guessing ({100 / n_classes:.0f}%) by 2 s.e.")
+                              f"does not beat guessing ({100 / n_classes:.0f}%) by 2 s.e.", kind="sanity check")
     lifts = [a - c for a, c in zip(g["asr"], g["chance"])]
     ses = [claims.diff_se(claims.binomial_se(a, n_test), claims.binomial_se(c, n_test))
            for a, c in zip(g["asr"], g["chance"])]
     beat = sum(claims.exceeds(lift, se) for lift, se in zip(lifts, ses))
     return claims.Verdict(
         claim=claim, test=test, effect=100 * sum(lifts) / len(lifts), spread=100 * claims.diff_se(*ses) / len(ses),
-        unit="points over chance", status=claims.outcome(beat, len(lifts)), criterion=criterion,
+        unit="points over chance", status=claims.outcome(beat, len(lifts)), criterion=criterion, kind="sanity check",
         detail=f"{beat} of {len(lifts)} targets beat chance ({g['norm']} eps={g['eps']:.4g}, {n_test} test images)")
 
 
@@ -152,7 +152,7 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     found.append(claims.Verdict(
         claim="a standard perturbation reaches its target on the image it was made for", test="I-F1",
         effect=None, spread=None, unit="", status=claims.outcome(hits, len(c["pair"])),
-        criterion="targeted PGD sends I-F1's image to each of the two targets",
+        criterion="targeted PGD sends I-F1's image to each of the two targets", kind="sanity check",
         detail=f"standard: {hits} of {len(c['pair'])} targets reached; the universal perturbation of the same "
                f"budget, not made for this image: {universal} of {len(c['pair'])}"))
     return found

@@ -6,8 +6,10 @@ the clean test set with the true labels. A probe can only generalise if the feat
 respond to what D_univ's labels follow: the universal perturbations. If those carried robust
 features, the robust model's probe would generalise too. The cyclic-label D_univ (t = y + 1)
 bounds the leak from the other side: there the robust features of every image point to y, one
-class before its label, so a probe that leans on them predicts y + 1 on the test set. Fresh
-ResNet-18s trained on both data sets over the grid (nrf.grid) are shown beside the probes.
+class before its label, so a probe that leans on them predicts y + 1 on the test set (shown; a
+probe trained on y + 1 predicting y + 1 is no test of leakage, since y + 1 is a function of y).
+Fresh ResNet-18s trained on both data sets over the grid (nrf.grid) carry the paper's tests: the
+one on D_univ against the robust probe, the one on cyclic labels against chance.
 """
 
 import torch
@@ -101,33 +103,60 @@ def run(cfg: dict, progress: bool = True) -> dict:
     return {"results": results, "data": records.data_note(train_data, test_data)}
 
 
+SENTENCES = {
+    "probes": "while some leakage is happening, it cannot account for all of the signal.",
+    "cyclic": "less than ... from D_univ, but still well above chance-level",
+}
+OTHERS = ("natural_seed1", "vgg16")  # natural models other than D_univ's source
+
+
 def verdicts(rec: dict) -> list[claims.Verdict]:
-    """I-T4: the natural model's probe on D_univ beats chance by 2 s.e. (else nothing to test)
-    while the robust model's does not; and on the cyclic D_univ, the robust model's probe does
-    not predict the cyclic label y + 1 more often than chance by 2 s.e."""
+    """I-T4, the paper's ordering argument: the probes of natural models other than D_univ's
+    source and the fresh ResNet-18 trained on D_univ are all above the robust model's probe, one-
+    sided by 2 s.e. (the source's own probe is shown but not used: D_univ keeps only images the
+    source sends to t, so its probe reads the source's own decision). Cyclic labels: a fresh
+    ResNet-18 trained on the cyclic-label D_univ is above chance by 2 s.e. Fresh models are read
+    at the final epoch of the grid's fixed setting, and decided when D_univ's probe on the
+    source is claims.SIGNAL points above chance."""
     r = rec["results"]
     chance, n = r["chance"], r["n_test"]
-    se = claims.binomial_se(chance, n)  # of an accuracy at chance
-    univ, cyclic = r["probes"]["univ"], r["probes"][constructed.CYCLIC]
-    natural, robust = univ["natural"]["test_acc"], univ["robust"]["test_acc"]
-    accs = (f"natural model's probe {100 * natural:.1f}%, robust model's {100 * robust:.1f}% "
-            f"(chance {100 * chance:.1f}%)")
-    if not claims.exceeds(natural - chance, se):
-        status, detail = "cannot be tested", f"even the natural model's probe is not 2 s.e. above chance: {accs}"
-    elif claims.exceeds(robust - chance, se):
-        status, detail = "does not hold", f"the robust model's probe generalises too: {accs}"
+    univ = r["probes"]["univ"]
+    robust = univ["robust"]["test_acc"]
+    scratch = {name: claims.fixed(r["fresh"]["points"], name)["final_acc"] for name in DATASETS}
+    above = {}
+    for name, acc in [*((role, univ[role]["test_acc"]) for role in OTHERS), ("fresh ResNet-18", scratch["univ"])]:
+        d = acc - robust
+        above[name] = (d, claims.diff_se(claims.binomial_se(acc, n), claims.binomial_se(robust, n)))
+    tests = {name: claims.above(100 * d, 100 * s, what=f"{name.replace('_', ' ')} minus the robust probe")
+             for name, (d, s) in above.items()}
+    accs = ("probes: " + ", ".join(f"{role} {100 * univ[role]['test_acc']:.1f}%" for role in r["roles"])
+            + f"; fresh ResNet-18 on D_univ {100 * scratch['univ']:.1f}% (chance {100 * chance:.1f}%)")
+    if not claims.signal(univ["natural"]["test_acc"], chance):
+        status = "cannot be tested"
+        detail = f"even the source's probe is not {claims.SIGNAL:g} points above chance: {accs}"
     else:
-        status, detail = "holds", accs
-    shifted = cyclic["robust"]["shifted"]
+        passed = [name for name, t in tests.items() if t.passed]
+        status = claims.outcome(len(passed), len(tests))
+        detail = accs + (f"; not above the robust probe: {', '.join(n for n in tests if n not in passed)}"
+                         if len(passed) < len(tests) else "")
+    worst = min(above, key=lambda name: above[name][0] - claims.K_SE * above[name][1])
+    cyc, cyc_se = scratch[constructed.CYCLIC] - chance, claims.binomial_se(scratch[constructed.CYCLIC], n)
+    cyc_test = claims.above(100 * cyc, 100 * cyc_se, what="its accuracy minus chance")
     return [
         claims.Verdict(
-            claim="what D_univ teaches is read by non-robust features only", test="I-T4",
-            effect=100 * (robust - chance), spread=100 * se, unit="points above chance", status=status,
-            criterion="natural model's probe above chance by 2 s.e., the robust model's not", detail=detail),
+            claim="leaked robust features cannot account for all of D_univ's signal", test="I-T4",
+            effect=100 * above[worst][0], spread=100 * above[worst][1], unit=f"points ({worst} over the robust probe)",
+            status=status, detail=detail, criterion=claims.quoted(
+                SENTENCES["probes"], "; ".join(t.criterion for t in tests.values()) + " (the probes of natural "
+                f"models other than D_univ's source, and the fresh ResNet-18 trained on D_univ); decided when the "
+                f"source's probe is at least {claims.SIGNAL:g} points above chance")),
         claims.Verdict(
-            claim="no robust features leaked toward the cyclic labels", test="I-T4",
-            effect=100 * (shifted - chance), spread=100 * se, unit="points above chance",
-            status="does not hold" if claims.exceeds(shifted - chance, se) else "holds",
-            criterion="the robust model's probe on the cyclic D_univ predicts y + 1 no more often than chance + 2 s.e.",
-            detail=f"it predicts y + 1 for {100 * shifted:.1f}% of the clean test images"),
+            claim="a model trained on cyclic labels still learns the true classes", test="I-T4",
+            effect=100 * cyc, spread=100 * cyc_se, unit="points above chance",
+            status="holds" if cyc_test.passed else "does not hold",
+            criterion=claims.quoted(SENTENCES["cyclic"], f"a fresh ResNet-18 trained on the cyclic-label D_univ "
+                                    f"(t = y + 1), on the clean test set: {cyc_test.criterion}, at the final epoch "
+                                    "of the grid's first setting"),
+            detail=f"{100 * scratch[constructed.CYCLIC]:.1f}% against chance {100 * chance:.1f}% (D_univ: "
+                   f"{100 * scratch['univ']:.1f}%)"),
     ]

@@ -52,4 +52,5 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
         claim="the robust model is a robust reference", test="I-T7", effect=100 * gap, spread=100 * se,
         unit="points", status="holds" if ok else "does not hold",
         criterion="robust accuracy of the robust model above the natural model's by more than 2 s.e.",
+        kind="sanity check",
         detail=f"robust accuracy {100 * m['robust']['robust_acc']:.1f}% against {100 * m['natural']['robust_acc']:.1f}%")]

@@ -144,54 +144,90 @@ def chance(r: dict, role: str) -> tuple[float, float]:
     return claims.mean_rate(r["chance"][role], r["n_eval"])
 
 
-RISE, NEAR = 0.05, 0.10  # what counts as a rise, and as near chance: 5 and 10 percentage points
+RISE, NEAR = 0.05, 0.10  # what counts as a rise, and the most a "no reaction" may move: 5 and 10 percentage points
+SENTENCES = {
+    "rise": "increases as we increase t",
+    "robust": "the robust model does not react to any scaling of the perturbation",
+    "control": ("a universal perturbation computed on the robust model (at a much larger epsilon) does move the "
+                "robust model"),
+    "down": "still fools the natural model, even when scaled down",
+}
+
+
+def rise(r: dict, kind: str, role: str) -> tuple[float, float]:
+    """ASR of `kind` on `role` at the largest scale minus at the smallest, and its standard error."""
+    (a0, s0), (a1, s1) = at(r, kind, role, min(r["grid"])), at(r, kind, role, max(r["grid"]))
+    return a1 - a0, claims.diff_se(s0, s1)
 
 
 def verdicts(rec: dict) -> list[claims.Verdict]:
-    """I-F5 (a), read at s = factor, the budget of the robust model's own perturbation, so every
-    comparison is between perturbations of the same norm: scaling raises the ASR on the natural
-    models; the robust model stays near chance; its own perturbation of that size moves it."""
+    """I-F5 (a), over the whole range of scales: the natural models' ASR rises (by more than RISE);
+    the robust model's does not (its rise stays below NEAR, an equivalence bound, testable only
+    when the positive control moves it); the robust model's own perturbation, made at `factor`
+    eps, moves it (positive control, at s = factor) and still fools the natural model scaled down
+    (every scale from 1 to below factor beats chance by RISE)."""
     r = rec["results"]
-    f = r["factor"]
+    f, lo, hi = r["factor"], min(r["grid"]), max(r["grid"])
     found = []
 
-    rises = {}
-    for role in ("natural", "natural_seed1"):
-        (a1, s1), (af, sf) = at(r, "universal", role, 1.0), at(r, "universal", role, f)
-        rises[role] = (af - a1, claims.diff_se(s1, sf))
-    passed = sum(claims.exceeds(d, se, margin=RISE) for d, se in rises.values())
+    rises = {role: rise(r, "universal", role) for role in ("natural", "natural_seed1")}
+    tests = {role: claims.above(100 * d, 100 * se, 100 * RISE, what=f"the rise on {role.replace('_', ' ')}")
+             for role, (d, se) in rises.items()}
     found.append(claims.Verdict(
         claim="scaling a universal perturbation up raises its ASR on natural models", test="I-F5a",
         effect=100 * sum(d for d, _ in rises.values()) / len(rises),
         spread=100 * claims.diff_se(*[se for _, se in rises.values()]) / len(rises), unit="points",
-        status=claims.outcome(passed, len(rises)),
-        criterion=f"on both natural models the ASR at s = {f:g} beats s = 1 by more than {100 * RISE:g} points "
-                  "+ 2 s.e.",
+        status=claims.outcome(sum(t.passed for t in tests.values()), len(tests)),
+        criterion=claims.quoted(SENTENCES["rise"], f"ASR at s = {hi:g} minus s = {lo:g}: "
+                                + "; ".join(t.criterion for t in tests.values())),
         detail="; ".join(f"{role}: {100 * d:+.1f} ± {100 * se:.1f} points" for role, (d, se) in rises.items())))
 
     (a, sa), (c, sc) = at(r, "universal", "robust", f), chance(r, "robust")
     (own, so) = at(r, "robust", "robust", f)
-    lift, lift_se = a - c, claims.diff_se(sa, sc)
     own_lift, own_se = own - c, claims.diff_se(so, sc)
     gap, gap_se = own - a, claims.diff_se(so, sa)
-    moved = claims.exceeds(own_lift, own_se, margin=NEAR)
-    beyond = claims.exceeds(gap, gap_se, margin=RISE)
+    moved = claims.above(100 * own_lift, 100 * own_se, 100 * NEAR, what="its ASR on the robust model minus chance")
+    beyond = claims.above(100 * gap, 100 * gap_se, 100 * RISE,
+                          what="its ASR minus the natural model's perturbations' of the same norm")
+    robust_rise, robust_se = rise(r, "universal", "robust")
+    flat = claims.below(100 * robust_rise, 100 * robust_se, 100 * NEAR,
+                        what=f"the robust model's rise from s = {lo:g} to s = {hi:g}")
+    natural_rise = sum(d for d, _ in rises.values()) / len(rises)
     found.append(claims.Verdict(
-        claim="the robust model does not react to the natural model's perturbations", test="I-F5a",
-        effect=100 * lift, spread=100 * lift_se, unit="points over chance",
-        status="does not hold" if lift >= NEAR else "holds" if moved else "cannot be tested",
-        criterion=f"at s = {f:g} the natural model's perturbations stay within {100 * NEAR:g} points of the robust "
-                  "model's chance level (if it stays there, testable only when the positive control moves the "
-                  "robust model)",
-        detail=f"ASR {100 * a:.1f}% on the robust model against chance {100 * c:.1f}%"
-               + ("" if moved or lift >= NEAR else
+        claim="the robust model does not react to scaling the natural model's perturbations", test="I-F5a",
+        effect=100 * robust_rise, spread=100 * robust_se, unit="points of rise",
+        status="holds" if flat.passed and moved.passed else "does not hold" if not flat.passed else "cannot be tested",
+        criterion=claims.quoted(SENTENCES["robust"], flat.criterion + " (testable when the positive control moves "
+                                "the robust model)"),
+        detail=f"ASR on the robust model {100 * at(r, 'universal', 'robust', lo)[0]:.1f}% at s = {lo:g}, "
+               f"{100 * at(r, 'universal', 'robust', hi)[0]:.1f}% at s = {hi:g} (chance {100 * c:.1f}%); the natural "
+               f"models rise by {100 * natural_rise:.1f} points"
+               + ("" if moved.passed or not flat.passed else
                   "; its own perturbation does not move it either, so resisting says nothing")))
     found.append(claims.Verdict(
         claim="a universal perturbation made on the robust model moves it (positive control)", test="I-F5a",
         effect=100 * gap, spread=100 * gap_se, unit="points over the natural model's",
-        status=claims.outcome(moved + beyond, 2),
-        criterion=f"made at {f:g} eps, it beats the robust model's chance by more than {100 * NEAR:g} points + 2 s.e., "
-                  f"and the natural model's perturbations of the same norm by more than {100 * RISE:g} points + 2 s.e.",
+        status=claims.outcome(moved.passed + beyond.passed, 2),
+        criterion=claims.quoted(SENTENCES["control"], f"made at {f:g} eps, at s = {f:g}: {moved.criterion}; "
+                                f"{beyond.criterion}", source="PAPER.md's claim 2"),
         detail=f"ASR {100 * own:.1f}% on the robust model (chance {100 * c:.1f}%, natural model's perturbations "
                f"{100 * a:.1f}%)"))
+
+    down = [s for s in r["grid"] if 1 <= s < f]
+    c_nat, sc_nat = chance(r, "natural")
+    lifts = {s: (at(r, "robust", "natural", s)[0] - c_nat, claims.diff_se(at(r, "robust", "natural", s)[1], sc_nat))
+             for s in down}
+    tests = {s: claims.above(100 * d, 100 * se, 100 * RISE, what=f"at s = {s:g}, ASR minus chance")
+             for s, (d, se) in lifts.items()}
+    first = lifts[min(down)] if down else (None, None)
+    found.append(claims.Verdict(
+        claim="the robust model's perturbation still fools the natural model when scaled down", test="I-F5a",
+        effect=None if first[0] is None else 100 * first[0], spread=None if first[1] is None else 100 * first[1],
+        unit=f"points over chance (s = {min(down):g})" if down else "",
+        status=claims.outcome(sum(t.passed for t in tests.values()), len(tests)) if down else "not applicable",
+        criterion=claims.quoted(SENTENCES["down"], f"made at {f:g} eps and scaled down to s eps for every s from 1 to "
+                                f"below {f:g}, on the natural model: each ASR minus chance exceeds {100 * RISE:g} "
+                                f"points by more than {claims.K_SE} s.e."),
+        detail="; ".join(f"s = {s:g}: {100 * (d + c_nat):.1f}%" for s, (d, _) in lifts.items())
+               + f" (chance {100 * c_nat:.1f}%)" if down else f"no scale from 1 to below {f:g} in the grid"))
     return found

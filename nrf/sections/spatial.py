@@ -202,8 +202,10 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     s = summary(r)
     std, uni = s["standard"], s["universal"]
     claim = "universal perturbations keep working when shifted, standard ones stop"
-    criterion = ("after the smallest shift: universal keep at least 50% of their above-chance ASR, standard keep "
-                 "less than 50%, and the difference exceeds 2 s.e.; testable when both beat chance unshifted by 2 s.e.")
+    criterion = claims.quoted(
+        "still achieve non-trivial ASR after translations of varying magnitudes",
+        "after the smallest shift: universal keep at least 50% of their above-chance ASR, standard keep less than 50%, "
+        "and the difference exceeds 2 s.e.; testable when both beat chance unshifted by 2 s.e.")
     if not (claims.exceeds(std["lift"], std["lift_se"]) and claims.exceeds(uni["lift"], uni["lift_se"])):
         return [claims.Verdict(
             claim=claim, test="I-F4, I-F16", effect=None, spread=None, unit="", status="cannot be tested",

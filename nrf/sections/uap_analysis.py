@@ -263,8 +263,9 @@ def _t6(r: dict) -> claims.Verdict:
     chance, chance_se = _draws(_at_xi(r)[1], n)
     start, end = rounds[0]["fooling"], rounds[-1]["fooling"]
     common = dict(claim="fine-tuning lowers the fooling rate but does not remove it", test="II-T6", unit="points",
-                  criterion="the fooling rate of a freshly computed perturbation drops over the rounds by over 2 s.e. "
-                            "and stays above random noise of its norm by over 2 s.e.")
+                  criterion=claims.quoted("further rounds give no improvement, hovering around ...",
+                                          "the fooling rate of a freshly computed perturbation drops over the rounds "
+                                          "by over 2 s.e. and stays above random noise of its norm by over 2 s.e."))
     if not claims.exceeds(start - chance, claims.diff_se(claims.binomial_se(start, n), chance_se)):
         return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
                               detail=f"before fine-tuning the perturbation fools {100 * start:.1f}%, no more than "
@@ -300,6 +301,8 @@ def _f7_subspace(r: dict) -> claims.Verdict:
         claim="random vectors in the normals' top span fool more than unconstrained ones", test="II-F7",
         effect=100 * gap, spread=100 * se, unit="points",
         status="holds" if claims.exceeds(gap, se) else "does not hold",
-        criterion="at l2 norm xi, random vectors from the best top-k span fool more than unconstrained random vectors "
-                  "by over 2 s.e. (mean over draws)",
+        criterion=claims.quoted("a random vector from the span of the top singular vectors of the boundary normals "
+                                "fools ... of images, an unconstrained random vector of the same norm ...",
+                                "at l2 norm xi, random vectors from the best top-k span fool more than unconstrained "
+                                "random vectors by over 2 s.e. (mean over draws)"),
         detail=f"top {f7['dims'][best]} directions {100 * sub:.1f}%, unconstrained {100 * free:.1f}%")
