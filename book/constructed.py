@@ -40,6 +40,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from nrf import page
 
@@ -115,12 +116,10 @@ for i, name in enumerate(shown):
 axes[0].set(xticks=x, ylabel="fooled (%)", title="Share sent to the target, per target class")
 axes[0].set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
 axes[0].legend(fontsize=8)
-image = axes[1].imshow(np.array(univ["table"]), cmap="viridis")
-axes[1].set(xticks=x, yticks=x, xlabel="new label t", ylabel="original class y",
-            title="D_univ: kept examples per (y, t)")
-axes[1].set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
-axes[1].set_yticklabels(classes, fontsize=8)
-fig.colorbar(image, ax=axes[1], label="examples")
+sns.heatmap(np.array(univ["table"]), ax=axes[1], cmap="viridis", annot=True, fmt="d", annot_kws={"fontsize": 7},
+            xticklabels=classes, yticklabels=classes, cbar_kws={"label": "examples"})
+axes[1].set(xlabel="new label t", ylabel="original class y", title="D_univ: kept examples per (y, t)")
+axes[1].tick_params(axis="x", labelrotation=45)
 page.glue_values(fig_balance=fig)
 plt.close(fig)
 

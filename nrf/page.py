@@ -10,6 +10,7 @@ import json
 import sys
 
 import pandas as pd
+import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -40,7 +41,9 @@ _before: set[str] = set()
 
 
 def begin() -> None:
-    """Remember the names the notebook has before its parameters cell."""
+    """Remember the names the notebook has before its parameters cell; set the one plotting
+    theme of every page (seaborn's, at a size read without zooming)."""
+    sns.set_theme(context="notebook", style="ticks", font_scale=1.05)
     _before.clear()
     _before.update(sys._getframe(1).f_globals)
 
