@@ -333,10 +333,15 @@ def now() -> str:
 
 
 def git_commit() -> str | None:
-    """The checkout's commit, with -dirty when it has uncommitted changes."""
+    """The checkout's commit, with -dirty when its tracked files other than results/ have
+    uncommitted changes: the records a run writes under results/ as it goes are not the code
+    that computes them, and must not mark the run's later records dirty."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=5).stdout.strip()
+
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=10", "--exclude=*"], cwd=REPO,
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
+        head = git("rev-parse", "--short=10", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     except (OSError, subprocess.SubprocessError):
         return None
+    return (head + "-dirty" * bool(changed)) or None

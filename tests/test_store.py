@@ -294,3 +294,27 @@ def test_store_settings_are_checked(tmp_path, monkeypatch):
     assert not calls
     monkeypatch.setenv("NRF_LOCK_TIMEOUT", "inf")
     assert store.fetch("s", {}, compute, root=tmp_path) == {"v": 1}
+
+
+def test_records_written_under_results_do_not_make_the_checkout_dirty(tmp_path, monkeypatch):
+    """`nrf reproduce` writes results/ as each stage ends: the later stages' provenance must still
+    name a clean commit, while a change to any other tracked file marks it -dirty."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "c")
+    monkeypatch.setattr(store, "REPO", tmp_path)
+    clean = store.git_commit()
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "results" / "a.json").write_text('{"n": 1}')
+    assert store.git_commit() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert store.git_commit() == clean + "-dirty"
