@@ -1,5 +1,6 @@
 """Shared fixtures: a throw-away artifact store per test session, and tiny section settings."""
 
+import errno
 import os
 
 import pytest
@@ -57,3 +58,23 @@ def bare(tmp_path, monkeypatch):
     monkeypatch.delenv("NRF_RESULTS", raising=False)
     monkeypatch.delenv("NRF_PROFILE", raising=False)
     return tmp_path
+
+
+@pytest.fixture()
+def full_disk(monkeypatch):
+    """For the rest of the test every file opened through os.fdopen (runtime.write_atomic's
+    temporary files) finds its disk full 1000 bytes in."""
+    real_fdopen = os.fdopen
+
+    def opened(fd, *args, **kwargs):
+        f = real_fdopen(fd, *args, **kwargs)
+        write = f.write
+
+        def write_some(blob):
+            write(blob[:1000])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        f.write = write_some
+        return f
+
+    monkeypatch.setattr(os, "fdopen", opened)

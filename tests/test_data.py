@@ -1,4 +1,3 @@
-import errno
 import hashlib
 import io
 import os
@@ -191,21 +190,7 @@ def test_two_trees_in_one_source_are_ambiguous(tmp_path, fake):
         data.load_cifar10(tmp_path / "both", "train", progress=False)
 
 
-def test_a_full_cache_disk_is_one_line_and_leaves_nothing(cache, monkeypatch):
-    real_fdopen = os.fdopen
-
-    def full_disk(fd, *args, **kwargs):  # the disk fills 1000 bytes into the file
-        f = real_fdopen(fd, *args, **kwargs)
-        write = f.write
-
-        def write_some(blob):
-            write(blob[:1000])
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        f.write = write_some
-        return f
-
-    monkeypatch.setattr(os, "fdopen", full_disk)
+def test_a_full_cache_disk_is_one_line_and_leaves_nothing(cache, full_disk):
     with pytest.raises(ValueError, match=r"no space left in .*cache: writing there needs 2.9 MiB") as e:
         data.load_cifar10("sample", "test", progress=False)
     assert "\n" not in str(e.value) and list(cache.iterdir()) == []

@@ -1,4 +1,3 @@
-import errno
 import os
 import subprocess
 import sys
@@ -116,23 +115,9 @@ def test_projection_is_the_strided_pointwise_convolution():
         torch.testing.assert_close(bn(conv(x[:, :, ::2, ::2])), bn(F.conv2d(x, conv.weight, stride=2)))
 
 
-def test_saving_a_model_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+def test_saving_a_model_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, full_disk):
     """A checkpoint or an exported model that meets a full disk: one line naming the folder, no
     partial file (torch.save straight into the file failed inside torch instead)."""
-    real_fdopen = os.fdopen
-
-    def full_disk(fd, *args, **kwargs):  # the disk fills 1000 bytes into the file
-        f = real_fdopen(fd, *args, **kwargs)
-        write = f.write
-
-        def write_some(blob):
-            write(blob[:1000])
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        f.write = write_some
-        return f
-
-    monkeypatch.setattr(os, "fdopen", full_disk)
     with pytest.raises(ValueError, match=r"no space left in .*models: writing there needs") as e:
         models.save(tmp_path / "models" / "m.pt", models.build("resnet18", width=2), {})
     assert "\n" not in str(e.value) and list((tmp_path / "models").iterdir()) == []
