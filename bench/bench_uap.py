@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import common
-from nrf import attacks, options, uaps, zoo
+from nrf import algorithm1, attacks, options, uaps, zoo
 from nrf.data import to_float
 from nrf.runtime import default_device
 from nrf.sections import uap
@@ -59,7 +59,7 @@ def compare(model, cfg: dict, train_data, test_data, norm: str, xi: float, devic
     rows = []
     for batched in (True, False):
         start = time.perf_counter()
-        v, history = attacks.uap(model, x, xi=xi, norm=norm, delta=cfg["delta"], max_passes=cfg["max_passes"],
+        v, history = algorithm1.uap(model, x, xi=xi, norm=norm, delta=cfg["delta"], max_passes=cfg["max_passes"],
                                  overshoot=uaps.OVERSHOOT, batched=batched, batch_size=cfg["uap_batch"],
                                  seed=cfg["uap_seed"])
         common.sync(device)

@@ -35,7 +35,7 @@ import inspect
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from nrf import attacks, options, records, reproduce, universals, zoo
+from nrf import algorithm1, attacks, options, records, reproduce, universals, zoo
 from nrf import constructed as nrf_constructed
 from nrf import grid as nrf_grid
 from nrf import models as nrf_models
@@ -52,8 +52,8 @@ SIDE = 32  # CIFAR-10 image side
 RATES = (100e12, 300e12)  # sustained FLOP/s of the columns
 WINDOW = 8  # minutes of a GPU window
 PGD_STEPS = 10  # the standard perturbation of every section and of D_adv (constructed.build's epochs=10)
-UAP_DEEPFOOL_ITERATIONS = 10  # attacks.uap calls deepfool with max_iter=10
-DEEPFOOL = inspect.signature(attacks.deepfool).parameters
+UAP_DEEPFOOL_ITERATIONS = 10  # algorithm1.uap calls deepfool with max_iter=10
+DEEPFOOL = inspect.signature(algorithm1.deepfool).parameters
 CANDIDATES = DEEPFOOL["num_candidates"].default  # one backward per candidate class but the first, per iteration
 
 
@@ -122,14 +122,14 @@ def patch_scores(cfg: dict, role: str, n_test: int, norm: str) -> tuple:
 
 
 def deepfool(m: tuple, images: int, iterations: int) -> list:
-    """attacks.deepfool, bound: a clean forward, then every image active for every iteration
+    """algorithm1.deepfool, bound: a clean forward, then every image active for every iteration
     (a forward kept for CANDIDATES - 1 backward passes to the input)."""
     return [(m, "forward", images), (m, "gradient", images * iterations),
             (m, "backward", images * iterations * (CANDIDATES - 2))]
 
 
 def algorithm1(m: tuple, n: int, cfg: dict) -> list:
-    """attacks.uap (batched) on n images, bound: the clean labels, then every pass checks each
+    """algorithm1.uap (batched) on n images, bound: the clean labels, then every pass checks each
     image, sends it through DeepFool (uaps.OPTIONS' max_passes) and scores X at its end."""
     passes = cfg["max_passes"]
     return [(m, "forward", n + 2 * passes * n), *deepfool(m, passes * n, UAP_DEEPFOOL_ITERATIONS)]

@@ -26,10 +26,9 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from PIL import Image
-from tqdm.auto import tqdm
 
 from nrf import runtime
-from nrf.runtime import write_atomic
+from nrf.runtime import bar, write_atomic
 
 
 @dataclass
@@ -318,7 +317,7 @@ def _decode(data: bytes | Path, origin: str, size: int | None = None) -> torch.T
 
 
 def _decode_all(
-    items: list[tuple[str, bytes | Path]], shape: tuple[int, int, int], size: int | None, desc: str, progress: bool
+    items: list[tuple[str, bytes | Path]], shape: tuple[int, int, int], size: int | None, desc: str
 ) -> torch.Tensor:
     """Decode (origin, bytes or file) pairs into one preallocated uint8 [N, *shape] tensor, in chunks
     over a thread pool (Pillow releases the GIL while it decodes and resizes)."""
@@ -333,11 +332,9 @@ def _decode_all(
             x[i] = img
         return min(chunk, len(items) - lo)
 
-    with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool, tqdm(
-        total=len(items), desc=desc, disable=not progress, leave=False
-    ) as bar:
+    with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool, bar(total=len(items), desc=desc, leave=False) as decoded:
         for done in pool.map(run, range(0, len(items), chunk)):
-            bar.update(done)
+            decoded.update(done)
     return x
 
 
@@ -349,7 +346,7 @@ def _check_classes(found: list[str], where) -> None:
         )
 
 
-def _cifar_from_tree(source: Path, split: str, prefix: str, progress: bool) -> Data:
+def _cifar_from_tree(source: Path, split: str, prefix: str) -> Data:
     items = _read_tree(source, split)
     classes = sorted({c for c, _, _ in items})
     _check_classes(classes, f"{source} ({split})")
@@ -357,7 +354,7 @@ def _cifar_from_tree(source: Path, split: str, prefix: str, progress: bool) -> D
     y = torch.tensor([label[c] for c, _, _ in items], dtype=torch.int64)
     where = f"{source}{'/' if source.is_dir() else ':'}{split}"
     items = [(f"{where}/{c}/{n}", b) for c, n, b in items]
-    x = _decode_all(items, (3, 32, 32), None, f"decoding CIFAR-10 {split}", progress)
+    x = _decode_all(items, (3, 32, 32), None, f"decoding CIFAR-10 {split}")
     return Data(x, y, classes, _identity(prefix, x, y))
 
 
@@ -387,7 +384,6 @@ def load_cifar10(
     split: str = "train",
     download: bool = False,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
 ) -> Data:
     """CIFAR-10 as uint8 [N, 3, 32, 32], labels in the standard class order, grouped by class.
 
@@ -396,7 +392,7 @@ def load_cifar10(
     ImageFolder tree `<root>/<split>/<class>/<image>`, or a .tar.gz/.tgz/.tar/.zip of one.
     Decoded arrays are cached in cache_dir ($NRF_CACHE, else ~/.cache/nrf), keyed by a hash of
     the source's content."""
-    prefix, key, build = _cifar10_source(source, split, download, progress)
+    prefix, key, build = _cifar10_source(source, split, download)
     return _cached(cache_dir, prefix, key, build)
 
 
@@ -405,7 +401,7 @@ def cifar10_identity(source: str | Path = "sample", split: str = "train", cache_
     hashed and its identity looked up, in KNOWN (the embedded sample and full CIFAR-10's JPEG
     archive), else beside the cached arrays (decoded once, the first time). How a result is tied
     to the data it read, cheaply."""
-    prefix, key, build = _cifar10_source(source, split, False, False)
+    prefix, key, build = _cifar10_source(source, split, False)
     known = _known_archives().get(key, {}).get(split)  # the sample and its source: no decoding, no cache
     if known:
         return f"{prefix}-{known}"
@@ -417,7 +413,7 @@ def _known_archives() -> dict:
     return json.loads(KNOWN.read_text())["archives"]
 
 
-def _cifar10_source(source: str | Path, split: str, download: bool, progress: bool) -> tuple:
+def _cifar10_source(source: str | Path, split: str, download: bool) -> tuple:
     """(prefix, content key, build) of what load_cifar10 reads: the cache is keyed by the key,
     and build() decodes the source."""
     if split not in ("train", "test"):
@@ -430,10 +426,10 @@ def _cifar10_source(source: str | Path, split: str, download: bool, progress: bo
         path, prefix = Path(source).expanduser().resolve(), f"cifar10-{split}"
     batches = path / "cifar-10-batches-py"
     if path.is_file() and _is_archive(path):  # keyed by its sha256 (what KNOWN lists)
-        return prefix, _file_sha256(path, _signature(path)), lambda: _cifar_from_tree(path, split, prefix, progress)
+        return prefix, _file_sha256(path, _signature(path)), lambda: _cifar_from_tree(path, split, prefix)
     if path.is_dir() and (path / split).is_dir():
         files = sorted(p for p in (path / split).glob("*/*") if p.is_file())
-        return prefix, _content_key(path, files), lambda: _cifar_from_tree(path, split, prefix, progress)
+        return prefix, _content_key(path, files), lambda: _cifar_from_tree(path, split, prefix)
     if batches.is_dir() or download and not path.is_file():
         if not batches.is_dir():  # download=True: fetch only when asked
             torchvision.datasets.CIFAR10(str(path), train=split == "train", download=True)
@@ -453,7 +449,6 @@ def load_imagenet_m10(
     split: str = "val",
     size: int = 224,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
 ) -> Data:
     """ImageNet-M10 from a standard ImageNet tree `<root>/<split>/<wnid>/*.JPEG` (all 1000 wnid
     folders): the 60 classes of M10_INDICES, resized (shorter side) and centre-cropped to
@@ -483,7 +478,7 @@ def load_imagenet_m10(
 
     def build():
         items = [(str(f), f) for _, f in files]
-        x = _decode_all(items, (3, size, size), size, f"decoding ImageNet-M10 {split}", progress)
+        x = _decode_all(items, (3, size, size), size, f"decoding ImageNet-M10 {split}")
         fine_y = torch.tensor([k for k, _ in files], dtype=torch.int64)
         y = fine_y // 6
         return Data(x, y, list(M10_CLASSES), _identity(prefix, x, y, fine_y), fine_y, fine_classes)

@@ -13,13 +13,21 @@ the paper's architectures at reduced width and short schedules: hours on two CPU
 
 import difflib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from . import runtime
+
 PROFILES = ("smoke", "medium", "paper")
+# The precision each profile computes in (runtime.precision): fixed by the profile, never by the
+# machine, so a profile's numbers mean the same everywhere. bf16 autocast trains and attacks
+# 1.7-2x faster on CPUs with bf16 instructions (bench/bench_train.py) and on GPUs; smoke stays
+# fp32, exact and as fast at its tiny widths. NRF_PRECISION=fp32 (or bf16) overrides it for a run.
+PRECISION = {"smoke": "fp32", "medium": "bf16", "paper": "bf16"}
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 NUMBER = re.compile(r"^\s*[-+]?[0-9.eE+-]+(\s*/\s*[-+]?[0-9.eE+-]+)?\s*$")
 INT_BITS = 64  # an integer option fits a signed 64-bit integer (seeds go to torch's generators)
@@ -155,6 +163,14 @@ def resolve(options: list[Option], profile: str, overrides: dict | None = None, 
     for o in options:
         cfg[o.name] = o.parse(overrides[o.name] if o.name in overrides else o.default_for(profile))
     return cfg
+
+
+def precision(profile: str) -> str:
+    """The precision of `profile` (PRECISION), or $NRF_PRECISION where it is set, checked."""
+    chosen = os.environ.get("NRF_PRECISION") or PRECISION[profile]
+    if chosen not in runtime.PRECISIONS:
+        raise ValueError(f"NRF_PRECISION must be one of {list(runtime.PRECISIONS)}, got {chosen!r}")
+    return chosen
 
 
 def options_file(path) -> dict:

@@ -18,6 +18,7 @@ NRF_RECORDS chooses where records may come from: `auto` (the order above),
 smoke) or `committed` (never compute: a missing record is an error).
 """
 
+import contextlib
 import hashlib
 import importlib
 import io
@@ -91,10 +92,12 @@ def jsonable(value):
 
 
 def compute(name: str, cfg: dict, progress: bool = True) -> dict:
-    """Run section `name` with resolved options `cfg` and wrap its output into a record."""
+    """Run section `name` with resolved options `cfg`, in its profile's precision (and without
+    progress bars unless `progress`), and wrap its output into a record."""
     start = time.perf_counter()
-    with store.trail() as artifacts:
-        out = section(name).run(cfg, progress=progress)
+    quiet = contextlib.nullcontext() if progress else runtime.quiet()
+    with store.trail() as artifacts, runtime.precision(options.precision(cfg["profile"])), quiet:
+        out = section(name).run(cfg)
     tensors = {k: v.detach().cpu() for k, v in (out.get("tensors") or {}).items()}
     size = sum(t.numel() * t.element_size() for t in tensors.values())
     if size > MAX_TENSOR_BYTES:
@@ -104,7 +107,7 @@ def compute(name: str, cfg: dict, progress: bool = True) -> dict:
     provenance = {
         "section": name, "profile": cfg["profile"], "data": out.get("data"), "nrf": __version__,
         "commit": store.git_commit(), "code": store.fingerprint(section(name).run.__module__), "created": store.now(),
-        "threads": runtime.threads(),
+        "threads": runtime.threads(), "precision": options.precision(cfg["profile"]),
         "hardware": sorted({a["hardware"] for a in unique} | {runtime.hardware()}),
         "commits": sorted({a["commit"] or "unknown" for a in unique}),
         "compute_seconds": round(sum(a["seconds"] or 0 for a in unique), 1),
@@ -125,11 +128,12 @@ def get(name: str, params: dict | None = None, *, mode: str | None = None, progr
         return {**load(store.results_root() / cfg["profile"] / f"{name}.json"),
                 "source": f"committed: results/{cfg['profile']}/{name}.json"}
     keyed = {**cfg, "data_identities": _data_identities(cfg)}  # the data's content, not the option's text
-    folder = store.path(f"record-{name}", keyed, section(name).run)
-    if mode == "committed" and not (folder / "meta.json").exists():
-        raise ValueError(f"no record of section {name} for these options (committed or stored); compute it with "
-                         f"`nrf compute {name} -p profile {cfg['profile']} ...` or set NRF_RECORDS=auto")
-    fresh = store.fetch(f"record-{name}", keyed, _computer(name, cfg, progress))
+    with runtime.precision(options.precision(cfg["profile"])):  # the store key carries the precision
+        folder = store.path(f"record-{name}", keyed, section(name).run)
+        if mode == "committed" and not (folder / "meta.json").exists():
+            raise ValueError(f"no record of section {name} for these options (committed or stored); compute it with "
+                             f"`nrf compute {name} -p profile {cfg['profile']} ...` or set NRF_RECORDS=auto")
+        fresh = store.fetch(f"record-{name}", keyed, _computer(name, cfg, progress))
     return {**fresh, "source": f"store: {folder}"}
 
 
@@ -221,13 +225,16 @@ def _read(path: Path) -> tuple[dict, bytes | None]:
 
 def current(name: str, params: dict | None = None) -> bool:
     """Is the committed record of `name` computed with these options, from this data, by the code
-    as it is now? One that fails its check is not: it is to be recomputed and replaced."""
+    as it is now, in the profile's precision (records from before precisions were recorded are
+    fp32)? One that fails its check is not: it is to be recomputed and replaced."""
+    cfg = resolve(name, params or {})
     try:
-        body = _committed(name, resolve(name, params or {}))
+        body = _committed(name, cfg)
     except RecordError as e:
         print(f"nrf: the record {e.path} {e.problem}: it is recomputed", flush=True)
         return False
-    return body is not None and body["provenance"].get("code") == store.fingerprint(section(name).run.__module__)
+    return (body is not None and body["provenance"].get("code") == store.fingerprint(section(name).run.__module__)
+            and body["provenance"].get("precision", "fp32") == options.precision(cfg["profile"]))
 
 
 def default_profile(name: str | None = None) -> str:

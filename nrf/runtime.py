@@ -1,5 +1,7 @@
 """Devices, threads, seeds, provenance and atomic writes: what every run needs about where it runs."""
 
+import contextlib
+import contextvars
 import errno
 import os
 import platform
@@ -9,8 +11,14 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 import torch
+from tqdm.auto import tqdm
 
 DEFAULT_THREADS = 2  # CPU results depend on the thread count: fixed, so a run is repeatable anywhere
+PRECISIONS = ("fp32", "bf16")
+# The precision of the forward and backward passes in the code that runs inside `precision(...)`:
+# records.get sets the profile's (options.PRECISION) around a section's run; outside, fp32.
+_precision: contextvars.ContextVar[str] = contextvars.ContextVar("nrf_precision", default="fp32")
+_quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("nrf_quiet", default=False)
 
 
 def default_device() -> torch.device:
@@ -45,10 +53,71 @@ def pin_threads() -> None:
 
 
 def compute_id() -> str:
-    """What a result's numbers depend on besides its parameters: the device kind, and on the CPU
-    the thread count (GPU runs use bf16 autocast and are not bitwise repeatable anyway)."""
+    """What a result's numbers depend on besides its parameters: the device kind, on the CPU the
+    thread count, and the precision, so that fp32 and bf16 results never share a key."""
     device = default_device()
-    return f"cpu/{threads()} threads" if device.type == "cpu" else device.type
+    where = f"cpu/{threads()} threads" if device.type == "cpu" else device.type
+    return f"{where}/{_precision.get()}"
+
+
+@contextlib.contextmanager
+def precision(name: str):
+    """Run the enclosed computation in precision `name`: "fp32", or "bf16" (autocast: matrix
+    products and convolutions in bfloat16, losses and updates in fp32; on the CPU as on the GPU,
+    and on a CPU without bf16 instructions it is slower, not different). The same key gives the
+    same numbers at the same thread count in either precision."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {name!r}")
+    token = _precision.set(name)
+    try:
+        yield
+    finally:
+        _precision.reset(token)
+
+
+def current_precision() -> str:
+    """The precision the computation running now uses (see `precision`)."""
+    return _precision.get()
+
+
+def autocast(device: torch.device):
+    """bf16 autocast where the running computation's precision is bf16, else a no-op (exact fp32)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=_precision.get() == "bf16")
+
+
+@contextlib.contextmanager
+def quiet():
+    """No progress bars from the enclosed computation (`bar`): the book's pages and the tests."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
+
+
+def bar(*args, **kwargs) -> tqdm:
+    """A tqdm progress bar for long work, hidden inside `quiet()` (and everywhere by tqdm's own
+    environment switch TQDM_DISABLE=1)."""
+    if _quiet.get():
+        kwargs["disable"] = True
+    return tqdm(*args, **kwargs)
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device a model's weights are on (where its inputs must go)."""
+    return next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module):
+    """The model in eval mode for the enclosed code, its mode put back after (attacks and
+    measurements see running BN statistics, per image); yields the model's device."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield device_of(model)
+    finally:
+        model.train(was_training)
 
 
 def device_batch(device: torch.device | str) -> int:
@@ -69,11 +138,6 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(int(seed))
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on the GPU; full fp32 on the CPU so CPU runs are exact and deterministic."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def hardware(device: torch.device | None = None) -> str:
     """One line naming the hardware and software that produced a result, for provenance."""
     device = device or default_device()
@@ -92,6 +156,16 @@ def cpu_name() -> str:
     except OSError:
         names = []
     return names[0] if names else platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (from /proc/cpuinfo on Linux; empty elsewhere): whether it has
+    bf16 instructions (avx512_bf16, amx_bf16) decides how much bf16 autocast gains."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
 
 
 def umask() -> int:

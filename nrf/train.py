@@ -12,12 +12,10 @@ import time
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-
 from nrf import attacks
 from nrf.data import Data, crop_flip, resized_crop_flip, to_float
 from nrf.models import save_atomic
-from nrf.runtime import autocast, default_device, generator
+from nrf.runtime import autocast, bar, default_device, evaluating, generator
 
 AUGMENTS = ("crop_flip", "resized_crop_flip", None)
 SCHEDULES = ("step", "onecycle")
@@ -87,14 +85,10 @@ def learning_rate(schedule: str, lr: float, step: int, total: int, milestones=()
     return lr * (step + 1) / warm if step < warm else lr * (total - step) / (total - warm)
 
 
-def _device_of(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, batch_size: int,
           milestones=(), gamma: float = 0.1, weight_decay: float = 5e-4, momentum: float = 0.9,
           adv: dict | None = None, augment: str | None = "crop_flip", schedule: str = "step", seed: int = 0,
-          checkpoint=None, checkpoint_every: float = CHECKPOINT_EVERY, device=None, progress: bool = True) -> dict:
+          checkpoint=None, checkpoint_every: float = CHECKPOINT_EVERY, device=None) -> dict:
     """Train `model` in place with SGD and cross-entropy; returns the per-epoch history.
 
     The learning rate follows `schedule` (see learning_rate). With `adv`, every batch is replaced
@@ -141,8 +135,8 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     torch.backends.cudnn.benchmark = benchmark or device.type == "cuda"
     saved = time.monotonic()
     try:
-        bar = tqdm(total=epochs * steps, initial=start * steps, unit="batch", disable=not progress,
-                   desc="adversarial training" if adv else "training")
+        batches = bar(total=epochs * steps, initial=start * steps, unit="batch",
+                      desc="adversarial training" if adv else "training")
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             g = generator(derive_seed(seed, epoch), device)
@@ -168,16 +162,16 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
                 optimizer.step()
                 loss_sum += loss.detach() * len(yb)
                 correct += (logits.argmax(1) == yb).sum()
-                bar.update()
+                batches.update()
             history["train_loss"].append(loss := loss_sum.item() / n)
             if not loss < MAX_LOSS:  # nan, inf or diverged: store nothing
                 raise ValueError(f"training diverged in epoch {epoch + 1} (mean loss {loss:.3g}): lower the "
                                  f"learning rate (lr={lr:g}){' or the attack eps' if adv else ''}")
             history["train_acc"].append(correct.item() / n)
-            history["test_acc"].append(accuracy(model, x_test, y_test, progress=False))
+            history["test_acc"].append(accuracy(model, x_test, y_test))
             history["lr"].append(optimizer.param_groups[0]["lr"])
             history["seconds"].append(time.perf_counter() - t0)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{history['train_loss'][-1]:.3f}",
+            batches.set_postfix(epoch=epoch + 1, loss=f"{history['train_loss'][-1]:.3f}",
                             acc=f"{history['train_acc'][-1]:.3f}", test=f"{history['test_acc'][-1]:.3f}")
             if checkpoint is not None and time.monotonic() - saved >= checkpoint_every:
                 saved = time.monotonic()
@@ -185,7 +179,7 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
                              "history": history, "epoch": epoch + 1}, checkpoint)
     finally:
         torch.backends.cudnn.benchmark = benchmark
-    bar.close()
+    batches.close()
     model.eval()
     return history
 
@@ -204,32 +198,31 @@ def _checkpoint(path, device) -> dict | None:
         return None
 
 
-def _correct(model, x, y, batch_size: int, progress: bool, desc: str, attack=None) -> float:
+def _correct(model, x, y, batch_size: int, attack=None, desc: str | None = None) -> float:
     """Share of x (uint8 or float [0, 1], any device) classified as y, in eval mode on the
-    model's device, each batch first replaced by attack(batch, labels) when one is given."""
+    model's device, each batch first replaced by attack(batch, labels) when one is given;
+    with a progress bar labelled `desc` if given."""
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-    device, was_training = _device_of(model), model.training
-    model.eval()
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    for i in tqdm(range(0, len(y), batch_size), desc=desc, disable=not progress):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        xb = to_float(xb) if xb.dtype == torch.uint8 else xb.float()
-        if attack is not None:
-            xb = attack(xb, yb)
-        with torch.no_grad(), autocast(device):
-            correct += (model(xb).argmax(1) == yb).sum()
-    model.train(was_training)
+    with evaluating(model) as device:
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for i in bar(range(0, len(y), batch_size), desc=desc, disable=desc is None):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            xb = to_float(xb) if xb.dtype == torch.uint8 else xb.float()
+            if attack is not None:
+                xb = attack(xb, yb)
+            with torch.no_grad(), autocast(device):
+                correct += (model(xb).argmax(1) == yb).sum()
     return correct.item() / len(y)
 
 
-def accuracy(model, x, y, batch_size: int = 500, progress: bool = False) -> float:
+def accuracy(model, x, y, batch_size: int = 500) -> float:
     """Clean accuracy of `model` on (x, y)."""
-    return _correct(model, x, y, batch_size, progress, "accuracy")
+    return _correct(model, x, y, batch_size)
 
 
 def robust_accuracy(model, x, y, *, norm: str, eps: float, steps: int, step_size: float,
-                    batch_size: int = 500, progress: bool = True) -> float:
+                    batch_size: int = 500) -> float:
     """Accuracy under untargeted PGD at `eps` (no random start, so it repeats exactly)."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
@@ -238,4 +231,4 @@ def robust_accuracy(model, x, y, *, norm: str, eps: float, steps: int, step_size
         return xb + attacks.pgd(model, xb, yb, norm=norm, eps=eps, steps=steps, step_size=step_size,
                                 targeted=False, random_start=False)
 
-    return _correct(model, x, y, batch_size, progress, "robust accuracy", attack)
+    return _correct(model, x, y, batch_size, attack, desc="robust accuracy")

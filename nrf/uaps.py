@@ -2,7 +2,7 @@
 what scores them.
 
 Both Part II sections (uap, uap_analysis) attack the book's models with the perturbations of
-Algorithm 1 (`attacks.uap`), solved on a seeded set X of training images and scored by their
+Algorithm 1 (`algorithm1.uap`), solved on a seeded set X of training images and scored by their
 fooling rate P(C(x + v) != C(x)) on held-out test images. Each perturbation is one store
 artifact keyed by what made it (`universal`), so the two sections and later builds share it.
 The solver's options are `OPTIONS`.
@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from . import attacks, store
+from . import algorithm1, attacks, store
 from .data import Data, to_float
 from .options import Option
 from .runtime import device_batch, generator
@@ -90,7 +90,7 @@ def universal(model, spec: dict, train_data: Data, *, n: int, norm: str, xi: flo
     def compute(_workdir):
         index = pick(train_data, n, seed)
         start = time.perf_counter()
-        v, history = attacks.uap(model, train_data.x[index], xi=xi, norm=norm, delta=delta, max_passes=max_passes,
+        v, history = algorithm1.uap(model, train_data.x[index], xi=xi, norm=norm, delta=delta, max_passes=max_passes,
                                  overshoot=OVERSHOOT, batched=True, batch_size=batch_size, seed=seed,
                                  progress=progress)
         return {"v": v.cpu(), "history": list(history), "index": index, "seconds": time.perf_counter() - start}

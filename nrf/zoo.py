@@ -44,7 +44,7 @@ def load_data(source: str) -> tuple:
 
 def recipe(cfg: dict, role: str, data_identity: str) -> dict:
     """The training recipe of one of the models the book uses, from a section's options
-    (options.MODELS), with the fingerprint of the code that trains it."""
+    (options.MODELS) and the precision it runs in, with the fingerprint of the code that trains it."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     robust = role == "robust"
@@ -63,6 +63,7 @@ def recipe(cfg: dict, role: str, data_identity: str) -> dict:
         "seed": cfg["seed"] + (1 if role == "natural_seed1" else 0),
         "adv": {"norm": cfg["robust_norm"], "eps": eps, "steps": cfg["adv_steps"], "step_size": 2 / 3 * eps}
         if robust else None,
+        "precision": runtime.current_precision(),  # the run's (its profile's): bf16 and fp32 weights differ
         # everything keyed by this recipe (perturbations, scores) is recomputed when training code changes
         "code": store.fingerprint(__name__),
     }
@@ -74,7 +75,7 @@ def evaluation(cfg: dict) -> dict:
     return {"norm": cfg["robust_norm"], "eps": eps, "steps": cfg["eval_steps"], "step_size": 2.5 * eps / cfg["eval_steps"]}
 
 
-def trained(spec: dict, train_data, test_data, device: torch.device | None = None, progress: bool = True):
+def trained(spec: dict, train_data, test_data, device: torch.device | None = None):
     """(model, meta) for a recipe: loaded from the store, or trained (resumably) and stored.
     meta: the recipe, its training history, clean test accuracy and training seconds."""
     device = device or default_device()
@@ -89,7 +90,7 @@ def trained(spec: dict, train_data, test_data, device: torch.device | None = Non
         history = train.train(
             model, train_data, test_data, epochs=spec["epochs"], lr=spec["lr"], batch_size=spec["batch_size"],
             milestones=spec["milestones"], schedule=spec["schedule"], weight_decay=spec["weight_decay"],
-            adv=spec["adv"], seed=spec["seed"], checkpoint=workdir / "checkpoint.pt", device=device, progress=progress,
+            adv=spec["adv"], seed=spec["seed"], checkpoint=workdir / "checkpoint.pt", device=device,
         )
         meta = {**spec, "test_data": test_data.identity, "history": history, "train_seconds": time.perf_counter() - start,
                 "clean_acc": train.accuracy(model, test_data.x.to(device), test_data.y.to(device))}
@@ -150,12 +151,12 @@ def _committed(spec: dict, test_identity: str) -> dict | None:
     return None
 
 
-def robust_accuracy(model, spec: dict, test_data, attack: dict, progress: bool = True) -> float:
+def robust_accuracy(model, spec: dict, test_data, attack: dict) -> float:
     """Accuracy of the model of recipe `spec` under `attack` (see evaluation), from the store."""
-    device = next(model.parameters()).device
+    device = runtime.device_of(model)
 
     def compute(_workdir) -> dict:
         x, y = test_data.x.to(device), test_data.y.to(device)
-        return {"acc": train.robust_accuracy(model, x, y, **attack, progress=progress)}
+        return {"acc": train.robust_accuracy(model, x, y, **attack)}
 
     return store.fetch("robust-accuracy", {"model": spec, "test": test_data.identity, **attack}, compute)["acc"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nrf import attacks, data, models
+from nrf import algorithm1, attacks, data, models
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,7 +22,7 @@ def setup(one_thread):
     """A ResNet-18 (width 8) trained for one epoch on the embedded CIFAR-10 sample, and the
     sample's test split. Images are halved to 16px: a 4x cheaper forward pass keeps the whole
     file within seconds on two CPU cores."""
-    train, test = (data.load_cifar10("sample", split, progress=False) for split in ("train", "test"))
+    train, test = (data.load_cifar10("sample", split) for split in ("train", "test"))
     x, y = F.avg_pool2d(data.to_float(train.x), 2), train.y
     model = models.build("resnet18", width=8, seed=0)
     opt = torch.optim.Adam(model.parameters())  # learns faster than SGD in so few steps
@@ -128,7 +128,7 @@ def test_uint8_input_matches_float(setup):
 def test_deepfool_crosses_the_boundary(setup, norm):
     model, _, (xt, _) = setup
     x = xt[:10]
-    r = attacks.deepfool(model, x, norm=norm, num_candidates=4)
+    r = algorithm1.deepfool(model, x, norm=norm, num_candidates=4)
     assert r.shape == x.shape
     before, after = attacks.predict(model, x), attacks.predict(model, (x + r).clamp(0, 1))
     assert (after != before).float().mean() >= 0.9
@@ -142,7 +142,7 @@ def test_uap_beats_noise_of_the_same_norm(setup, batched):
     model, (xs, _), (xt, _) = setup
     xi = 1.0
     base = xs[torch.randperm(len(xs), generator=torch.Generator().manual_seed(1))[:64]]
-    v, history = attacks.uap(model, base, xi=xi, norm="l2", max_passes=1, batched=batched, batch_size=32)
+    v, history = algorithm1.uap(model, base, xi=xi, norm="l2", max_passes=1, batched=batched, batch_size=32)
     assert v.shape == xs.shape[1:] and v.norm() <= xi * (1 + 1e-5)
     assert len(history) == 1 and 0 < history[0] <= 1
     fooled, by_noise = attacks.fooling_rate(model, xt, v), attacks.fooling_rate(model, xt, _noise_like(v, "l2", 0))
@@ -208,9 +208,9 @@ def test_visualise_range():
                                      max_batch=1), "max_batch"),
     (lambda m, x, y: attacks.project(torch.zeros(2, 3), "linf", -1.0), "eps"),
     (lambda m, x, y: attacks.asr(m, x, torch.zeros(3, 8, 8), 0), "delta"),
-    (lambda m, x, y: attacks.deepfool(m, x, num_candidates=1), "num_candidates"),
-    (lambda m, x, y: attacks.uap(m, x, xi=1.0, delta=1.0), "delta"),
-    (lambda m, x, y: attacks.uap(m, x, xi=0.0), "xi"),
+    (lambda m, x, y: algorithm1.deepfool(m, x, num_candidates=1), "num_candidates"),
+    (lambda m, x, y: algorithm1.uap(m, x, xi=1.0, delta=1.0), "delta"),
+    (lambda m, x, y: algorithm1.uap(m, x, xi=0.0), "xi"),
     (lambda m, x, y: attacks.patch(torch.zeros(3, 32, 32), 30, 0, 8), "patch"),
     (lambda m, x, y: attacks.random_patches(4, 40, 32, seed=0), "size"),
 ])

@@ -60,7 +60,7 @@ def test_bench_train_has_every_row(tiny, tmp_path):
     assert [(r[0], int(r[1]), int(r[2]), r[3]) for r in rows] == [
         (arch, width, batch // bench_train.QUICK_DIVISOR, "PGD-3" if adv else "natural")
         for arch, width, batch, adv in bench_train.ROWS]
-    assert all(float(r[4]) > 0 and float(r[5]) > 0 for r in rows)
+    assert all(float(r[4]) > 0 and float(r[5]) > 0 and float(r[6]) > 0 for r in rows)
 
 
 def test_comparison_library_gets_contiguous_input_gradients():

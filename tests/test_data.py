@@ -73,29 +73,29 @@ def expected(fake, split):
 
 
 def test_sample_loads_balanced_and_stable(tmp_path, monkeypatch):
-    train = data.load_cifar10("sample", "train", progress=False)
-    test = data.load_cifar10("sample", "test", progress=False)
+    train = data.load_cifar10("sample", "train")
+    test = data.load_cifar10("sample", "test")
     assert train.x.shape == (5000, 3, 32, 32) and test.x.shape == (1000, 3, 32, 32)
     assert train.x.dtype == torch.uint8 and train.y.dtype == torch.int64
     assert train.y.bincount().tolist() == [500] * 10 and test.y.bincount().tolist() == [100] * 10
     assert train.classes == CIFAR10_CLASSES and train.fine_y is None
     assert train.identity.startswith("cifar10-sample-train-") and train.identity != test.identity
     # a fresh decode elsewhere gives the same identity; a second load is a cache hit
-    assert data.load_cifar10("sample", "test", cache_dir=tmp_path / "other", progress=False).identity == test.identity
+    assert data.load_cifar10("sample", "test", cache_dir=tmp_path / "other").identity == test.identity
     monkeypatch.setattr(data, "_decode_all", lambda *a, **k: pytest.fail("decoded despite a cached copy"))
-    again = data.load_cifar10("sample", "train", progress=False)
+    again = data.load_cifar10("sample", "train")
     assert again.identity == train.identity and torch.equal(again.x, train.x)
 
 
 def test_corrupt_cache_is_rebuilt(cache):
-    first = data.load_cifar10("sample", "test", progress=False)
+    first = data.load_cifar10("sample", "test")
     (path,) = cache.glob("cifar10-sample-test-*.pt")
     path.write_bytes(path.read_bytes()[:1000])  # truncated
-    assert data.load_cifar10("sample", "test", progress=False).identity == first.identity
+    assert data.load_cifar10("sample", "test").identity == first.identity
     blob = torch.load(path, weights_only=True)
     blob["x"][0, 0, 0, 0] ^= 1  # readable but wrong content
     torch.save(blob, path)
-    again = data.load_cifar10("sample", "test", progress=False)
+    again = data.load_cifar10("sample", "test")
     assert torch.equal(again.x, first.x) and again.identity == first.identity
 
 
@@ -113,24 +113,24 @@ def test_layouts_agree(tmp_path, fake):
     for split in ("train", "test"):
         x, y = expected(fake, split)
         sources = (tree, tmp_path / "c.tar.gz", tmp_path / "c.zip", pickles)
-        loaded = [data.load_cifar10(s, split, progress=False) for s in sources]
+        loaded = [data.load_cifar10(s, split) for s in sources]
         for d in loaded:
             assert torch.equal(d.x, x) and torch.equal(d.y, y) and d.classes == CIFAR10_CLASSES
             assert d.identity == loaded[0].identity and d.identity.startswith(f"cifar10-{split}-")
-        other = data.load_cifar10(tree, "test" if split == "train" else "train", progress=False)
+        other = data.load_cifar10(tree, "test" if split == "train" else "train")
         assert loaded[0].identity != other.identity
 
 
 def test_cache_follows_source_changes(tmp_path, fake):
     tree = write_tree(tmp_path / "tree", fake)
-    before = data.load_cifar10(tree, "test", progress=False)
+    before = data.load_cifar10(tree, "test")
     img = fake["test"][0][0].copy()
     img[0, 0] = 255 - img[0, 0]
     edited = tree / "test" / "airplane" / "0000.png"
     old = edited.stat().st_mtime_ns
     edited.write_bytes(png(img))
     os.utime(edited, ns=(old + 10**9, old + 10**9))  # an edit a second later, whatever the clock's tick
-    after = data.load_cifar10(tree, "test", progress=False)
+    after = data.load_cifar10(tree, "test")
     assert after.identity != before.identity and after.x[0, :, 0, 0].tolist() == img[0, 0].tolist()
 
 
@@ -140,27 +140,27 @@ def test_cache_is_keyed_by_content_not_stat(tmp_path, fake):
     tree = write_tree(tmp_path / "tree", fake)
     edited = tree / "test" / "cat" / "0001.png"
     edited.write_bytes(png(fake["test"][3][1], compress_level=0))  # stored, not deflated: size = f(shape)
-    before = data.load_cifar10(tree, "test", progress=False)
+    before = data.load_cifar10(tree, "test")
     img = fake["test"][3][1].copy()
     img[5, 5] = 255 - img[5, 5]
     old = edited.stat()
     edited.write_bytes(png(img, compress_level=0))
     os.utime(edited, ns=(old.st_atime_ns, old.st_mtime_ns))
     assert edited.stat().st_size == old.st_size and edited.stat().st_mtime_ns == old.st_mtime_ns
-    after = data.load_cifar10(tree, "test", progress=False)
+    after = data.load_cifar10(tree, "test")
     assert after.identity != before.identity and after.x[7, :, 5, 5].tolist() == img[5, 5].tolist()
     assert data.cifar10_identity(tree, "test") == after.identity
     shutil.copytree(tree, tmp_path / "copy")
     with pytest.MonkeyPatch.context() as m:
         m.setattr(data, "_decode_all", lambda *a, **k: pytest.fail("a copy of cached data was decoded again"))
-        assert data.load_cifar10(tmp_path / "copy", "test", progress=False).identity == after.identity
+        assert data.load_cifar10(tmp_path / "copy", "test").identity == after.identity
 
 
 def test_identity_without_loading(tmp_path, fake, monkeypatch):
     with tarfile.open(tmp_path / "c.tar.gz", "w:gz") as tar:
         tar.add(write_tree(tmp_path / "tree", fake), arcname="cifar")
     first = data.cifar10_identity(tmp_path / "c.tar.gz", "train")  # decoded (and cached) the first time
-    assert first == data.load_cifar10(tmp_path / "c.tar.gz", "train", progress=False).identity
+    assert first == data.load_cifar10(tmp_path / "c.tar.gz", "train").identity
     assert data.cifar10_identity(tmp_path / "tree", "train") == first  # the same images in a folder
     monkeypatch.setattr(data, "_decode_all", lambda *a, **k: pytest.fail("decoded to learn an identity"))
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("loaded the arrays to learn an identity"))
@@ -175,24 +175,24 @@ def test_two_trees_in_one_source_are_ambiguous(tmp_path, fake):
         tar.add(b, arcname="b")
     with pytest.raises(ValueError, match=r"two.tar.gz is ambiguous: it holds 'train/<class>/<image>' under 2 "
                                          r"folders \(a/, b/\)"):
-        data.load_cifar10(tmp_path / "two.tar.gz", "train", progress=False)
+        data.load_cifar10(tmp_path / "two.tar.gz", "train")
     with zipfile.ZipFile(tmp_path / "twice.zip", "w") as z:
         for f in sorted(a.rglob("*.png")):
             z.write(f, f.relative_to(a).as_posix())
         with pytest.warns(UserWarning, match="Duplicate name"):
             z.write(a / "test" / "dog" / "0001.png", "test/dog/0001.png")
     with pytest.raises(ValueError, match="holds test/dog/0001.png twice"):
-        data.load_cifar10(tmp_path / "twice.zip", "test", progress=False)
+        data.load_cifar10(tmp_path / "twice.zip", "test")
     (tmp_path / "both").mkdir()
     a.rename(tmp_path / "both" / "a")
     b.rename(tmp_path / "both" / "b")
     with pytest.raises(ValueError, match="cannot tell the layout"):  # a folder: one tree at its top, or none
-        data.load_cifar10(tmp_path / "both", "train", progress=False)
+        data.load_cifar10(tmp_path / "both", "train")
 
 
 def test_a_full_cache_disk_is_one_line_and_leaves_nothing(cache, full_disk):
     with pytest.raises(ValueError, match=r"no space left in .*cache: writing there needs 2.9 MiB") as e:
-        data.load_cifar10("sample", "test", progress=False)
+        data.load_cifar10("sample", "test")
     assert "\n" not in str(e.value) and list(cache.iterdir()) == []
 
 
@@ -200,7 +200,7 @@ def test_cache_folder_must_be_a_folder(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
     monkeypatch.setenv("NRF_CACHE", str(tmp_path / "file"))
     with pytest.raises(ValueError, match=r"the data cache .*file is a file, not a folder: set NRF_CACHE"):
-        data.load_cifar10("sample", "test", progress=False)
+        data.load_cifar10("sample", "test")
 
 
 # --- bad input fails early and says what it expected ----------------------------------------
@@ -230,10 +230,10 @@ def test_bad_cifar_inputs(tmp_path, fake):
 
     (tree / "test" / "cat" / "0001.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot read image .*test/cat/0001.png"):
-        data.load_cifar10(tree, "test", progress=False)
+        data.load_cifar10(tree, "test")
     (tree / "test" / "cat" / "0001.png").write_bytes(png(np.zeros((31, 32, 3), np.uint8)))
     with pytest.raises(ValueError, match=r"test/cat/0001.png has shape \(3, 31, 32\), expected \(3, 32, 32\)"):
-        data.load_cifar10(tree, "test", progress=False)
+        data.load_cifar10(tree, "test")
 
     pickles = write_pickles(tmp_path / "tv", fake)
     (pickles / "cifar-10-batches-py" / "data_batch_3").unlink()
@@ -251,7 +251,7 @@ def test_broken_archives_are_one_line_naming_the_file(tmp_path, fake):
     (tmp_path / "garbage.zip").write_bytes(bytes(range(256)) * 20)
     for name in ("truncated.tar.gz", "garbage.tar.gz", "garbage.zip"):
         with pytest.raises(ValueError, match=f"cannot read the archive .*{name}") as e:
-            data.load_cifar10(tmp_path / name, "train", progress=False)
+            data.load_cifar10(tmp_path / name, "train")
         assert "\n" not in str(e.value)
 
 
@@ -262,7 +262,7 @@ def test_full_cifar10_path(monkeypatch, tmp_path):
 
 @pytest.mark.skipif(data.full_cifar10_path() is None, reason="full CIFAR-10 not on this machine")
 def test_full_cifar10_test_split():
-    d = data.load_cifar10(data.full_cifar10_path(), "test", progress=False)
+    d = data.load_cifar10(data.full_cifar10_path(), "test")
     assert d.x.shape == (10000, 3, 32, 32) and d.y.bincount().tolist() == [1000] * 10
 
 
@@ -341,13 +341,13 @@ def test_imagenet_m10(tmp_path):
     for idx in (151, 996, 914, 0):  # dog (fine 0), fungus (fine 53), boat (fine 59), not in M10
         (val / wnids[idx] / "a.JPEG").write_bytes(png(red))  # ImageNet has PNGs named .JPEG too
         (val / wnids[idx] / "b.png").write_bytes(png(blue))
-    d = data.load_imagenet_m10(tmp_path, "val", size=16, progress=False)
+    d = data.load_imagenet_m10(tmp_path, "val", size=16)
     assert d.x.shape == (6, 3, 16, 16) and d.x.dtype == torch.uint8
     assert d.fine_y.tolist() == [0, 0, 53, 53, 59, 59] and d.y.tolist() == [0, 0, 8, 8, 9, 9]
     assert d.classes == data.M10_CLASSES and d.fine_classes[0] == "n00000151" and len(d.fine_classes) == 60
     assert d.x[0, 0].eq(200).all() and d.x[1, 2].eq(200).all() and d.x[1, 0].eq(0).all()
     assert d.identity.startswith("imagenet-m10-val16-")
-    assert data.load_imagenet_m10(tmp_path, "val", size=16, progress=False).identity == d.identity
+    assert data.load_imagenet_m10(tmp_path, "val", size=16).identity == d.identity
 
     with pytest.raises(ValueError, match="split"):
         data.load_imagenet_m10(tmp_path, "test")
@@ -373,7 +373,7 @@ def test_cut_sample(tmp_path, fake):
         assert [m.name for m in members] == sorted(m.name for m in members) and len(members) == 30
         assert all(m.mtime == 0 for m in members)
         assert all(tar.extractfile(m).read() == (tree / m.name).read_bytes() for m in members)  # original bytes
-    d = data.load_cifar10(a, "train", progress=False)
+    d = data.load_cifar10(a, "train")
     assert d.y.bincount().tolist() == [2] * 10
     data.cut_sample(tree, tmp_path / "c.tar.gz", train_per_class=2, test_per_class=1, seed=4)
     assert a.read_bytes() != (tmp_path / "c.tar.gz").read_bytes()
@@ -413,7 +413,7 @@ def test_known_archives_are_what_they_decode_to(tmp_path, monkeypatch):
     assert data._file_sha256(data.SAMPLE, data._signature(data.SAMPLE)) in known
     for sha, archive in found.items():
         for split in ("train", "test") if sha in known else ():
-            decoded = data.load_cifar10(archive, split, progress=False).identity
+            decoded = data.load_cifar10(archive, split).identity
             assert decoded.split("-")[-1] == known[sha][split]
     monkeypatch.setattr(data, "_decode_all", lambda *a, **k: pytest.fail("decoded a known archive"))
     assert data.cifar10_identity("sample", "test", cache_dir=tmp_path / "empty") == "cifar10-sample-test-" + \

@@ -147,7 +147,7 @@ def test_paper_profile_on_a_cpu_warns(monkeypatch, capsys):
 def test_a_huge_grid_warns(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "_local", lambda *args: (r for r in ()))  # run nothing
     with pytest.warns(UserWarning, match="10,000 points"):
-        sweep.run("toy", {"a": list(range(100)), "b": list(range(100))}, out=tmp_path, progress=False,
+        sweep.run("toy", {"a": list(range(100)), "b": list(range(100))}, out=tmp_path,
                   notebook=_toy(tmp_path))
 
 

@@ -90,7 +90,7 @@ data = Data(torch.randint(0, 256, (21, 3, 32, 32), dtype=torch.uint8, generator=
 for arch, width in [("resnet18", 4), ("resnet18", 8), ("resnet18", 12), ("vgg11", 8)]:
     for batch_size in (3, 7):  # 21 images: every batch odd
         train(models.build(arch, width=width), data, data, epochs=1, lr=0.01, batch_size=batch_size,
-              device="cpu", progress=False)
+              device="cpu")
 print("trained")
 """
 

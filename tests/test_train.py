@@ -26,7 +26,7 @@ def subset(data: Data, n: int) -> Data:
 
 @pytest.fixture(scope="module")
 def sample():
-    return load_cifar10("sample", "train", progress=False), load_cifar10("sample", "test", progress=False)
+    return load_cifar10("sample", "train"), load_cifar10("sample", "test")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def natural(sample):
     tr, te = subset(sample[0], 1000), subset(sample[1], 300)
     model = models.build("resnet18", width=8, seed=0)
     history = train(model, tr, te, epochs=3, lr=0.05, batch_size=50, milestones=(2,), augment=None,
-                    device="cpu", progress=False)
+                    device="cpu")
     return model, history, te
 
 
@@ -54,8 +54,7 @@ def test_natural_training_beats_chance(natural):
 
 def test_robust_accuracy_is_below_clean_accuracy(natural):
     model, _, te = natural
-    robust = robust_accuracy(model, te.x[:100], te.y[:100], norm="l2", eps=1.0, steps=5, step_size=0.5,
-                             progress=False)
+    robust = robust_accuracy(model, te.x[:100], te.y[:100], norm="l2", eps=1.0, steps=5, step_size=0.5)
     assert robust < accuracy(model, te.x[:100], te.y[:100])
 
 
@@ -63,19 +62,18 @@ def test_adversarial_training_runs_and_robust_accuracy_is_at_most_clean(sample):
     tr, te = subset(sample[0], 200), subset(sample[1], 100)
     model = models.build("resnet18", width=4)
     adv = {"norm": "linf", "eps": 8 / 255, "steps": 2, "step_size": 2 / 3 * 8 / 255}
-    history = train(model, tr, te, epochs=1, lr=0.05, batch_size=50, adv=adv, device="cpu", progress=False)
+    history = train(model, tr, te, epochs=1, lr=0.05, batch_size=50, adv=adv, device="cpu")
     assert len(history["train_loss"]) == 1 and history["train_loss"][0] > 0
     natural = models.build("resnet18", width=4)
-    train(natural, tr, te, epochs=1, lr=0.05, batch_size=50, device="cpu", progress=False)
+    train(natural, tr, te, epochs=1, lr=0.05, batch_size=50, device="cpu")
     assert not torch.equal(model.head.weight, natural.head.weight)  # the attack changed what was learnt
     clean = accuracy(model, te.x, te.y)
-    assert robust_accuracy(model, te.x, te.y, norm="linf", eps=8 / 255, steps=3, step_size=4 / 255,
-                           progress=False) <= clean
+    assert robust_accuracy(model, te.x, te.y, norm="linf", eps=8 / 255, steps=3, step_size=4 / 255) <= clean
 
 
 def test_same_seed_same_weights_other_seed_other_weights(sample):
     tr, te = subset(sample[0], 200), subset(sample[1], 50)
-    kw = dict(epochs=1, lr=0.05, batch_size=64, augment="resized_crop_flip", device="cpu", progress=False)
+    kw = dict(epochs=1, lr=0.05, batch_size=64, augment="resized_crop_flip", device="cpu")
     a, b, c = (models.build("vgg11", width=8) for _ in range(3))
     train(a, tr, te, seed=5, **kw)
     train(b, tr, te, seed=5, **kw)
@@ -92,9 +90,9 @@ from nrf.train import train
 {subset}
 kw = json.loads({kw!r})
 torch.set_num_threads({threads})  # the resumed run must compute alike: the parent's thread count
-tr, te = subset(load_cifar10("sample", "train", progress=False), 300), subset(load_cifar10("sample", "test", progress=False), 50)
+tr, te = subset(load_cifar10("sample", "train"), 300), subset(load_cifar10("sample", "test"), 50)
 train(models.build("resnet18", width=4), tr, te, checkpoint=sys.argv[1], checkpoint_every=0, device="cpu",
-      progress=False, **kw)
+      **kw)
 """
 KILL_KW = {"epochs": 3, "lr": 0.05, "batch_size": 50, "milestones": [2], "seed": 3,
            "adv": {"norm": "l2", "eps": 0.5, "steps": 1, "step_size": 0.5}}
@@ -119,15 +117,15 @@ def test_killed_run_resumes_to_bit_identical_weights(sample, tmp_path):
 
     tr, te = subset(sample[0], 300), subset(sample[1], 50)
     resumed = models.build("resnet18", width=4, seed=99)  # the checkpoint must overwrite these weights
-    h_resumed = train(resumed, tr, te, checkpoint=ckpt, device="cpu", progress=False, **KILL_KW)
+    h_resumed = train(resumed, tr, te, checkpoint=ckpt, device="cpu", **KILL_KW)
     straight = models.build("resnet18", width=4)
-    h_straight = train(straight, tr, te, device="cpu", progress=False, **KILL_KW)
+    h_straight = train(straight, tr, te, device="cpu", **KILL_KW)
     assert all(torch.equal(p, q) for p, q in zip(resumed.state_dict().values(), straight.state_dict().values()))
     assert h_resumed["train_loss"] == h_straight["train_loss"]
     assert h_resumed["test_acc"] == h_straight["test_acc"]
 
     with pytest.raises(ValueError, match="other arguments.*lr"):
-        train(resumed, tr, te, checkpoint=ckpt, device="cpu", progress=False, **{**KILL_KW, "lr": 0.1})
+        train(resumed, tr, te, checkpoint=ckpt, device="cpu", **{**KILL_KW, "lr": 0.1})
 
 
 BAD = [({"epochs": 0}, "epochs"), ({"lr": 0.0}, "lr"), ({"batch_size": 0}, "batch_size"),
@@ -142,7 +140,7 @@ def test_bad_parameters_raise(bad, match):
     data = Data(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), ["a", "b"], "tiny")
     kw = {"epochs": 2, "lr": 0.1, "batch_size": 2, **bad}
     with pytest.raises(ValueError, match=match):
-        train(models.build("resnet18", width=4), data, data, device="cpu", progress=False, **kw)
+        train(models.build("resnet18", width=4), data, data, device="cpu", **kw)
 
 
 def test_bad_attack_parameters_raise():
@@ -159,13 +157,13 @@ def test_diverged_training_stops_and_names_the_cause(sample, tmp_path):
     ckpt = tmp_path / "run.pt"
     with pytest.raises(ValueError, match="training diverged in epoch 1.*lower the learning rate"):
         train(models.build("resnet18", width=4), tr, te, epochs=2, lr=1e4, batch_size=50, checkpoint=ckpt,
-              device="cpu", progress=False)
+              device="cpu")
     assert not ckpt.exists()  # nothing kept of a diverged run
 
 
 def test_truncated_checkpoint_restarts_the_training(sample, tmp_path, capsys):
     tr, te = subset(sample[0], 100), subset(sample[1], 20)
-    kw = {"epochs": 1, "lr": 0.05, "batch_size": 50, "device": "cpu", "progress": False, "checkpoint_every": 0}
+    kw = {"epochs": 1, "lr": 0.05, "batch_size": 50, "device": "cpu", "checkpoint_every": 0}
     ckpt = tmp_path / "run.pt"
     straight = models.build("resnet18", width=4)
     train(straight, tr, te, checkpoint=ckpt, **kw)
@@ -178,7 +176,7 @@ def test_truncated_checkpoint_restarts_the_training(sample, tmp_path, capsys):
 
 def test_checkpoints_are_written_every_so_often_and_cudnn_is_put_back(sample, tmp_path, monkeypatch):
     tr, te = subset(sample[0], 100), subset(sample[1], 20)
-    kw = {"epochs": 2, "lr": 0.05, "batch_size": 50, "device": "cpu", "progress": False}
+    kw = {"epochs": 2, "lr": 0.05, "batch_size": 50, "device": "cpu"}
     writes = []
     monkeypatch.setattr("nrf.train.save_atomic", lambda obj, path: writes.append(obj["epoch"]))
     train(models.build("resnet18", width=4), tr, te, checkpoint=tmp_path / "a.pt", checkpoint_every=3600, **kw)

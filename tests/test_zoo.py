@@ -14,13 +14,13 @@ def trained(tmp_path, monkeypatch):
     """A width-2 ResNet-18 trained for one epoch on 512 images of the embedded sample."""
     monkeypatch.setenv("NRF_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
-    full = data.load_cifar10("sample", "train", progress=False)
-    test = data.load_cifar10("sample", "test", progress=False)
+    full = data.load_cifar10("sample", "train")
+    test = data.load_cifar10("sample", "test")
     x, y = full.x[:512], full.y[:512]
     train_data = data.Data(x, y, full.classes, data._identity("tiny", x, y))
     cfg = records.resolve("models", {"profile": "smoke", "width": 2, "epochs": 1})
     spec = zoo.recipe(cfg, "natural", train_data.identity)
-    model, meta = zoo.trained(spec, train_data, test, device=torch.device("cpu"), progress=False)
+    model, meta = zoo.trained(spec, train_data, test, device=torch.device("cpu"))
     return spec, train_data, test, model, meta
 
 
@@ -42,7 +42,7 @@ def test_a_store_without_the_model_takes_the_committed_one(trained, tmp_path, mo
     zoo.export(spec, test.identity, zoo.zoo_dir("medium") / "natural", {"role": "natural"})
     monkeypatch.setenv("NRF_STORE", str(tmp_path / "empty-store"))
     monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("trained again"))
-    again, meta = zoo.trained(spec, train_data, test, device=torch.device("cpu"), progress=False)
+    again, meta = zoo.trained(spec, train_data, test, device=torch.device("cpu"))
     assert "natural taken from the committed medium models" in capsys.readouterr().out
     x = data.to_float(test.x[:16])
     assert torch.equal(again(x), model(x)) and meta["history"]["test_acc"]

@@ -10,18 +10,18 @@ OPTIONS = options.MODELS + [
 ]
 
 
-def run(cfg: dict, progress: bool = True) -> dict:
+def run(cfg: dict) -> dict:
     """Train (or load) the models named by `roles`: their recipes, curves and accuracies."""
     train_data, test_data = zoo.load_data(cfg["data"])
     attack = zoo.evaluation(cfg)
     rows = {}
     for role in cfg["roles"]:
         spec = zoo.recipe(cfg, role, train_data.identity)
-        model, meta = zoo.trained(spec, train_data, test_data, progress=progress)
+        model, meta = zoo.trained(spec, train_data, test_data)
         rows[role] = {
             "arch": spec["arch"], "width": spec["width"], "seed": spec["seed"], "epochs": spec["epochs"],
             "adv": spec["adv"], "clean_acc": meta["clean_acc"], "train_seconds": meta["train_seconds"],
-            "robust_acc": zoo.robust_accuracy(model, spec, test_data, attack, progress=progress),
+            "robust_acc": zoo.robust_accuracy(model, spec, test_data, attack),
             "test_acc_curve": meta["history"]["test_acc"], "recipe": spec,
         }
     return {"results": {"models": rows, "attack": attack, "n_test": len(test_data), "test_data": test_data.identity},

@@ -11,7 +11,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from .. import attacks, claims, options, records, store, uaps, zoo
+from .. import algorithm1, attacks, claims, options, records, store, uaps, zoo
 from ..data import Data
 from ..options import Option
 from ..runtime import device_batch, generator
@@ -155,7 +155,7 @@ def compare(model, spec: dict, train_data: Data, test_data: Data, *, n: int, nor
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            v, history = attacks.uap(model, x, xi=xi, norm=norm, delta=delta, max_passes=max_passes,
+            v, history = algorithm1.uap(model, x, xi=xi, norm=norm, delta=delta, max_passes=max_passes,
                                      overshoot=uaps.OVERSHOOT, batched=batched, batch_size=batch_size, seed=seed,
                                      progress=progress)
             seconds = time.perf_counter() - start  # uap's history reads the fooling rate: the device is synced

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import attacks, claims, options, records, store, uaps, zoo
+from .. import algorithm1, attacks, claims, options, records, store, uaps, zoo
 from ..data import crop_flip, to_float
 from ..models import save_atomic
 from ..options import Option
@@ -84,7 +84,7 @@ def run(cfg: dict, progress: bool = True) -> dict:
 
     def solve(net, radius, seed=cfg["uap_seed"]):
         x = train_data.x[uaps.pick(train_data, cfg["n_train"], seed)]
-        return attacks.uap(net, x, xi=radius, norm=norm, delta=cfg["delta"], max_passes=cfg["max_passes"],
+        return algorithm1.uap(net, x, xi=radius, norm=norm, delta=cfg["delta"], max_passes=cfg["max_passes"],
                            overshoot=uaps.OVERSHOOT, batched=True, batch_size=cfg["uap_batch"], seed=seed,
                            progress=progress)[0]
 
@@ -147,7 +147,7 @@ def run(cfg: dict, progress: bool = True) -> dict:
     def f7(_workdir):
         x = train_data.x[uaps.pick(train_data, cfg["n_normals"], cfg["uap_seed"])]
         chunk = device_batch(device)  # bounds the memory of DeepFool's backward passes
-        r = torch.cat([attacks.deepfool(model, x[i:i + chunk].to(device), norm="l2").flatten(1)
+        r = torch.cat([algorithm1.deepfool(model, x[i:i + chunk].to(device), norm="l2").flatten(1)
                        for i in tqdm(range(0, len(x), chunk), desc="deepfool", disable=not progress)])
         lengths = r.norm(dim=1)
         normals = r[lengths > 0] / lengths[lengths > 0, None]
