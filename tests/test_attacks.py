@@ -150,6 +150,22 @@ def test_uap_beats_noise_of_the_same_norm(setup, batched):
     assert fooled - by_noise > 5 * se  # far beyond chance, whatever the fixture model's exact weights
 
 
+@pytest.mark.parametrize("batched", [True, False])
+def test_uap_fooling_on_x_rises_across_passes(setup, batched):
+    """Algorithm 1 converges where one perturbation can fool most of X: at a radius well above the
+    images' minimal (DeepFool) perturbations (here about 20 times their median), its fooling rate
+    on X climbs pass after pass, per-image and batched alike (issue 25; at the medium model's
+    radius of about 5 times the median it does not: bench/results/uap_convergence.md)."""
+    model, (xs, _), _ = setup
+    base = xs[torch.randperm(len(xs), generator=torch.Generator().manual_seed(1))[:64]]
+    median = algorithm1.deepfool(model, base, max_iter=10).flatten(1).norm(dim=1).median().item()
+    xi = 2.0
+    assert xi > 15 * median
+    _, history = algorithm1.uap(model, base, xi=xi, norm="l2", delta=0.0, max_passes=5, batched=batched,
+                                batch_size=16)
+    assert len(history) == 5 and history[-1] > history[0] + 0.1
+
+
 def test_asr_counts_every_image(setup):
     model, _, (xt, _) = setup
     pred = attacks.predict(model, xt)
