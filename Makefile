@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book test results bench lock clean
+.PHONY: book test lint results bench lock clean
 
 $(BIN)/nrf: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "nrf needs Python 3.11 or newer: make PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
@@ -20,6 +21,11 @@ book: $(BIN)/nrf
 
 test: $(BIN)/nrf
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(TESTFLAGS)
+
+# Lint and formatting, as configured in pyproject.toml (CI runs it)
+lint: $(BIN)/nrf
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Recompute the committed records of a profile (results/PROFILE/), e.g. make results PROFILE=smoke
 PROFILE ?= smoke
@@ -49,7 +55,7 @@ bench: $(BENCH_ENV)
 # Regenerate the lock file (needs network access to PyPI).
 lock:
 	$(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv pip compile pyproject.toml --extra book --extra test \
+	$(PYTHON) -m uv pip compile pyproject.toml --extra book --extra test --extra slurm \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:

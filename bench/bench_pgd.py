@@ -12,15 +12,17 @@ run this from the comparison one (without it, its rows say "not installed"):
 import argparse
 import time
 
+import common
 import torch
 
-import common
 from nrf import attacks, models
 from nrf.runtime import default_device, generator
 
 EPS = {"linf": 8 / 255, "l2": 1.0}
-SIZES = {"full": {"width": 16, "batch": 128, "steps": 10, "repeats": 5},
-         "quick": {"width": 4, "batch": 8, "steps": 2, "repeats": 1}}
+SIZES = {
+    "full": {"width": 16, "batch": 128, "steps": 10, "repeats": 5},
+    "quick": {"width": 4, "batch": 8, "steps": 2, "repeats": 1},
+}
 
 
 def timed(fns, device, repeats):
@@ -30,7 +32,7 @@ def timed(fns, device, repeats):
     out = {name: fn() for name, fn in fns.items()}
     best = dict.fromkeys(fns, float("inf"))
     for r in range(repeats):
-        for name, fn in list(fns.items())[::-1 if r % 2 else 1]:
+        for name, fn in list(fns.items())[:: -1 if r % 2 else 1]:
             common.sync(device)
             t = time.perf_counter()
             out[name] = fn()
@@ -55,12 +57,13 @@ def main(argv=None):
     rows = []
     for norm, eps in EPS.items():
         step = eps / 3
-        runs = {"nrf": lambda: attacks.pgd(model, x, y, norm=norm, eps=eps, steps=size["steps"], step_size=step,
-                                           targeted=False)}
+        kw = {"norm": norm, "eps": eps, "steps": size["steps"], "step_size": step, "targeted": False}
+        runs = {"nrf": lambda kw=kw: attacks.pgd(model, x, y, **kw)}
         if torchattacks:
             ta = (torchattacks.PGD if norm == "linf" else torchattacks.PGDL2)(
-                common.NCHWGradients(model), eps=eps, alpha=step, steps=size["steps"], random_start=False)
-            runs["torchattacks"] = lambda: ta(x, y) - x
+                common.NCHWGradients(model), eps=eps, alpha=step, steps=size["steps"], random_start=False
+            )
+            runs["torchattacks"] = lambda ta=ta: ta(x, y) - x
         results = timed(runs, device, size["repeats"])
         base = results.get("torchattacks", (None,))[0]
         for name in ("nrf", "torchattacks"):
@@ -69,14 +72,37 @@ def main(argv=None):
                 continue
             seconds, delta = results[name]
             gap = (results["nrf"][1] - results["torchattacks"][1]).abs().max().item() if base else ""
-            rows.append([name, norm, size["batch"], size["steps"], seconds, size["batch"] * size["steps"] / seconds,
-                         base / seconds if base else "", gap if name == "nrf" else ""])
+            rows.append(
+                [
+                    name,
+                    norm,
+                    size["batch"],
+                    size["steps"],
+                    seconds,
+                    size["batch"] * size["steps"] / seconds,
+                    base / seconds if base else "",
+                    gap if name == "nrf" else "",
+                ]
+            )
 
-    body = common.table(["method", "norm", "batch", "steps", "seconds (best)", "img*steps/s",
-                         "speed / torchattacks", "max abs(delta_nrf - delta_ta)"], rows)
-    body += (f"\n\nResNet-18 width {size['width']} in eval mode, {args.size} px random images, best of "
-             f"{size['repeats']} after a warm-up; eps linf 8/255, l2 1.0, step eps/3, no random start. "
-             "speed / torchattacks > 1: nrf faster.")
+    body = common.table(
+        [
+            "method",
+            "norm",
+            "batch",
+            "steps",
+            "seconds (best)",
+            "img*steps/s",
+            "speed / torchattacks",
+            "max abs(delta_nrf - delta_ta)",
+        ],
+        rows,
+    )
+    body += (
+        f"\n\nResNet-18 width {size['width']} in eval mode, {args.size} px random images, best of "
+        f"{size['repeats']} after a warm-up; eps linf 8/255, l2 1.0, step eps/3, no random start. "
+        "speed / torchattacks > 1: nrf faster."
+    )
     common.publish("bench_pgd", "PGD: nrf against torchattacks", body, device, args.out)
 
 

@@ -15,17 +15,24 @@ import argparse
 import math
 import time
 
+import common
 import torch
 import torch.nn.functional as F
 
-import common
 from nrf import attacks, data, models, train, zoo
 from nrf.runtime import autocast, cpu_flags, default_device, generator, precision
 
 # (arch, width, batch, PGD adversarial training)
-ROWS = [("resnet18", 8, 256, False), ("resnet18", 16, 256, False), ("resnet18", 32, 256, False),
-        ("resnet18", 16, 512, False), ("resnet18", 8, 256, True), ("resnet18", 16, 256, True),
-        ("vgg16", 16, 256, False), ("vgg16", 32, 256, False)]
+ROWS = [
+    ("resnet18", 8, 256, False),
+    ("resnet18", 16, 256, False),
+    ("resnet18", 32, 256, False),
+    ("resnet18", 16, 512, False),
+    ("resnet18", 8, 256, True),
+    ("resnet18", 16, 256, True),
+    ("vgg16", 16, 256, False),
+    ("vgg16", 32, 256, False),
+]
 QUICK_DIVISOR = 64  # --quick: every row at 1/64 of its batch, one timed step
 
 
@@ -33,8 +40,9 @@ LAYOUTS = [("NCHW", False, "fp32"), ("channels_last", True, "fp32"), ("channels_
 ATTACK = {"norm": "l2", "eps": 1.0, "steps": 10}  # the paper's targeted PGD (step eps/3)
 
 
-def rate(arch: str, width: int, batch: int, adv: bool, channels_last: bool, seconds: float,
-         device: torch.device) -> float:
+def rate(
+    arch: str, width: int, batch: int, adv: bool, channels_last: bool, seconds: float, device: torch.device
+) -> float:
     """Images per second of training steps (in the precision set around the call), measured for
     about `seconds` (at least one step) after two warm-up steps."""
     model = models.build(arch, width=width).to(device)
@@ -48,8 +56,12 @@ def rate(arch: str, width: int, batch: int, adv: bool, channels_last: bool, seco
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
-        xb = x + attacks.pgd(model, x, y, norm="l2", eps=1.0, steps=3, step_size=2 / 3, targeted=False,
-                             random_start=True) if adv else x
+        xb = (
+            x
+            + attacks.pgd(model, x, y, norm="l2", eps=1.0, steps=3, step_size=2 / 3, targeted=False, random_start=True)
+            if adv
+            else x
+        )
         model.train()
         with autocast(device):
             loss = F.cross_entropy(model(xb).float(), y)
@@ -69,6 +81,7 @@ def rate(arch: str, width: int, batch: int, adv: bool, channels_last: bool, seco
 
 def attack_rate(model, x, y, seconds: float, device: torch.device) -> float:
     """Images per second of one targeted PGD step (forward and input gradient) on batch x."""
+
     def step():
         attacks.pgd(model, x, y, **{**ATTACK, "steps": 1})
 
@@ -111,11 +124,13 @@ def agreement(model, x, t, device: torch.device) -> dict:
     a, b = grads["fp32"].flatten(1), grads["bf16"].flatten(1)
     n = len(x)
     both = (success["fp32"] != success["bf16"]).float().mean().item()
-    return {"cosine": F.cosine_similarity(a, b, dim=1).mean().item(),
-            "sign": (a.sign() == b.sign()).float().mean().item(),
-            "asr": {k: v.float().mean().item() for k, v in success.items()},
-            "se": math.sqrt(both / n),  # paired: the s.e. of the ASR difference from discordant images
-            "n": n}
+    return {
+        "cosine": F.cosine_similarity(a, b, dim=1).mean().item(),
+        "sign": (a.sign() == b.sign()).float().mean().item(),
+        "asr": {k: v.float().mean().item() for k, v in success.items()},
+        "se": math.sqrt(both / n),  # paired: the s.e. of the ASR difference from discordant images
+        "n": n,
+    }
 
 
 def main(argv=None):
@@ -131,13 +146,26 @@ def main(argv=None):
         for _, channels_last, name in LAYOUTS:
             with precision(name):
                 rates.append(rate(arch, width, batch, adv, channels_last, seconds, device))
-        rows.append([arch, width, batch, "PGD-3" if adv else "natural", *rates, rates[2] / rates[1],
-                     50_000 / max(rates) / 60])
-    body = common.table(["arch", "width", "batch", "training", *(f"{lay} {name} img/s" for lay, _, name in LAYOUTS),
-                         "bf16 / fp32", "min / CIFAR-10 epoch"], rows)
-    body += (f"\n\nOne SGD step (momentum 0.9) on random 32 px images, measured for {seconds:g} s "
-             "(at least one step) per row and column; bf16 is torch.autocast (convolutions and matrix "
-             f"products in bfloat16, loss and update in fp32). CPU instruction sets: {isa()}.")
+        rows.append(
+            [arch, width, batch, "PGD-3" if adv else "natural", *rates, rates[2] / rates[1], 50_000 / max(rates) / 60]
+        )
+    body = common.table(
+        [
+            "arch",
+            "width",
+            "batch",
+            "training",
+            *(f"{lay} {name} img/s" for lay, _, name in LAYOUTS),
+            "bf16 / fp32",
+            "min / CIFAR-10 epoch",
+        ],
+        rows,
+    )
+    body += (
+        f"\n\nOne SGD step (momentum 0.9) on random 32 px images, measured for {seconds:g} s "
+        "(at least one step) per row and column; bf16 is torch.autocast (convolutions and matrix "
+        f"products in bfloat16, loss and update in fp32). CPU instruction sets: {isa()}."
+    )
 
     model, which = trained_model(device)
     test = data.load_cifar10("sample", "test")
@@ -154,10 +182,12 @@ def main(argv=None):
         row.append(100 * agree["asr"][row[0]])
     body += "\n\n" + common.table(["precision", "attack step img/s (batch 256)", "targeted PGD ASR %"], attack_rows)
     diff = 100 * (agree["asr"]["bf16"] - agree["asr"]["fp32"])
-    body += (f"\n\nAttack agreement, bf16 against fp32, on {agree['n']} test images of the shipped sample "
-             f"({which}), targeted l2 PGD eps 1.0, 10 steps of eps/3, a random wrong target per image: input "
-             f"gradient cosine {agree['cosine']:.4f}, sign agreement {100 * agree['sign']:.1f}%, ASR difference "
-             f"{diff:+.1f} points (paired s.e. {100 * agree['se']:.1f}). Success is judged in fp32 in both.")
+    body += (
+        f"\n\nAttack agreement, bf16 against fp32, on {agree['n']} test images of the shipped sample "
+        f"({which}), targeted l2 PGD eps 1.0, 10 steps of eps/3, a random wrong target per image: input "
+        f"gradient cosine {agree['cosine']:.4f}, sign agreement {100 * agree['sign']:.1f}%, ASR difference "
+        f"{diff:+.1f} points (paired s.e. {100 * agree['se']:.1f}). Success is judged in fp32 in both."
+    )
     common.publish("bench_train", "Training and attack throughput, fp32 against bf16", body, device, args.out)
 
 

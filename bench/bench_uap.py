@@ -23,24 +23,38 @@ import argparse
 import random
 import time
 
+import common
 import numpy as np
 import torch
 
-import common
 from nrf import algorithm1, attacks, options, uaps, zoo
 from nrf.data import to_float
 from nrf.runtime import default_device
 from nrf.sections import uap
 
 # name: (profile, options of the uap section changed from the profile's, radius / the book's)
-SETTINGS = {"smoke-5x": ("smoke", {"delta": 0.6, "max_passes": 10, "n_eval": 1000}, 5),
-            "medium": ("medium", {}, 1)}
+SETTINGS = {"smoke-5x": ("smoke", {"delta": 0.6, "max_passes": 10, "n_eval": 1000}, 5), "medium": ("medium", {}, 1)}
 # --quick: both settings on the embedded sample, X of 8 images for one pass; the smoke model
 # trained for one epoch at width 4 (the test suite's tiny model)
-QUICK = {"data": "sample", "width": 4, "epochs": 1, "milestones": [], "n_train": 8, "max_passes": 1,
-         "uap_batch": 4, "n_eval": 32}
-COLUMNS = ["setting", "implementation", "passes", "fooling on X (%)", "fooling held out (%)", "wall time (s)",
-           "time / nrf batched"]
+QUICK = {
+    "data": "sample",
+    "width": 4,
+    "epochs": 1,
+    "milestones": [],
+    "n_train": 8,
+    "max_passes": 1,
+    "uap_batch": 4,
+    "n_eval": 32,
+}
+COLUMNS = [
+    "setting",
+    "implementation",
+    "passes",
+    "fooling on X (%)",
+    "fooling held out (%)",
+    "wall time (s)",
+    "time / nrf batched",
+]
 
 
 def natural_model(cfg: dict, train_data, test_data, device):
@@ -59,9 +73,18 @@ def compare(model, cfg: dict, train_data, test_data, norm: str, xi: float, devic
     rows = []
     for batched in (True, False):
         start = time.perf_counter()
-        v, history = algorithm1.uap(model, x, xi=xi, norm=norm, delta=cfg["delta"], max_passes=cfg["max_passes"],
-                                 overshoot=uaps.OVERSHOOT, batched=batched, batch_size=cfg["uap_batch"],
-                                 seed=cfg["uap_seed"])
+        v, history = algorithm1.uap(
+            model,
+            x,
+            xi=xi,
+            norm=norm,
+            delta=cfg["delta"],
+            max_passes=cfg["max_passes"],
+            overshoot=uaps.OVERSHOOT,
+            batched=batched,
+            batch_size=cfg["uap_batch"],
+            seed=cfg["uap_seed"],
+        )
         common.sync(device)
         seconds = time.perf_counter() - start
         rows.append([len(history), history[-1], attacks.fooling_rate(model, x_test, v), seconds])
@@ -69,13 +92,23 @@ def compare(model, cfg: dict, train_data, test_data, norm: str, xi: float, devic
         return rows + [None]
 
     classifier = art.estimators.classification.PyTorchClassifier(
-        model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
-        nb_classes=len(train_data.classes), clip_values=(0.0, 1.0),
-        device_type="gpu" if device.type == "cuda" else "cpu")
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=tuple(x.shape[1:]),
+        nb_classes=len(train_data.classes),
+        clip_values=(0.0, 1.0),
+        device_type="gpu" if device.type == "cuda" else "cpu",
+    )
     attack = art.attacks.evasion.UniversalPerturbation(
-        classifier, attacker="deepfool", delta=cfg["delta"], max_iter=cfg["max_passes"], eps=xi,
-        norm=2 if norm == "l2" else np.inf, verbose=False,
-        attacker_params={"max_iter": 10, "epsilon": uaps.OVERSHOOT, "nb_grads": 10, "verbose": False})
+        classifier,
+        attacker="deepfool",
+        delta=cfg["delta"],
+        max_iter=cfg["max_passes"],
+        eps=xi,
+        norm=2 if norm == "l2" else np.inf,
+        verbose=False,
+        attacker_params={"max_iter": 10, "epsilon": uaps.OVERSHOOT, "nb_grads": 10, "verbose": False},
+    )
     x_np, clean = to_float(x).numpy(), attacks.predict(model, x).numpy()
     passes, predict = [], classifier.predict
 
@@ -114,13 +147,24 @@ def main(argv=None):
         found = compare(model, cfg, train_data, test_data, args.norm, xi, device, art)
         base = found[0][-1]
         for impl, result in zip(("nrf batched", "nrf per-image", "ART UniversalPerturbation"), found):
-            rows.append([name, impl, *([common.NOT_INSTALLED, "", "", "", ""] if result is None else
-                                       [result[0], 100 * result[1], 100 * result[2], result[3], result[3] / base])])
-        notes.append(f"- {name}: {profile} natural ResNet-18 (width {meta['width']}, {meta['epochs']} epochs on "
-                     f"{meta['data']}), attacked on {train_data.identity}: "
-                     f"X = {cfg['n_train']} training images, {args.norm} xi = {xi:.4g}, delta = {cfg['delta']}, "
-                     f"at most {cfg['max_passes']} passes, nrf batches of {cfg['uap_batch']}, held out: "
-                     f"{cfg['n_eval'] or 'the whole test split'}")
+            rows.append(
+                [
+                    name,
+                    impl,
+                    *(
+                        [common.NOT_INSTALLED, "", "", "", ""]
+                        if result is None
+                        else [result[0], 100 * result[1], 100 * result[2], result[3], result[3] / base]
+                    ),
+                ]
+            )
+        notes.append(
+            f"- {name}: {profile} natural ResNet-18 (width {meta['width']}, {meta['epochs']} epochs on "
+            f"{meta['data']}), attacked on {train_data.identity}: "
+            f"X = {cfg['n_train']} training images, {args.norm} xi = {xi:.4g}, delta = {cfg['delta']}, "
+            f"at most {cfg['max_passes']} passes, nrf batches of {cfg['uap_batch']}, held out: "
+            f"{cfg['n_eval'] or 'the whole test split'}"
+        )
     body = common.table(COLUMNS, rows) + "\n\n" + "\n".join(notes)
     common.publish("bench_uap", "Algorithm 1: nrf against ART", body, device, args.out)
 

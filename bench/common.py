@@ -82,8 +82,9 @@ def command() -> str:
 def table(columns: list[str], rows: list[list]) -> str:
     """A Markdown table; numeric columns right-aligned, floats to 3 significant digits (whole
     numbers from 100 up)."""
-    numeric = [all(isinstance(r[i], (int, float)) or r[i] in ("", NOT_INSTALLED) for r in rows)
-               for i in range(len(columns))]
+    numeric = [
+        all(isinstance(r[i], (int, float)) or r[i] in ("", NOT_INSTALLED) for r in rows) for i in range(len(columns))
+    ]
 
     def cell(value) -> str:
         if isinstance(value, float):
@@ -99,10 +100,14 @@ def parse(parser, name: str, argv=None):
     """The benchmark's arguments, with --quick and --out added; args.out resolved (full runs
     write bench/results/NAME.md unless told otherwise, quick runs nowhere). Pins torch's CPU
     threads to NRF_THREADS (default 2), as the book's computations run."""
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, every row: checks the benchmark runs "
-                        "(the test suite does this); the timings mean nothing")
-    parser.add_argument("--out", default=None, help=f"file for the table (default: bench/results/{name}.md, "
-                        "with --quick: none)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, every row: checks the benchmark runs (the test suite does this); the timings mean nothing",
+    )
+    parser.add_argument(
+        "--out", default=None, help=f"file for the table (default: bench/results/{name}.md, with --quick: none)"
+    )
     args = parser.parse_args(argv)
     pin_threads()
     if args.out is None and not args.quick:
@@ -114,11 +119,13 @@ def publish(name: str, title: str, body: str, device: torch.device, out: str | N
     """Print `body` (tables and notes, Markdown) under a header saying what produced it; write
     it to `out` (a path; "" or None: nowhere), and where that is bench/results/NAME.md refresh
     the README's quote of it."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    text = (f"### {title}\n\n- device: {where}\n- CPU: {cpu_name()}, {torch.get_num_threads()} torch threads of "
-            f"{os.cpu_count()} cores\n- torch {torch.__version__}\n- command: `{command()}`\n- date: {stamp}\n\n"
-            f"{body.strip()}\n")
+    text = (
+        f"### {title}\n\n- device: {where}\n- CPU: {cpu_name()}, {torch.get_num_threads()} torch threads of "
+        f"{os.cpu_count()} cores\n- torch {torch.__version__}\n- command: `{command()}`\n- date: {stamp}\n\n"
+        f"{body.strip()}\n"
+    )
     print(text, flush=True)
     if out:
         path = Path(out)

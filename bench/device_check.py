@@ -27,12 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+import common
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-import common
-from nrf import attacks, models, records, reproduce
+from nrf import attacks, contents, models, reproduce, runtime
 from nrf.runtime import autocast, default_device, generator, hardware
 
 AGREE_ACC = 0.02  # bf16 vs fp32: share of images whose predicted class may differ
@@ -42,8 +42,15 @@ SIZES = {  # full: what the GPU is measured at; dry: seconds on a CPU
     "dry": {"width": 4, "batch": 32, "steps": 2, "matmul": 256, "pgd_batch": 16, "pgd_steps": 2},
 }
 TORCHATTACKS = "torchattacks PGDL2 (fp32)"
-TINY_MODELS = {"width": 4, "epochs": 1, "robust_epochs": 1, "milestones": [], "adv_steps": 1, "eval_steps": 2,
-               "roles": ["natural"]}
+TINY_MODELS = {
+    "width": 4,
+    "epochs": 1,
+    "robust_epochs": 1,
+    "milestones": [],
+    "adv_steps": 1,
+    "eval_steps": 2,
+    "roles": ["natural"],
+}
 
 
 def sync(device):
@@ -70,23 +77,30 @@ def agreement(device) -> dict:
     from nrf.data import Data, load_cifar10
     from nrf.train import train
 
-    full = load_cifar10("sample", "train", progress=False)
+    full = load_cifar10("sample", "train")
     data = Data(full.x[::2], full.y[::2], full.classes, f"{full.identity}-half")  # every class, half the images
-    test = load_cifar10("sample", "test", progress=False)
+    test = load_cifar10("sample", "test")
     cpu = models.build("resnet18", width=8, seed=0)
-    train(cpu, data, test, epochs=1, lr=0.05, batch_size=128, device="cpu", progress=False)
+    train(cpu, data, test, epochs=1, lr=0.05, batch_size=128, device="cpu")
     other = models.build("resnet18", width=8, seed=0)
     other.load_state_dict(cpu.state_dict())
     other = other.to(device).eval()
     x, target = test.x[:256], torch.full((256,), 3)
     pred = {"cpu": attacks.predict(cpu, x), "device": attacks.predict(other, x.to(device)).cpu()}
-    delta = {"cpu": attacks.pgd(cpu, x, target, norm="l2", eps=1.0, steps=5),
-             "device": attacks.pgd(other, x.to(device), target.to(device), norm="l2", eps=1.0, steps=5).cpu()}
+    delta = {
+        "cpu": attacks.pgd(cpu, x, target, norm="l2", eps=1.0, steps=5),
+        "device": attacks.pgd(other, x.to(device), target.to(device), norm="l2", eps=1.0, steps=5).cpu(),
+    }
     asr = {k: attacks.asr(cpu, x, d, target) for k, d in delta.items()}  # both scored by the CPU model
     disagree = (pred["cpu"] != pred["device"]).float().mean().item()
     ok = disagree <= AGREE_ACC and abs(asr["cpu"] - asr["device"]) <= AGREE_ASR
-    return {"prediction_disagreement": disagree, "pgd_asr_cpu": asr["cpu"], "pgd_asr_device": asr["device"],
-            "tolerance": {"prediction_disagreement": AGREE_ACC, "asr_difference": AGREE_ASR}, "agrees": ok}
+    return {
+        "prediction_disagreement": disagree,
+        "pgd_asr_cpu": asr["cpu"],
+        "pgd_asr_device": asr["device"],
+        "tolerance": {"prediction_disagreement": AGREE_ACC, "asr_difference": AGREE_ASR},
+        "agrees": ok,
+    }
 
 
 def matmul_peak(device, n: int) -> float:
@@ -94,7 +108,7 @@ def matmul_peak(device, n: int) -> float:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n ** 3 / timed(lambda: a @ b, device)
+    return 2 * n**3 / timed(lambda: a @ b, device)
 
 
 def training_step(device, width: int, batch: int):
@@ -126,8 +140,13 @@ def training(device, width: int, batch: int, steps: int, peak: float) -> dict:
         step()
     flops = counter.get_total_flops()
     seconds = timed(lambda: [step() for _ in range(steps)], device, repeats=1) / steps
-    return {"width": width, "batch": batch, "images_per_s": batch / seconds, "flops_per_image": flops / batch,
-            "share_of_peak": flops / seconds / peak}
+    return {
+        "width": width,
+        "batch": batch,
+        "images_per_s": batch / seconds,
+        "flops_per_image": flops / batch,
+        "share_of_peak": flops / seconds / peak,
+    }
 
 
 def _train_at_once(device: str, width: int, batch: int, steps: int, start, rates) -> None:
@@ -147,8 +166,10 @@ def at_once(device, width: int, batch: int, steps: int, counts: list[int]) -> di
     out = {}
     for count in counts:
         start, rates = ctx.Barrier(count), ctx.Queue()
-        children = [ctx.Process(target=_train_at_once, args=(str(device), width, batch, steps, start, rates))
-                    for _ in range(count)]
+        children = [
+            ctx.Process(target=_train_at_once, args=(str(device), width, batch, steps, start, rates))
+            for _ in range(count)
+        ]
         for child in children:
             child.start()
         out[str(count)] = sum(rates.get() for _ in children)  # str: the report's JSON keys
@@ -177,9 +198,12 @@ def pgd(device, width: int, batch: int, steps: int) -> dict:
                 delta.copy_((x + delta).clamp(0, 1) - x)
         return delta
 
-    runs = {"nrf (bf16 autocast on GPU)": lambda: attacks.pgd(model, x, y, norm="l2", eps=eps, steps=steps,
-                                                              step_size=step, targeted=False),
-            "plain fp32 loop": plain}
+    runs = {
+        "nrf (bf16 autocast on GPU)": lambda: attacks.pgd(
+            model, x, y, norm="l2", eps=eps, steps=steps, step_size=step, targeted=False
+        ),
+        "plain fp32 loop": plain,
+    }
     rates = {name: batch * steps / timed(fn, device) for name, fn in runs.items()}
     if torchattacks := common.optional("torchattacks"):
         ta = torchattacks.PGDL2(common.NCHWGradients(model), eps=eps, alpha=step, steps=steps, random_start=False)
@@ -196,7 +220,8 @@ def stages(profile: str, deadline: float, names: list[str], params: dict) -> lis
     budget = deadline - time.monotonic()
     if budget <= 0:
         return [{"stage": name, "status": "not started (budget spent)"} for name in names]
-    rows = reproduce.run(profile, sections=names, params=params, budget=budget, progress=False)
+    with runtime.quiet():  # the stage table says how far it got
+        rows = reproduce.run(profile, sections=names, params=params, budget=budget)
     done = {r["stage"] for r in rows}
     return rows + [{"stage": name, "status": "not started (budget spent)"} for name in names if name not in done]
 
@@ -204,21 +229,38 @@ def stages(profile: str, deadline: float, names: list[str], params: dict) -> lis
 def table(report: dict) -> str:
     """The report as Markdown, for the README and the closing note."""
     b = report["benchmark"]
-    lines = [f"# Device check: {report['hardware']}", "",
-             f"Agreement with the CPU: {'yes' if report['agreement']['agrees'] else 'NO'} "
-             f"({json.dumps(report['agreement'])})", "",
-             "| measure | value |", "|---|---|",
-             f"| matmul peak (TFLOP/s) | {b['matmul_flops'] / 1e12:.1f} |",
-             f"| ResNet-18 w{b['training']['width']} training (images/s) | {b['training']['images_per_s']:.0f} |",
-             f"| its share of the matmul peak | {100 * b['training']['share_of_peak']:.1f}% |"]
+    lines = [
+        f"# Device check: {report['hardware']}",
+        "",
+        f"Agreement with the CPU: {'yes' if report['agreement']['agrees'] else 'NO'} "
+        f"({json.dumps(report['agreement'])})",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| matmul peak (TFLOP/s) | {b['matmul_flops'] / 1e12:.1f} |",
+        f"| ResNet-18 w{b['training']['width']} training (images/s) | {b['training']['images_per_s']:.0f} |",
+        f"| its share of the matmul peak | {100 * b['training']['share_of_peak']:.1f}% |",
+    ]
     one = b["at_once"]["1"]
-    lines += [f"| {n} trainings at once on the device (images/s, all together) | {rate:.0f} ({rate / one:.2f}x one) |"
-              for n, rate in b["at_once"].items() if n != "1"]
-    lines += [f"| PGD, {name} (images x steps/s) | {common.NOT_INSTALLED if rate is None else f'{rate:.0f}'} |"
-              for name, rate in b["pgd"].items()]
-    lines += ["", "| stage | status | seconds | peak host memory (MiB) | peak GPU memory (MiB) |", "|---|---|---|---|---|"]
-    lines += [f"| {r['stage']} | {r['status']} | {r.get('seconds') or ''} | {r.get('peak_memory_mib') or ''} | "
-              f"{r.get('peak_gpu_mib') or ''} |" for r in report["stages"]]
+    lines += [
+        f"| {n} trainings at once on the device (images/s, all together) | {rate:.0f} ({rate / one:.2f}x one) |"
+        for n, rate in b["at_once"].items()
+        if n != "1"
+    ]
+    lines += [
+        f"| PGD, {name} (images x steps/s) | {common.NOT_INSTALLED if rate is None else f'{rate:.0f}'} |"
+        for name, rate in b["pgd"].items()
+    ]
+    lines += [
+        "",
+        "| stage | status | seconds | peak host memory (MiB) | peak GPU memory (MiB) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['stage']} | {r['status']} | {r.get('seconds') or ''} | {r.get('peak_memory_mib') or ''} | "
+        f"{r.get('peak_gpu_mib') or ''} |"
+        for r in report["stages"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -227,7 +269,7 @@ def main(argv=None):
     p.add_argument("out", help="folder for the records and the report (only small files)")
     p.add_argument("--budget", type=float, default=480, help="seconds for everything, checks included")
     p.add_argument("--profile", default="paper")
-    p.add_argument("--sections", default=",".join(records.SECTIONS), help="stages, in order (comma-separated)")
+    p.add_argument("--sections", default=",".join(contents.PAGES), help="stages, in order (comma-separated)")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes, any device: checks the script itself")
     args = p.parse_args(argv)
     deadline = time.monotonic() + args.budget
@@ -235,17 +277,22 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     import os
 
-    os.environ["NRF_RESULTS"] = str(out / "results")  # records.commit writes here
+    os.environ["NRF_RESULTS"] = str(out / "results")  # records.publish writes here
     device = default_device()
     if device.type != "cuda" and not args.dry_run:
         sys.exit("device_check: no CUDA GPU here (NRF_DEVICE or torch.cuda); use --dry-run to check the script")
     size = SIZES["dry" if args.dry_run else "full"]
     peak = matmul_peak(device, size["matmul"])
-    report = {"hardware": hardware(device), "agreement": agreement(device),
-              "benchmark": {"matmul_flops": peak, "training": training(device, size["width"], size["batch"],
-                                                                        size["steps"], peak),
-                            "at_once": at_once(device, size["width"], size["batch"], size["steps"], [1, 2, 4]),
-                            "pgd": pgd(device, size["width"], size["pgd_batch"], size["pgd_steps"])}}
+    report = {
+        "hardware": hardware(device),
+        "agreement": agreement(device),
+        "benchmark": {
+            "matmul_flops": peak,
+            "training": training(device, size["width"], size["batch"], size["steps"], peak),
+            "at_once": at_once(device, size["width"], size["batch"], size["steps"], [1, 2, 4]),
+            "pgd": pgd(device, size["width"], size["pgd_batch"], size["pgd_steps"]),
+        },
+    }
     write(out, {**report, "stages": []})  # a command killed during the stages still returns the checks
     print(table({**report, "stages": []}), flush=True)
     params = TINY_MODELS if args.dry_run else {}

@@ -35,7 +35,7 @@ import inspect
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from nrf import algorithm1, attacks, options, records, reproduce, universals, zoo
+from nrf import algorithm1, contents, options, records, reproduce, universals, zoo
 from nrf import constructed as nrf_constructed
 from nrf import grid as nrf_grid
 from nrf import models as nrf_models
@@ -94,8 +94,11 @@ def model(cfg: dict, role: str, n_train: int, n_test: int) -> tuple:
     PGD steps on it for the robust model, and the test accuracy; then the clean accuracy."""
     spec, m = zoo.recipe(cfg, role, ""), net(cfg, role)
     adv_steps, epochs = spec["adv"]["steps"] if spec["adv"] else 0, spec["epochs"]
-    return ("model", role), [(m, "training", epochs * n_train), (m, "gradient", epochs * n_train * adv_steps),
-                             (m, "forward", (epochs + 1) * n_test)]
+    return ("model", role), [
+        (m, "training", epochs * n_train),
+        (m, "gradient", epochs * n_train * adv_steps),
+        (m, "forward", (epochs + 1) * n_test),
+    ]
 
 
 def robust_accuracy(cfg: dict, role: str, n_test: int) -> tuple:
@@ -104,14 +107,17 @@ def robust_accuracy(cfg: dict, role: str, n_test: int) -> tuple:
     return ("robust-accuracy", role), [(m, "gradient", zoo.evaluation(cfg)["steps"] * n_test), (m, "forward", n_test)]
 
 
-def universal(cfg: dict, role: str, n_train: int, n_test: int, norm: str, eps: float, seed: int,
-              solver: dict | None = None) -> tuple:
+def universal(
+    cfg: dict, role: str, n_train: int, n_test: int, norm: str, eps: float, seed: int, solver: dict | None = None
+) -> tuple:
     """universals.per_target: attacks.perturb visits each target's base set once per solver epoch
     (a gradient step per image), then attacks.asr scores each perturbation on the test split."""
     solver = solver or universals.solver(cfg, n_train)
     m, targets = net(cfg, role), n_targets(cfg)
-    return (("universal", role, norm, eps, seed, *solver.values()),
-            [(m, "gradient", solver["epochs"] * targets * solver["base_size"]), (m, "forward", targets * n_test)])
+    return (
+        ("universal", role, norm, eps, seed, *solver.values()),
+        [(m, "gradient", solver["epochs"] * targets * solver["base_size"]), (m, "forward", targets * n_test)],
+    )
 
 
 def patch_scores(cfg: dict, role: str, n_test: int, norm: str) -> tuple:
@@ -124,8 +130,11 @@ def patch_scores(cfg: dict, role: str, n_test: int, norm: str) -> tuple:
 def deepfool(m: tuple, images: int, iterations: int) -> list:
     """algorithm1.deepfool, bound: a clean forward, then every image active for every iteration
     (a forward kept for CANDIDATES - 1 backward passes to the input)."""
-    return [(m, "forward", images), (m, "gradient", images * iterations),
-            (m, "backward", images * iterations * (CANDIDATES - 2))]
+    return [
+        (m, "forward", images),
+        (m, "gradient", images * iterations),
+        (m, "backward", images * iterations * (CANDIDATES - 2)),
+    ]
 
 
 def algorithm1(m: tuple, n: int, cfg: dict) -> list:
@@ -139,9 +148,14 @@ def trainings(cfg: dict, names: list[str], n_train: int, n_test: int) -> list:
     """grid.train for every data set of `names` and point of the grid: epochs of SGD steps over
     the kept images (bound: every perturbed image) and the test accuracy after each epoch."""
     n, m = cfg["n_source"] or n_train, ("resnet18", cfg["model_width"])
-    return [(("constructed-training", name, *point.values()),
-             [(m, "training", point["epochs"] * n), (m, "forward", point["epochs"] * n_test)])
-            for name in names for point in nrf_grid.settings(cfg)]
+    return [
+        (
+            ("constructed-training", name, *point.values()),
+            [(m, "training", point["epochs"] * n), (m, "forward", point["epochs"] * n_test)],
+        )
+        for name in names
+        for point in nrf_grid.settings(cfg)
+    ]
 
 
 # ---- The stages, nrf/sections/*.py ------------------------------------------------------------------
@@ -159,12 +173,16 @@ def gallery(cfg: dict, n_train: int, n_test: int) -> list:
     norm, eps = options.threat(cfg)
     shown = [(cfg["arch"], norm, eps)] + [
         (arch, nm, eps if nm == norm else options.DEFAULT_EPS[nm])
-        for arch, nm in gallery_page.EXTRA_GALLERIES.values() if cfg["extras"] and (arch, nm) != (cfg["arch"], norm)]
+        for arch, nm in gallery_page.EXTRA_GALLERIES.values()
+        if cfg["extras"] and (arch, nm) != (cfg["arch"], norm)
+    ]
     found = []
     for arch, nm, ep in shown:
         role = gallery_page.ARCHS[arch]
-        found += [universal(cfg, role, n_train, n_test, nm, ep, cfg["seed"]),
-                  (("clean predictions", role), [(net(cfg, role), "forward", n_test)])]
+        found += [
+            universal(cfg, role, n_train, n_test, nm, ep, cfg["seed"]),
+            (("clean predictions", role), [(net(cfg, role), "forward", n_test)]),
+        ]
     return found + [patch_scores(cfg, gallery_page.ARCHS[cfg["arch"]], n_test, norm)]
 
 
@@ -172,8 +190,14 @@ def locality(cfg: dict, n_train: int, n_test: int) -> list:
     """Per norm (with extras, both): the natural model's universal perturbations and their patch scores."""
     norm, eps = options.threat(cfg)
     threats = [(norm, eps)] + [(o, options.DEFAULT_EPS[o]) for o in options.DEFAULT_EPS if cfg["extras"] and o != norm]
-    return [a for nm, ep in threats for a in (universal(cfg, "natural", n_train, n_test, nm, ep, cfg["seed"]),
-                                              patch_scores(cfg, "natural", n_test, nm))]
+    return [
+        a
+        for nm, ep in threats
+        for a in (
+            universal(cfg, "natural", n_train, n_test, nm, ep, cfg["seed"]),
+            patch_scores(cfg, "natural", n_test, nm),
+        )
+    ]
 
 
 def spatial(cfg: dict, n_train: int, n_test: int) -> list:
@@ -192,15 +216,25 @@ def scaling(cfg: dict, n_train: int, n_test: int) -> list:
     """The robust model's own universal perturbations (robust solver options) and measure():
     every kind of MEASURED at every scale of the grid on each model, plus its chance predictions."""
     norm, eps = options.threat(cfg)
-    robust_solver = {**universals.solver(cfg, n_train), "base_size": cfg["robust_base_size"],
-                     "epochs": cfg["robust_solver_epochs"], "batch_size": cfg["robust_solver_batch"]}
+    robust_solver = {
+        **universals.solver(cfg, n_train),
+        "base_size": cfg["robust_base_size"],
+        "epochs": cfg["robust_solver_epochs"],
+        "batch_size": cfg["robust_solver_batch"],
+    }
     scales = len({float(s) for s in cfg["scales"]} | {1.0, float(cfg["factor"])})
     n, targets = cfg["scale_eval"] or n_test, n_targets(cfg)
-    measured = [(net(cfg, role), "forward", (len(kinds) * targets * scales + 1) * n)
-                for role, kinds in scaling_page.MEASURED.items()]
-    return [robust_accuracy(cfg, "robust", n_test), universal(cfg, "natural", n_train, n_test, norm, eps, cfg["seed"]),
-            universal(cfg, "robust", n_train, n_test, norm, cfg["factor"] * eps, cfg["seed"], robust_solver),
-            patch_scores(cfg, "natural", n_test, norm), (("scaling", "measure"), measured)]
+    measured = [
+        (net(cfg, role), "forward", (len(kinds) * targets * scales + 1) * n)
+        for role, kinds in scaling_page.MEASURED.items()
+    ]
+    return [
+        robust_accuracy(cfg, "robust", n_test),
+        universal(cfg, "natural", n_train, n_test, norm, eps, cfg["seed"]),
+        universal(cfg, "robust", n_train, n_test, norm, cfg["factor"] * eps, cfg["seed"], robust_solver),
+        patch_scores(cfg, "natural", n_test, norm),
+        (("scaling", "measure"), measured),
+    ]
 
 
 def transfer(cfg: dict, n_train: int, n_test: int) -> list:
@@ -210,7 +244,8 @@ def transfer(cfg: dict, n_train: int, n_test: int) -> list:
     n, targets = cfg["n_test"] or n_test, n_targets(cfg)
     roles = (transfer_page.SOURCE, *transfer_page.OTHERS)
     labels = [(net(cfg, transfer_page.SOURCE), "gradient", PGD_STEPS * n)] + [
-        (net(cfg, role), "forward", (2 + targets) * n) for role in roles]
+        (net(cfg, role), "forward", (2 + targets) * n) for role in roles
+    ]
     return [universal(cfg, "natural", n_train, n_test, norm, eps, cfg["seed"]), (("transfer",), labels)]
 
 
@@ -251,14 +286,21 @@ def appendix(cfg: dict, n_train: int, n_test: int) -> list:
     penalty (a clean forward per batch, a gradient step per perturbation and image) and its scores."""
     m, n, targets = net(cfg, "natural"), cfg["n_eval"] or n_test, n_targets(cfg)
     epochs, k, d = cfg["solver_epochs"], cfg["base_size"], cfg["n_diverse"]
-    settings = appendix_page.sweep(cfg["solver_step"], cfg["solver_batch"], k, cfg["steps"], cfg["batches"],
-                                   cfg["base_sizes"])
-    dynamics = [(m, "forward", n)] + [t for _, _, size in settings for t in (
-        (m, "gradient", epochs * targets * size), (m, "forward", targets * (n + size)))]
+    settings = appendix_page.sweep(
+        cfg["solver_step"], cfg["solver_batch"], k, cfg["steps"], cfg["batches"], cfg["base_sizes"]
+    )
+    dynamics = [(m, "forward", n)] + [
+        t
+        for _, _, size in settings
+        for t in ((m, "gradient", epochs * targets * size), (m, "forward", targets * (n + size)))
+    ]
     augmented = [(m, "gradient", 2 * epochs * k)] + [(net(cfg, role), "forward", 4 * n) for role in appendix_page.ROLES]
     diverse = [(m, "forward", n)] + 2 * [(m, "forward", epochs * k + (2 * d + 1) * n), (m, "gradient", epochs * d * k)]
-    return [(("appendix", "dynamics"), dynamics), (("appendix", "augmented"), augmented),
-            (("appendix", "diverse"), diverse)]
+    return [
+        (("appendix", "dynamics"), dynamics),
+        (("appendix", "augmented"), augmented),
+        (("appendix", "diverse"), diverse),
+    ]
 
 
 def uap(cfg: dict, n_train: int, n_test: int) -> list:
@@ -267,8 +309,11 @@ def uap(cfg: dict, n_train: int, n_test: int) -> list:
     per-image and batched Algorithm 1 on compare_n images, each scored."""
     archs, norms, n = cfg["archs"], cfg["norms"], cfg["n_eval"] or n_test
     first, m = archs[0], net(cfg, archs[0])
-    found = [(("uap", role, norm, cfg["n_train"]), algorithm1(net(cfg, role), cfg["n_train"], cfg))
-             for role in archs for norm in norms]
+    found = [
+        (("uap", role, norm, cfg["n_train"]), algorithm1(net(cfg, role), cfg["n_train"], cfg))
+        for role in archs
+        for norm in norms
+    ]
     found += [(("uap", first, norms[0], size), algorithm1(m, size, cfg)) for size in cfg["sizes"]]
     labels = []  # predictions(): clean, every perturbation found (the sizes on the first model), 2 random directions
     for role in archs:
@@ -288,17 +333,37 @@ def uap_analysis(cfg: dict, n_train: int, n_test: int) -> list:
     recompute = radii * [(m, "forward", n), *algorithm1(m, cfg["n_train"], cfg)] if cfg["recompute"] else []
     f5 = [(m, "forward", n * (1 + draws * radii + radii))] + recompute
     rounds, solves = cfg["rounds"], (cfg["rounds"] + 1) * cfg["pool"] - 1
-    t6 = [(m, "training", rounds * cfg["ft_epochs"] * (cfg["ft_size"] or n_train)),
-          (m, "forward", 3 * (rounds + 1) * n), *solves * algorithm1(m, cfg["n_train"], cfg)]
+    t6 = [
+        (m, "training", rounds * cfg["ft_epochs"] * (cfg["ft_size"] or n_train)),
+        (m, "forward", 3 * (rounds + 1) * n),
+        *solves * algorithm1(m, cfg["n_train"], cfg),
+    ]
     f7 = deepfool(m, cfg["n_normals"], DEEPFOOL["max_iter"].default) + [
-        (m, "forward", (len(cfg["dims"]) + 1) * draws * n)]
-    return [(("uap", "natural", norm, cfg["n_train"]), algorithm1(m, cfg["n_train"], cfg)),
-            (("uap-random",), f5), (("uap-finetune",), t6), (("uap-normals",), f7)]
+        (m, "forward", (len(cfg["dims"]) + 1) * draws * n)
+    ]
+    return [
+        (("uap", "natural", norm, cfg["n_train"]), algorithm1(m, cfg["n_train"], cfg)),
+        (("uap-random",), f5),
+        (("uap-finetune",), t6),
+        (("uap-normals",), f7),
+    ]
 
 
-STAGES = {"models": models, "gallery": gallery, "locality": locality, "spatial": spatial, "scaling": scaling, "transfer": transfer,
-          "constructed": constructed, "generalisation": generalisation, "interpolation": interpolation,
-          "leakage": leakage, "appendix": appendix, "uap": uap, "uap_analysis": uap_analysis}
+STAGES = {
+    "models": models,
+    "gallery": gallery,
+    "locality": locality,
+    "spatial": spatial,
+    "scaling": scaling,
+    "transfer": transfer,
+    "constructed": constructed,
+    "generalisation": generalisation,
+    "interpolation": interpolation,
+    "leakage": leakage,
+    "appendix": appendix,
+    "uap": uap,
+    "uap_analysis": uap_analysis,
+}
 
 
 def count(profile: str = "paper", params: dict | None = None) -> list[dict]:
@@ -306,11 +371,11 @@ def count(profile: str = "paper", params: dict | None = None) -> list[dict]:
     equivalents), "flops"}. params: options given to every section that declares them, as
     `nrf reproduce --params` gives them."""
     rows, seen = [], set()
-    for name in records.SECTIONS:
-        declared = {o.name for o in records.section(name).OPTIONS}
+    for name, section in contents.PAGES.items():
+        declared = {o.name for o in section.OPTIONS}
         given = {"profile": profile, **{k: v for k, v in (params or {}).items() if k in declared}}
         for label, part, _ in reproduce.parts(name, given):
-            cfg = records.resolve(name, part)
+            cfg = records.resolve(section, part)
             if cfg["data"] not in SIZES:
                 raise ValueError(f"data must be one of {list(SIZES)} to be counted, got {cfg['data']!r}")
             passes = flops = 0
@@ -332,8 +397,11 @@ def markdown(rows: list[dict]) -> str:
     total = {"stage": "**total**", "passes": sum(r["passes"] for r in rows), "flops": sum(r["flops"] for r in rows)}
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
     for r in rows + [total]:
-        lines.append(f"| {r['stage']} | {r['passes'] / 1e6:,.1f} | {r['flops'] / 1e15:,.2f} | "
-                     + " | ".join(f"{r['flops'] / rate / 60:,.1f}" for rate in RATES) + " |")
+        lines.append(
+            f"| {r['stage']} | {r['passes'] / 1e6:,.1f} | {r['flops'] / 1e15:,.2f} | "
+            + " | ".join(f"{r['flops'] / rate / 60:,.1f}" for rate in RATES)
+            + " |"
+        )
     lines.append("")
     for rate in RATES:
         over = [r["stage"] for r in rows if r["flops"] / rate / 60 > WINDOW]
@@ -344,8 +412,9 @@ def markdown(rows: list[dict]) -> str:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="paper", choices=options.PROFILES)
-    p.add_argument("--params", metavar="FILE", help="options for every section that has them (YAML), e.g. "
-                   "grids/paper-full.yaml")
+    p.add_argument(
+        "--params", metavar="FILE", help="options for every section that has them (YAML), e.g. grids/paper-full.yaml"
+    )
     args = p.parse_args()
     print(markdown(count(args.profile, options.options_file(args.params) if args.params else None)))
 

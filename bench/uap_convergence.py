@@ -13,9 +13,9 @@ the book's solver added every step (`crossed_only=False`).
 
 import argparse
 
+import common
 import torch
 
-import common
 from nrf import algorithm1, attacks, uaps, zoo
 from nrf.data import to_float
 from nrf.runtime import default_device
@@ -28,8 +28,13 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=200, help="images in X")
     p.add_argument("--passes", type=int, default=5)
     p.add_argument("--n-eval", type=int, default=2000, help="held-out test images")
-    p.add_argument("--multiples", type=float, nargs="+", default=[1.0, 4.0, 16.0, 32.0],
-                   help="radii as multiples of the median DeepFool norm on X (besides the book's xi)")
+    p.add_argument(
+        "--multiples",
+        type=float,
+        nargs="+",
+        default=[1.0, 4.0, 16.0, 32.0],
+        help="radii as multiples of the median DeepFool norm on X (besides the book's xi)",
+    )
     args = common.parse(p, "uap_convergence", argv)
     device = default_device()
     n, passes, n_eval = (16, 1, 64) if args.quick else (args.n, args.passes, args.n_eval)
@@ -47,25 +52,55 @@ def main(argv=None):
     rows = []
     for (label, xi), crossed_only in [(r, True) for r in radii] + [(radii[0], False)]:
         for name, batched in LOOPS:
-            v, history = algorithm1.uap(model, x, xi=xi, norm="l2", delta=0.0, max_passes=passes, batched=batched,
-                                        batch_size=128, crossed_only=crossed_only, seed=0)
-            rows.append([label, f"{xi:.3f}", name, "crossed only" if crossed_only else "every step",
-                         " -> ".join(f"{100 * h:.1f}" for h in history), v.norm().item() / xi,
-                         100 * attacks.fooling_rate(model, x_test, v.to(device))])
+            v, history = algorithm1.uap(
+                model,
+                x,
+                xi=xi,
+                norm="l2",
+                delta=0.0,
+                max_passes=passes,
+                batched=batched,
+                batch_size=128,
+                crossed_only=crossed_only,
+                seed=0,
+            )
+            rows.append(
+                [
+                    label,
+                    f"{xi:.3f}",
+                    name,
+                    "crossed only" if crossed_only else "every step",
+                    " -> ".join(f"{100 * h:.1f}" for h in history),
+                    v.norm().item() / xi,
+                    100 * attacks.fooling_rate(model, x_test, v.to(device)),
+                ]
+            )
     normals = r.flatten(1)[crossed.to(r.device)]
     normals = normals / normals.norm(dim=1, keepdim=True)
     noise = torch.randn(normals.shape, generator=torch.Generator().manual_seed(0)).to(normals.device)
     noise = noise / noise.norm(dim=1, keepdim=True)
     off = ~torch.eye(len(normals), dtype=torch.bool, device=normals.device)
     cos = (normals @ normals.T)[off].abs().mean().item(), (noise @ noise.T)[off].abs().mean().item()
-    body = common.table(["radius", "l2 xi", "loop", "steps added", "fooling on X per pass (%)", "norm of v / xi",
-                         "fooling held out (%)"], rows)
-    body += (f"\n\nModel: the committed medium natural ResNet-18 (clean accuracy {100 * meta['clean_acc']:.1f}%). "
-             f"X: {n} training images, {passes} passes, delta 0 (every pass runs); held out: {n_eval} test images. "
-             f"DeepFool (10 iterations, overshoot 0.02) from the clean images of X crosses the boundary on "
-             f"{100 * crossed.float().mean():.1f}% of them, median l2 norm {median:.3f} (the book's xi is "
-             f"{uaps.XI['l2'] / median:.1f} times that). Mean |cosine| between the DeepFool steps of two images of X: "
-             f"{cos[0]:.3f} (between two random directions: {cos[1]:.3f}).")
+    body = common.table(
+        [
+            "radius",
+            "l2 xi",
+            "loop",
+            "steps added",
+            "fooling on X per pass (%)",
+            "norm of v / xi",
+            "fooling held out (%)",
+        ],
+        rows,
+    )
+    body += (
+        f"\n\nModel: the committed medium natural ResNet-18 (clean accuracy {100 * meta['clean_acc']:.1f}%). "
+        f"X: {n} training images, {passes} passes, delta 0 (every pass runs); held out: {n_eval} test images. "
+        f"DeepFool (10 iterations, overshoot 0.02) from the clean images of X crosses the boundary on "
+        f"{100 * crossed.float().mean():.1f}% of them, median l2 norm {median:.3f} (the book's xi is "
+        f"{uaps.XI['l2'] / median:.1f} times that). Mean |cosine| between the DeepFool steps of two images of X: "
+        f"{cos[0]:.3f} (between two random directions: {cos[1]:.3f})."
+    )
     common.publish("uap_convergence", "Algorithm 1: convergence on CIFAR-10", body, device, args.out)
 
 

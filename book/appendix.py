@@ -51,21 +51,23 @@ from matplotlib.gridspec import GridSpec
 
 from nrf import page, reported
 from nrf.attacks import visualise
+from nrf.sections import appendix as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("appendix")  # smoke, medium or paper; every option: `nrf options appendix`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options appendix`
 
 # %% tags=["remove-cell"]
-rec = page.record("appendix")
+rec = page.record(section, globals())
 r, t = rec["results"], rec["tensors"]
 classes, c = r["classes"], r["centre"]
 dyn, aug, div = r["dynamics"], r["augmented"], r["diverse"]
 stamp = f"profile {rec['options']['profile']}"
 page.glue_values(
     threat=f"{r['norm']} eps = {page.eps_text(r['eps'])}",
-    clean_natural=100 * r["clean_acc"]["natural"], clean_seed1=100 * r["clean_acc"]["natural_seed1"],
+    clean_natural=100 * r["clean_acc"]["natural"],
+    clean_seed1=100 * r["clean_acc"]["natural_seed1"],
     centre=f"step {c['step']:g} eps, mini-batches of {c['batch']}, K = {c['base_size']}",
     solver_epochs=r["solver_epochs"],
     n_eval=f"{r['n_eval']:,} of the {r['n_test']:,}" + ("" if r["n_eval"] == r["n_test"] else " (the paper: all)"),
@@ -94,8 +96,11 @@ curves = 100 * np.array(dyn["curves"])  # [S, epochs, T]
 final_test, final_base = 100 * np.array(dyn["asr"]), 100 * np.array(dyn["base_asr"])  # [S, T]
 chance9 = 100 * np.mean(dyn["chance"])
 centre = [c["step"], c["batch"], c["base_size"]]
-FACTORS = {"step": ("step size", lambda v: f"{v:g} eps"), "batch": ("mini-batch size", lambda v: f"batch {v}"),
-           "base_size": ("base-set size K", lambda v: f"K = {v}")}
+FACTORS = {
+    "step": ("step size", lambda v: f"{v:g} eps"),
+    "batch": ("mini-batch size", lambda v: f"batch {v}"),
+    "base_size": ("base-set size K", lambda v: f"K = {v}"),
+}
 epoch_axis = np.arange(1, curves.shape[1] + 1)
 fig, axes = plt.subplots(2, 3, figsize=(11.5, 6.6))
 for col, (factor, (name, label)) in enumerate(FACTORS.items()):
@@ -104,14 +109,23 @@ for col, (factor, (name, label)) in enumerate(FACTORS.items()):
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(rows)))
     for colour, row, v in zip(colours, rows, values):
         is_centre = dyn["settings"][row] == centre
-        axes[0, col].plot(epoch_axis, curves[row].mean(1), marker="o", ms=3, color="k" if is_centre else colour,
-                          lw=2.2 if is_centre else 1.2, label=label(v) + (" (centre)" if is_centre else ""))
+        axes[0, col].plot(
+            epoch_axis,
+            curves[row].mean(1),
+            marker="o",
+            ms=3,
+            color="k" if is_centre else colour,
+            lw=2.2 if is_centre else 1.2,
+            label=label(v) + (" (centre)" if is_centre else ""),
+        )
     axes[0, col].set(xlabel="epoch", title=f"varying the {name}")
     axes[0, col].legend(fontsize=7)
-    axes[1, col].errorbar(values, final_base[rows].mean(1), final_base[rows].std(1), marker="o", capsize=3,
-                          label="its own base set")
-    axes[1, col].errorbar(values, final_test[rows].mean(1), final_test[rows].std(1), marker="s", capsize=3,
-                          label="held-out test images")
+    axes[1, col].errorbar(
+        values, final_base[rows].mean(1), final_base[rows].std(1), marker="o", capsize=3, label="its own base set"
+    )
+    axes[1, col].errorbar(
+        values, final_test[rows].mean(1), final_test[rows].std(1), marker="s", capsize=3, label="held-out test images"
+    )
     axes[1, col].axhline(chance9, color="grey", ls=":", lw=1, label="chance (test)")
     axes[1, col].set(xscale="log", xlabel=name)
     axes[1, col].set_xticks(values, [f"{v:g}" for v in values])
@@ -124,10 +138,20 @@ fig.tight_layout()
 page.glue_values(fig_dynamics=fig)
 plt.close(fig)
 
-settings = pd.DataFrame([
-    {"step (x eps)": f"{s:g}", "batch": b, "K": k, "base-set ASR (%)": base.mean(), "test ASR (%)": test.mean(),
-     "base minus test (points)": (base - test).mean(), "centre": "yes" if [s, b, k] == centre else ""}
-    for (s, b, k), base, test in zip(dyn["settings"], final_base, final_test)])
+settings = pd.DataFrame(
+    [
+        {
+            "step (x eps)": f"{s:g}",
+            "batch": b,
+            "K": k,
+            "base-set ASR (%)": base.mean(),
+            "test ASR (%)": test.mean(),
+            "base minus test (points)": (base - test).mean(),
+            "centre": "yes" if [s, b, k] == centre else "",
+        }
+        for (s, b, k), base, test in zip(dyn["settings"], final_base, final_test)
+    ]
+)
 settings = settings.set_index(["step (x eps)", "batch", "K"])
 page.glue_values(table_dynamics=settings.style.format(precision=1), chance9=float(chance9))
 
@@ -161,13 +185,17 @@ page.glue_values(table_dynamics=settings.style.format(precision=1), chance9=floa
 # ## I-A6 Alternate base sets
 
 # %% tags=["remove-input"]
-KINDS = {"augmented": "K augmentations\nof one image", "ordinary": "K ordinary\ntraining images",
-         "standard": "standard PGD\non the image"}
+KINDS = {
+    "augmented": "K augmentations\nof one image",
+    "ordinary": "K ordinary\ntraining images",
+    "standard": "standard PGD\non the image",
+}
 ROLES = {"natural": "natural", "natural_seed1": "natural, other seed"}
 fig = plt.figure(figsize=(11, 5.2))
 gs = GridSpec(2, 6, figure=fig)
 pictures = [(f"the image\n({classes[r['image_label']]}, #{r['image']})", t["image"])] + [
-    (f"augmentation {j + 1}", a) for j, a in enumerate(t["augmentations"][:5])]
+    (f"augmentation {j + 1}", a) for j, a in enumerate(t["augmentations"][:5])
+]
 for j, (title, picture) in enumerate(pictures):
     ax = fig.add_subplot(gs[0, j])
     ax.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
@@ -187,24 +215,33 @@ for i, (role, name) in enumerate(ROLES.items()):
 ax.set_xticks(range(len(KINDS)), [n.replace("\n", " ") for n in KINDS.values()], fontsize=7)
 ax.set(ylabel="test ASR (%)")
 ax.legend(fontsize=7)
-fig.suptitle(f"Target {classes[r['target']]}: base set of K = {c['base_size']} augmentations of one image ({stamp})",
-             fontsize=9)
+fig.suptitle(
+    f"Target {classes[r['target']]}: base set of K = {c['base_size']} augmentations of one image ({stamp})", fontsize=9
+)
 fig.tight_layout()
 page.glue_values(fig_augmented=fig)
 plt.close(fig)
 
-table = pd.DataFrame({f"test ASR on the {name} model (%)": [100 * aug["asr"][role][k] for k in KINDS]
-                      for role, name in ROLES.items()}, index=pd.Index([n.replace("\n", " ") for n in KINDS.values()]))
+table = pd.DataFrame(
+    {f"test ASR on the {name} model (%)": [100 * aug["asr"][role][k] for k in KINDS] for role, name in ROLES.items()},
+    index=pd.Index([n.replace("\n", " ") for n in KINDS.values()]),
+)
 table["ASR on its own base set, last epoch (%)"] = [100 * aug["base_asr"].get(k, np.nan) for k in KINDS]
 table["fools the image itself"] = ["yes" if aug["own"][k] else "no" for k in KINDS]
-chance_row = pd.DataFrame({**{f"test ASR on the {name} model (%)": [100 * aug["chance"][role]]
-                              for role, name in ROLES.items()}}, index=["chance (unperturbed)"])
-page.glue_values(table_augmented=pd.concat([table, chance_row]).style.format(precision=1, na_rep="-"),
-                 augment={"crop_flip": "random crops from the image padded by 4 px, and horizontal flips (the CIFAR "
-                                       "training augmentation)",
-                          "resized_crop_flip": "random resized crops (8% to 100% of the area, aspect 3/4 to 4/3, "
-                                               "resized back to full size) and horizontal flips (the ImageNet "
-                                               "training augmentation)"}[r["augment"]])
+chance_row = pd.DataFrame(
+    {**{f"test ASR on the {name} model (%)": [100 * aug["chance"][role]] for role, name in ROLES.items()}},
+    index=["chance (unperturbed)"],
+)
+page.glue_values(
+    table_augmented=pd.concat([table, chance_row]).style.format(precision=1, na_rep="-"),
+    augment={
+        "crop_flip": "random crops from the image padded by 4 px, and horizontal flips (the CIFAR "
+        "training augmentation)",
+        "resized_crop_flip": "random resized crops (8% to 100% of the area, aspect 3/4 to 4/3, "
+        "resized back to full size) and horizontal flips (the ImageNet "
+        "training augmentation)",
+    }[r["augment"]],
+)
 
 # %% [markdown]
 # The augmentations are {glue:text}`augment`, drawn from a seeded generator; the three
@@ -232,6 +269,7 @@ page.glue_values(table_augmented=pd.concat([table, chance_row]).style.format(pre
 #
 # ## I-F17 Diversity
 
+
 # %% tags=["remove-input"]
 def off(m):
     """Mean of the entries i < j of a square matrix."""
@@ -251,12 +289,25 @@ for row, (run, name) in enumerate(RUNS.items()):
         ax.set_xticks([])
         ax.set_yticks([])
     axes[row, 0].set_ylabel(name, fontsize=8)
-    for ax, matrix, what in ((axes[row, n], np.array(res["pixel"]), "pixel space"),
-                             (axes[row, n + 1], np.array(res["representation"]).mean(0),
-                              "representation\n(mean over layers)")):
+    for ax, matrix, what in (
+        (axes[row, n], np.array(res["pixel"]), "pixel space"),
+        (axes[row, n + 1], np.array(res["representation"]).mean(0), "representation\n(mean over layers)"),
+    ):
         ids = [f"#{i + 1}" for i in range(n)]
-        sns.heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".1f", annot_kws={"fontsize": 9},
-                    square=True, cbar=False, xticklabels=ids, yticklabels=ids, ax=ax)
+        sns.heatmap(
+            matrix,
+            vmin=-1,
+            vmax=1,
+            cmap="RdBu_r",
+            annot=True,
+            fmt=".1f",
+            annot_kws={"fontsize": 9},
+            square=True,
+            cbar=False,
+            xticklabels=ids,
+            yticklabels=ids,
+            ax=ax,
+        )
         ax.tick_params(labelsize=8)
         ax.set_title(f"cosine, {what}", fontsize=8)
 fig.suptitle(f"{n} universal perturbations toward {classes[r['target']]} ({stamp})", fontsize=9)
@@ -264,13 +315,24 @@ fig.tight_layout()
 page.glue_values(fig_diversity=fig)
 plt.close(fig)
 
-table = pd.DataFrame([{"run": name, "mean test ASR (%)": 100 * np.mean(div[run]["asr"]),
-                       "pixel cosine": off(div[run]["pixel"]),
-                       **{f"{layer} cosine": off(m) for layer, m in zip(r["layers"], div[run]["representation"])}}
-                      for run, name in RUNS.items()]).set_index("run")
-page.glue_values(table_diversity=table.style.format(precision=2).format(precision=1, subset=["mean test ASR (%)"]),
-                 f17_n=n, f17_weight=f"{r['penalty']:g}", f17_layers=", ".join(r["layers"]),
-                 f17_chance=100 * div["chance"])
+table = pd.DataFrame(
+    [
+        {
+            "run": name,
+            "mean test ASR (%)": 100 * np.mean(div[run]["asr"]),
+            "pixel cosine": off(div[run]["pixel"]),
+            **{f"{layer} cosine": off(m) for layer, m in zip(r["layers"], div[run]["representation"])},
+        }
+        for run, name in RUNS.items()
+    ]
+).set_index("run")
+page.glue_values(
+    table_diversity=table.style.format(precision=2).format(precision=1, subset=["mean test ASR (%)"]),
+    f17_n=n,
+    f17_weight=f"{r['penalty']:g}",
+    f17_layers=", ".join(r["layers"]),
+    f17_chance=100 * div["chance"],
+)
 
 # %% [markdown]
 # **The penalty.** The {glue:text}`f17_n` perturbations share one base set and one mini-batch
@@ -307,15 +369,19 @@ page.glue_values(table_diversity=table.style.format(precision=2).format(precisio
 
 # %% tags=["remove-cell"]
 if r["fine_classes"] is None:
-    f18 = (f"**Not applicable to this data set.** The training data (`{r['data_identity']}`) has no fine-grained "
-           f"labels: its {len(classes)} classes have no subclasses to target. Where fine labels exist "
-           "(ImageNet-M10, whose 60 ImageNet classes are the subclasses of its 10 super-classes), I-F18 trains a "
-           "ResNet-18 on the fine labels and computes a universal perturbation toward each fine class, to see "
-           "whether subclass targets give more specific patterns. Nothing is computed for it on this page.")
+    f18 = (
+        f"**Not applicable to this data set.** The training data (`{r['data_identity']}`) has no fine-grained "
+        f"labels: its {len(classes)} classes have no subclasses to target. Where fine labels exist "
+        "(ImageNet-M10, whose 60 ImageNet classes are the subclasses of its 10 super-classes), I-F18 trains a "
+        "ResNet-18 on the fine labels and computes a universal perturbation toward each fine class, to see "
+        "whether subclass targets give more specific patterns. Nothing is computed for it on this page."
+    )
 else:
-    f18 = (f"The training data has {r['fine_classes']} fine-grained classes, but this book does not implement "
-           "I-F18 yet (a ResNet-18 trained on the fine labels and a universal perturbation toward each fine class): "
-           "nothing is computed for it on this page.")
+    f18 = (
+        f"The training data has {r['fine_classes']} fine-grained classes, but this book does not implement "
+        "I-F18 yet (a ResNet-18 trained on the fine labels and a universal perturbation toward each fine class): "
+        "nothing is computed for it on this page."
+    )
 page.glue_values(f18=Markdown(f18))
 
 # %% [markdown]
@@ -325,23 +391,12 @@ page.glue_values(f18=Markdown(f18))
 #
 # ## Verdict
 #
-# Each claim is decided by an effect and its standard error. **I-F9**: the centre step backs the
-# step of every other page when, on the base set and on test images, its final ASR is within two
-# standard errors (of the paired difference over the targets) of the best step's; a small base
-# set overfits when its base-set ASR exceeds its test ASR by more than the largest base set's
-# does, by more than two standard errors. Neither can be tested without at least two targets,
-# nor the step when no step beats chance. **I-A6**: the augmented base set's perturbation beats
-# the standard perturbation of the same image on new test images, of this model and of the
-# second one, by more than two binomial standard errors (not testable when even K ordinary
-# images give no perturbation above chance). **I-F17**: the penalty lowers the mean pairwise
-# absolute cosine in representation space (absolute, as the penalty counts opposite changes as
-# alike) by a clear margin (the verdict table gives it) and by more than two standard errors over
-# the pairs, and the penalised perturbations still beat chance by more than two standard errors. Where the
-# perturbations beat chance by only a few points, as on the small smoke models, the verdicts
-# say whether the solver's settings are unreasonable; the paper profile reads the curves' shape.
+# Where the perturbations beat chance by only a few points, as on the small smoke models, the
+# verdicts say whether the solver's settings are unreasonable; the paper profile reads the
+# curves' shape.
 
 # %% tags=["remove-input"]
 Markdown(reported.beside("I-F9, I-A6", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

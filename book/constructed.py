@@ -18,7 +18,8 @@
 # useful feature for their labels is a perturbation (after Ilyas et al., 2019). This page builds
 # them once for {ref}`generalisation`, {ref}`interpolation` and {ref}`leakage`, and shows what was kept.
 #
-# **Construction** (after Ilyas et al. {cite}`ilyas2019features`; {ref}`claim-3`). Every training image x (label y) gets a target t, drawn uniformly
+# **Construction** (after Ilyas et al. {cite}`ilyas2019features`; {ref}`claim-3`). Every training image x (label y)
+# gets a target t, drawn uniformly
 # at random and independently of y (exactly balanced: each class's images are dealt round-robin
 # over the targets). **D_adv** stores (x + delta, t) with delta a standard targeted l2
 # perturbation of x toward t made on the natural ResNet-18 (PGD, step eps/3, 10 steps).
@@ -43,14 +44,15 @@ import pandas as pd
 import seaborn as sns
 
 from nrf import page
+from nrf.sections import constructed as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("constructed")  # smoke, medium or paper; every option: `nrf options constructed`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options constructed`
 
 # %% tags=["remove-cell"]
-rec = page.record("constructed")
+rec = page.record(section, globals())
 r, t = rec["results"], rec["tensors"]
 variants, classes = r["variants"], r["classes"]
 
@@ -63,31 +65,53 @@ variants, classes = r["variants"], r["classes"]
 
 # %% tags=["remove-cell"]
 scale = r["eps_scale"]
-page.glue_values(setup=(
-    f"The perturbations are made on the natural ResNet-18 ({100 * r['natural_acc']:.1f}% clean test accuracy) "
-    f"for {r['n_source']:,} training images, at the threat model l2 eps = {r['l2_eps']:g} (linf variants: "
-    f"{255 * r['linf_eps']:g}/255)"
-    + (f", and this profile perturbs with {scale:g} times those budgets: its narrow, briefly trained model's universal perturbations "
-       "at the paper's budget fool too few images in the hard (class, target) cells for the exact balancing to keep "
-       "a usable data set." if scale != 1 else ", as in the paper.")
-    + f" Universal perturbations: {r['solver_epochs']} full-batch steps of {r['solver_step']:g} eps each."))
+page.glue_values(
+    setup=(
+        f"The perturbations are made on the natural ResNet-18 ({100 * r['natural_acc']:.1f}% clean test accuracy) "
+        f"for {r['n_source']:,} training images, at the threat model l2 eps = {r['l2_eps']:g} (linf variants: "
+        f"{255 * r['linf_eps']:g}/255)"
+        + (
+            f", and this profile perturbs with {scale:g} times those budgets: its narrow, briefly trained model's "
+            "universal perturbations at the paper's budget fool too few images in the hard (class, target) cells for "
+            "the exact balancing to keep a usable data set."
+            if scale != 1
+            else ", as in the paper."
+        )
+        + f" Universal perturbations: {r['solver_epochs']} full-batch steps of {r['solver_step']:g} eps each."
+    )
+)
 
 rows = []
 for name, v in variants.items():
-    rows.append({"data set": name, "perturbation": "standard" if v["kind"] == "adv" else "universal",
-                 "norm": v["norm"], "eps": f"{page.eps_text(v['eps'])}", "base set": v["source"], "K (mean)": v["base_size"],
-                 "built": v["built"], "fooled (%)": 100 * v["fooled"], "kept": v["kept"],
-                 "kept (%)": 100 * v["kept"] / v["built"],
-                 "max |P(t|y) - 1/C| (points)": None if v["max_gap"] is None else 100 * v["max_gap"]})
+    rows.append(
+        {
+            "data set": name,
+            "perturbation": "standard" if v["kind"] == "adv" else "universal",
+            "norm": v["norm"],
+            "eps": f"{page.eps_text(v['eps'])}",
+            "base set": v["source"],
+            "K (mean)": v["base_size"],
+            "built": v["built"],
+            "fooled (%)": 100 * v["fooled"],
+            "kept": v["kept"],
+            "kept (%)": 100 * v["kept"] / v["built"],
+            "max |P(t|y) - 1/C| (points)": None if v["max_gap"] is None else 100 * v["max_gap"],
+        }
+    )
 table = pd.DataFrame(rows).set_index("data set")
 univ, adv = variants["univ"], variants["adv"]
 hardest = int(np.argmin(univ["fooled_by_target"]))
-page.glue_values(**{
-    "table_sets": table.style.format(precision=1, na_rep="- (t = y + 1)"),
-    "univ_fooled": f"{100 * univ['fooled']:.1f}", "adv_fooled": f"{100 * adv['fooled']:.1f}",
-    "univ_kept": f"{100 * univ['kept'] / univ['built']:.1f}", "size": f"{univ['kept']:,}",
-    "labels_kept": f"{sum(c > 0 for c in univ['label_counts'])} of {len(classes)}",
-    "hardest": f"{classes[hardest]} ({100 * univ['fooled_by_target'][hardest]:.0f}% fooled)"})
+page.glue_values(
+    **{
+        "table_sets": table.style.format(precision=1, na_rep="- (t = y + 1)"),
+        "univ_fooled": f"{100 * univ['fooled']:.1f}",
+        "adv_fooled": f"{100 * adv['fooled']:.1f}",
+        "univ_kept": f"{100 * univ['kept'] / univ['built']:.1f}",
+        "size": f"{univ['kept']:,}",
+        "labels_kept": f"{sum(c > 0 for c in univ['label_counts'])} of {len(classes)}",
+        "hardest": f"{classes[hardest]} ({100 * univ['fooled_by_target'][hardest]:.0f}% fooled)",
+    }
+)
 
 # %% [markdown]
 # ```{glue:figure} table_sets
@@ -116,8 +140,17 @@ for i, name in enumerate(shown):
 axes[0].set(xticks=x, ylabel="fooled (%)", title="Share sent to the target, per target class")
 axes[0].set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
 axes[0].legend(fontsize=8)
-sns.heatmap(np.array(univ["table"]), ax=axes[1], cmap="viridis", annot=True, fmt="d", annot_kws={"fontsize": 7},
-            xticklabels=classes, yticklabels=classes, cbar_kws={"label": "examples"})
+sns.heatmap(
+    np.array(univ["table"]),
+    ax=axes[1],
+    cmap="viridis",
+    annot=True,
+    fmt="d",
+    annot_kws={"fontsize": 7},
+    xticklabels=classes,
+    yticklabels=classes,
+    cbar_kws={"label": "examples"},
+)
 axes[1].set(xlabel="new label t", ylabel="original class y", title="D_univ: kept examples per (y, t)")
 axes[1].tick_params(axis="x", labelrotation=45)
 page.glue_values(fig_balance=fig)
@@ -165,4 +198,4 @@ plt.close(fig)
 # at one size. Both are checked on what was kept.
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

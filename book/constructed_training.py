@@ -25,14 +25,15 @@
 import matplotlib.pyplot as plt
 
 from nrf import page
+from nrf.sections import constructed_training as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("constructed_training")  # smoke, medium or paper; every option: `nrf options constructed_training`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options constructed_training`
 
 # %% tags=["remove-cell"]
-rec = page.record("constructed_training")
+rec = page.record(section, globals())
 r = rec["results"]
 
 # %% [markdown]
@@ -43,19 +44,25 @@ r = rec["results"]
 # {glue:text}`summary`
 
 # %% tags=["remove-cell"]
-page.glue_values(summary=(
-    f"Data set {r['dataset']} ({r['size']:,} training images); learning rate {r['lr']:g}, batch size "
-    f"{r['batch_size']}, decay {r['decay']}, {r['epochs']} epochs. Clean test accuracy: final "
-    f"{100 * r['final_acc']:.1f}%, best epoch {100 * r['best_epoch_acc']:.1f}% (chance {100 * r['chance']:.1f}%, "
-    f"{r['n_test']:,} test images)."))
+page.glue_values(
+    summary=(
+        f"Data set {r['dataset']} ({r['size']:,} training images); learning rate {r['lr']:g}, batch size "
+        f"{r['batch_size']}, decay {r['decay']}, {r['epochs']} epochs. Clean test accuracy: final "
+        f"{100 * r['final_acc']:.1f}%, best epoch {100 * r['best_epoch_acc']:.1f}% (chance {100 * r['chance']:.1f}%, "
+        f"{r['n_test']:,} test images)."
+    )
+)
 
 fig, ax = plt.subplots(figsize=(5, 3))
 for split in ("train", "test"):
     curve = r["history"][f"{split}_acc"]
     ax.plot(range(1, len(curve) + 1), [100 * a for a in curve], label=split)
 ax.axhline(100 * r["chance"], color="gray", ls="--", label="chance")
-ax.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{r['dataset']}, lr {r['lr']:g}, batch {r['batch_size']}, "
-       f"decay {r['decay']}")
+ax.set(
+    xlabel="epoch",
+    ylabel="accuracy (%)",
+    title=f"{r['dataset']}, lr {r['lr']:g}, batch {r['batch_size']}, decay {r['decay']}",
+)
 ax.legend()
 fig.tight_layout()
 page.glue_values(fig_curve=fig)

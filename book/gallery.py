@@ -14,7 +14,8 @@
 # (gallery)=
 # # Gallery
 #
-# **Claim** ({ref}`claim 1 <claim-1>` of {cite}`park2021distinctive`). Universal perturbations look more human-aligned than standard
+# **Claim** ({ref}`claim 1 <claim-1>` of {cite}`park2021distinctive`). Universal perturbations look more human-aligned
+# than standard
 # adversarial perturbations: amplified, they show patterns of their target class.
 #
 # **Test (I-F2, I-F1, I-F12, I-F13).** For every target class we solve one targeted universal
@@ -38,27 +39,30 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from nrf import options, page, records, reported
+from nrf import options, page, reported
 from nrf.attacks import visualise
+from nrf.sections import gallery as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("gallery")  # smoke, medium or paper; every option: `nrf options gallery`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options gallery`
 
 # %% tags=["remove-cell"]
-rec = page.record("gallery")
+rec = page.record(section, globals())
 r, t, o = rec["results"], rec["tensors"], rec["options"]
 classes, targets, galleries, vs = r["classes"], r["targets"], r["galleries"], r["compare"]
 main = galleries["I-F2"]
 ARCH = {"resnet18": "ResNet-18", "vgg11": "VGG11"}
-paper = options.resolve(records.section("gallery").OPTIONS, "paper")
+paper = options.resolve(section.OPTIONS, "paper")
 
 
 def sizes(o, n_eval):
-    return (f"a base set of {o['base_size']:,} training images, {o['solver_epochs']} solver pass(es) in batches of "
-            f"{o['solver_batch']}; {o['n_patches']} patches of {vs['patch_size']} px, each scored on {n_eval} test "
-            "images")
+    return (
+        f"a base set of {o['base_size']:,} training images, {o['solver_epochs']} solver pass(es) in batches of "
+        f"{o['solver_batch']}; {o['n_patches']} patches of {vs['patch_size']} px, each scored on {n_eval} test "
+        "images"
+    )
 
 
 page.glue_values(
@@ -75,6 +79,7 @@ page.glue_values(
 #
 # Model: {glue:text}`model`; threat model: {glue:text}`threat`. The perturbations were solved
 # with {glue:text}`sizes` (the paper profile: {glue:text}`paper_sizes`).
+
 
 # %% tags=["remove-input"]
 def gallery_figure(g, deltas, title):
@@ -94,8 +99,13 @@ def gallery_figure(g, deltas, title):
 def missing(fig_id, arch, norm):
     fig, ax = plt.subplots(figsize=(6, 0.5))
     ax.axis("off")
-    ax.text(0.5, 0.5, f"{fig_id} ({ARCH[arch]}, {norm}) is not computed at this setting: set extras=true",
-            ha="center", va="center")
+    ax.text(
+        0.5,
+        0.5,
+        f"{fig_id} ({ARCH[arch]}, {norm}) is not computed at this setting: set extras=true",
+        ha="center",
+        va="center",
+    )
     return fig
 
 
@@ -103,8 +113,11 @@ figures = {"fig_I-F2": gallery_figure(main, t["deltas_I-F2"], "I-F2 Gallery")}
 for fig_id, (arch, norm) in {"I-F12": ("vgg11", "l2"), "I-F13": ("resnet18", "linf")}.items():
     same = (arch, norm) == (main["arch"], main["norm"])  # the main gallery already is this one
     key = "I-F2" if same else fig_id
-    figures[f"fig_{fig_id}"] = (gallery_figure(galleries[key], t[f"deltas_{key}"], f"{fig_id} Gallery")
-                                if key in galleries else missing(fig_id, arch, norm))
+    figures[f"fig_{fig_id}"] = (
+        gallery_figure(galleries[key], t[f"deltas_{key}"], f"{fig_id} Gallery")
+        if key in galleries
+        else missing(fig_id, arch, norm)
+    )
 page.glue_values(**figures)
 for fig in figures.values():
     plt.close(fig)
@@ -130,19 +143,28 @@ for row, target in enumerate(vs["pair"]):
     panels = [
         (x.permute(1, 2, 0).numpy(), f"test image: {classes[vs['label']]}"),
         (visualise(std), f"standard, target {classes[target]}\n{main['norm']} norm {vs['standard_norm'][row]:.3g}"),
-        ((x + std).clamp(0, 1).permute(1, 2, 0).numpy(),
-         f"image + standard\n-> {classes[vs['standard_pred'][row]]} ({'success' if reached else 'failure'})"),
-        (visualise(uni), f"universal, target {classes[target]}\ntest ASR {100 * main['asr'][k]:.0f}%; "
-         f"here -> {classes[vs['universal_pred'][row]]}"),
-        (visualise(uni)[top:top + size, left:left + size],
-         f"best patch alone\nASR {100 * vs['best_asr'][row]:.0f}% (chance {100 * vs['patch_chance'][row]:.0f}%)"),
+        (
+            (x + std).clamp(0, 1).permute(1, 2, 0).numpy(),
+            f"image + standard\n-> {classes[vs['standard_pred'][row]]} ({'success' if reached else 'failure'})",
+        ),
+        (
+            visualise(uni),
+            f"universal, target {classes[target]}\ntest ASR {100 * main['asr'][k]:.0f}%; "
+            f"here -> {classes[vs['universal_pred'][row]]}",
+        ),
+        (
+            visualise(uni)[top : top + size, left : left + size],
+            f"best patch alone\nASR {100 * vs['best_asr'][row]:.0f}% (chance {100 * vs['patch_chance'][row]:.0f}%)",
+        ),
     ]
     for ax, (img, title) in zip(axes[row], panels):
         ax.imshow(img)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     axes[row, 3].add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, ec="lime", lw=1.5))
-fig.suptitle(f"I-F1 Standard vs universal: {ARCH[main['arch']]}, {main['norm']} eps={page.eps_text(main['eps'])}", fontsize=10)
+fig.suptitle(
+    f"I-F1 Standard vs universal: {ARCH[main['arch']]}, {main['norm']} eps={page.eps_text(main['eps'])}", fontsize=10
+)
 page.glue_values(**{"fig_I-F1": fig})
 plt.close(fig)
 
@@ -176,9 +198,13 @@ plt.close(fig)
 
 # %% tags=["remove-input"]
 table = pd.DataFrame(
-    {(f"{fig_id}: {ARCH[g['arch']]}, {g['norm']}", what): [100 * v for v in g[key]]
-     for fig_id, g in galleries.items() for what, key in (("ASR (%)", "asr"), ("chance (%)", "chance"))},
-    index=pd.Index([classes[c] for c in targets], name="target"))
+    {
+        (f"{fig_id}: {ARCH[g['arch']]}, {g['norm']}", what): [100 * v for v in g[key]]
+        for fig_id, g in galleries.items()
+        for what, key in (("ASR (%)", "asr"), ("chance (%)", "chance"))
+    },
+    index=pd.Index([classes[c] for c in targets], name="target"),
+)
 page.glue_values(table_gallery=table.style.format(precision=1))
 
 # %% [markdown]
@@ -192,13 +218,10 @@ page.glue_values(table_gallery=table.style.format(precision=1))
 # ## Verdict
 #
 # The pictures say something about what the model responds to only if the perturbations are
-# real attacks: a gallery's claim holds for a target when its universal perturbation's test
-# ASR exceeds the chance level by more than two standard errors (binomial, on the test split);
-# it cannot be tested when the model itself does not beat guessing. I-F1 compares the two
-# kinds of perturbation fairly only if the standard one reaches its target on its own image.
-# Whether the universal perturbations show patterns of their target classes, and the standard
-# ones do not, is for the reader to judge from I-F1 and I-F2: no number here measures human
-# alignment.
+# real attacks, and I-F1 compares the two kinds of perturbation fairly only if the standard one
+# reaches its target on its own image: the verdicts check both. Whether the universal
+# perturbations show patterns of their target classes, and the standard ones do not, is for the
+# reader to judge from I-F1 and I-F2: no number here measures human alignment.
 
 # %% tags=["remove-input"]
 from IPython.display import Markdown  # noqa: E402
@@ -206,4 +229,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("I-F2", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

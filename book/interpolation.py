@@ -14,7 +14,8 @@
 # (interpolation)=
 # # Interpolating universality
 #
-# **Claim** ({ref}`claim 4 <claim-4>` of {cite}`park2021distinctive`). Universality can be interpolated: with a base set of K images
+# **Claim** ({ref}`claim 4 <claim-4>` of {cite}`park2021distinctive`). Universality can be interpolated: with a base
+# set of K images
 # (K = 1 is a standard perturbation), generalisation from D_univ falls as K grows while the
 # visual semantics of the perturbations improve; restricting the base set to one class or
 # subclass helps only a little.
@@ -35,13 +36,13 @@ import pandas as pd
 from nrf import attacks, claims, constructed, options, page, reported
 from nrf.sections import interpolation as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("interpolation")  # smoke, medium or paper; every option: `nrf options interpolation`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options interpolation`
 
 # %% tags=["remove-cell"]
-rec = page.record("interpolation")
+rec = page.record(section, globals())
 r, t, opts = rec["results"], rec["tensors"], rec["options"]
 best, sets, n_test, chance = r["best"], r["datasets"], r["n_test"], r["chance"]
 # By K as a number (the record's keys are text, so "16" sorts before "2"); the I-F7 perturbations
@@ -53,6 +54,7 @@ rows = dict(sorted((int(k), name) for k, name in r["K"].items()))
 # :format: myst
 # ```
 
+
 # %% tags=["remove-cell"]
 def acc(name):
     return 100 * best[name]["final_acc"]
@@ -62,19 +64,46 @@ def se(name):
     return 100 * claims.binomial_se(best[name]["final_acc"], n_test)
 
 
-table = pd.DataFrame([{"K": k, "data set": name, "mean base set": sets[name]["base_size"],
-                       "training images": sets[name]["size"], "test acc. (%)": acc(name), "± s.e.": se(name),
-                       "chance (%)": 100 * chance} for k, name in rows.items()]).set_index("K")
-page.glue_values(**{"table_I-T1": table.style.format(precision=1), "n_points": len(r["points"]),
-                    "budget_note": constructed.budget_note(r["eps_scale"])})
+table = pd.DataFrame(
+    [
+        {
+            "K": k,
+            "data set": name,
+            "mean base set": sets[name]["base_size"],
+            "training images": sets[name]["size"],
+            "test acc. (%)": acc(name),
+            "± s.e.": se(name),
+            "chance (%)": 100 * chance,
+        }
+        for k, name in rows.items()
+    ]
+).set_index("K")
+page.glue_values(
+    **{
+        "table_I-T1": table.style.format(precision=1),
+        "n_points": len(r["points"]),
+        "budget_note": constructed.budget_note(r["eps_scale"]),
+    }
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ks = list(rows)
-ax.errorbar(ks, [acc(n) for n in rows.values()], yerr=[se(n) for n in rows.values()], fmt="o-", capsize=3,
-            label="D_univ with base sets of K images")
+ax.errorbar(
+    ks,
+    [acc(n) for n in rows.values()],
+    yerr=[se(n) for n in rows.values()],
+    fmt="o-",
+    capsize=3,
+    label="D_univ with base sets of K images",
+)
 ax.axhline(100 * chance, color="gray", ls="--", label="chance")
-ax.set(xscale="log", xticks=ks, xlabel="K (base-set size; 1 = standard perturbation)",
-       ylabel="clean test accuracy (%)", title="Generalisation versus K")
+ax.set(
+    xscale="log",
+    xticks=ks,
+    xlabel="K (base-set size; 1 = standard perturbation)",
+    ylabel="clean test accuracy (%)",
+    title="Generalisation versus K",
+)
 ax.set_xticklabels([str(k) for k in ks])
 ax.minorticks_off()
 ax.legend(fontsize=8)
@@ -124,27 +153,53 @@ plt.close(fig)
 # no number decides it, so I-F7 has no verdict below.
 
 # %% tags=["remove-cell"]
-budget = [{"data set": "adv-half", "description": "D_adv, eps/2", "test acc. (%)": acc("adv-half"),
-           "± s.e.": se("adv-half")}]
+budget = [
+    {"data set": "adv-half", "description": "D_adv, eps/2", "test acc. (%)": acc("adv-half"), "± s.e.": se("adv-half")}
+]
 if 2 in rows:
-    budget.insert(0, {"data set": rows[2], "description": "D_univ, K = 2, eps", "test acc. (%)": acc(rows[2]),
-                      "± s.e.": se(rows[2])})
+    budget.insert(
+        0,
+        {
+            "data set": rows[2],
+            "description": "D_univ, K = 2, eps",
+            "test acc. (%)": acc(rows[2]),
+            "± s.e.": se(rows[2]),
+        },
+    )
 restrict, random_name = r["restrict_K"], rows[r["restrict_K"]]
-source = [{"base sets": f"random, K = {restrict}", "data set": random_name, "test acc. (%)": acc(random_name),
-           "± s.e.": se(random_name)},
-          {"base sets": f"single source class, K = {restrict}", "data set": "univ-class",
-           "test acc. (%)": acc("univ-class"), "± s.e.": se("univ-class")},
-          {"base sets": "single subclass", "data set": "-", "test acc. (%)": None, "± s.e.": None}]
+source = [
+    {
+        "base sets": f"random, K = {restrict}",
+        "data set": random_name,
+        "test acc. (%)": acc(random_name),
+        "± s.e.": se(random_name),
+    },
+    {
+        "base sets": f"single source class, K = {restrict}",
+        "data set": "univ-class",
+        "test acc. (%)": acc("univ-class"),
+        "± s.e.": se("univ-class"),
+    },
+    {"base sets": "single subclass", "data set": "-", "test acc. (%)": None, "± s.e.": None},
+]
 paper = options.resolve(section.OPTIONS, "paper")  # the paper's settings, to say where this run differs
-page.glue_values(**{
-    "table_I-T5": pd.DataFrame(budget).set_index("data set").style.format(precision=1),
-    "table_I-T2": pd.DataFrame(source).set_index("base sets").style.format(
-        precision=1, na_rep="not applicable" if not r["fine_labels"] else "not computed"),
-    "ks_note": "" if sorted(opts["Ks"]) == sorted(paper["Ks"]) else (
-        f"This run's K values are {sorted(opts['Ks'])}; the paper's are {sorted(paper['Ks'])}."),
-    "subclass": "Single-subclass base sets need fine-grained labels (ImageNet-M10's 60 classes); "
-                + ("this data set has none, so that row is not applicable here." if not r["fine_labels"] else
-                   "this data set has them, but the book does not build that variant yet.")})
+page.glue_values(
+    **{
+        "table_I-T5": pd.DataFrame(budget).set_index("data set").style.format(precision=1),
+        "table_I-T2": pd.DataFrame(source)
+        .set_index("base sets")
+        .style.format(precision=1, na_rep="not applicable" if not r["fine_labels"] else "not computed"),
+        "ks_note": ""
+        if sorted(opts["Ks"]) == sorted(paper["Ks"])
+        else (f"This run's K values are {sorted(opts['Ks'])}; the paper's are {sorted(paper['Ks'])}."),
+        "subclass": "Single-subclass base sets need fine-grained labels (ImageNet-M10's 60 classes); "
+        + (
+            "this data set has none, so that row is not applicable here."
+            if not r["fine_labels"]
+            else "this data set has them, but the book does not build that variant yet."
+        ),
+    }
+)
 
 # %% [markdown]
 # {glue:text}`ks_note`
@@ -168,15 +223,10 @@ page.glue_values(**{
 #
 # ## Verdict
 #
-# Each criterion quotes the paper's sentence and is one-sided in the paper's direction. I-T1
-# holds if accuracy at K = 1 is above accuracy at the largest K up to 16 (the paper's "relatively
-# small values of K") by more than two standard errors; the K = 1 against full-K comparison is
-# I-T3's, counted there once. I-T5 holds if D_adv at eps/2 is above D_univ at K = 2 by more than
-# two standard errors. I-T2 "improves modestly" holds if the
-# single-class base set improves accuracy by less than five points, two standard errors included.
-# All are read at the final epoch of the grid's first setting, fixed before training (the best
-# over the grid, the paper's statistic, is shown beside it), and decided only when K = 1 is at
-# least ten points above chance.
+# Each criterion quotes the paper's sentence and is one-sided in the paper's direction. The
+# verdicts read the final epoch of the grid's first setting, fixed before training (the best over
+# the grid, the paper's statistic, is shown beside it); the K = 1 against full-K comparison is
+# I-T3's, counted there once.
 
 # %% tags=["remove-input"]
 from IPython.display import Markdown  # noqa: E402
@@ -184,4 +234,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("I-T1, I-T5, I-T2, I-F7", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

@@ -37,21 +37,25 @@
 # %% tags=["remove-cell"]
 from IPython.display import HTML, Markdown, display
 
-from nrf import options, page, records
+from nrf import options, page
+from nrf.sections import models
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
 profile = None  # None: the profile each page shows (medium where committed, else smoke); or smoke, medium, paper
 
 # %% tags=["remove-cell"]
 claims, runs = page.glance(profile)
-models = records.section("models").OPTIONS
-ours = {p: options.resolve(models, p) for p in sorted(set(runs["profile"]))}
-paper = options.resolve(models, "paper")
-page.glue_values(scope_models="; ".join(
-    f"at the {p} profile, ResNet-18s of base width {o['width']} (the paper's: {paper['width']}) for {o['epochs']} "
-    f"epochs (the paper's CIFAR-10 models: {paper['epochs']})" for p, o in ours.items()))
+ours = {p: options.resolve(models.OPTIONS, p) for p in sorted(set(runs["profile"]))}
+paper = options.resolve(models.OPTIONS, "paper")
+page.glue_values(
+    scope_models="; ".join(
+        f"at the {p} profile, ResNet-18s of base width {o['width']} (the paper's: {paper['width']}) for {o['epochs']} "
+        f"epochs (the paper's CIFAR-10 models: {paper['epochs']})"
+        for p, o in ours.items()
+    )
+)
 
 # %% [markdown]
 # ## Scope: what this book can and cannot show
@@ -96,8 +100,15 @@ display(Markdown("In all: " + ", ".join(f"{n} {what}" for what, n in counts.item
 
 # %% tags=["remove-input"]
 checks = claims[claims["kind"] == "sanity check"]
-display(HTML(checks[["claim", "tested by", "effect (± s.e.)", "verdict", "why", "page"]].to_html(
-    index=False, escape=False, justify="left")) if len(checks) else Markdown("No verdict is a sanity check."))
+display(
+    HTML(
+        checks[["claim", "tested by", "effect (± s.e.)", "verdict", "why", "page"]].to_html(
+            index=False, escape=False, justify="left"
+        )
+    )
+    if len(checks)
+    else Markdown("No verdict is a sanity check.")
+)
 
 # %% [markdown]
 # ## Claims at a glance
@@ -108,8 +119,11 @@ display(HTML(checks[["claim", "tested by", "effect (± s.e.)", "verdict", "why",
 # signal to test the claim with (for example, a model at chance), not that the claim fails.
 
 # %% tags=["remove-input"]
-HTML(claims[["claim", "tested by", "effect (± s.e.)", "verdict", "the paper reports", "page"]].to_html(
-    index=False, escape=False, justify="left"))
+HTML(
+    claims[["claim", "tested by", "effect (± s.e.)", "verdict", "the paper reports", "page"]].to_html(
+        index=False, escape=False, justify="left"
+    )
+)
 
 # %% [markdown]
 # ## Where the numbers come from
@@ -132,8 +146,12 @@ table = page.stages(shown)
 if table is None:
     display(Markdown(f"No `nrf reproduce {shown}` run is recorded in `results/{shown}/`."))
 else:
-    display(Markdown(f"On {table.attrs['hardware']}, commit `{table.attrs['commit']}`, finished "
-                     f"{table.attrs['finished']}; {table['seconds'].sum():,.0f} s in all."))
+    display(
+        Markdown(
+            f"On {table.attrs['hardware']}, commit `{table.attrs['commit']}`, finished "
+            f"{table.attrs['finished']}; {table['seconds'].sum():,.0f} s in all."
+        )
+    )
     display(HTML(table.to_html(index=False, na_rep="")))
 
 # %% [markdown]

@@ -14,7 +14,8 @@
 # (leakage)=
 # # Leakage
 #
-# **Claim** ({ref}`claims 2 <claim-2>` and {ref}`3 <claim-3>` of {cite}`park2021distinctive`). What a model learns from D_univ comes from non-robust
+# **Claim** ({ref}`claims 2 <claim-2>` and {ref}`3 <claim-3>` of {cite}`park2021distinctive`). What a model learns
+# from D_univ comes from non-robust
 # features, not from robust features that leaked into the universal perturbations.
 #
 # **Test (I-T4).** Linear probes are trained on the frozen penultimate features of four models
@@ -34,14 +35,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from nrf import claims, constructed, page, reported
+from nrf.sections import leakage as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("leakage")  # smoke, medium or paper; every option: `nrf options leakage`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options leakage`
 
 # %% tags=["remove-cell"]
-rec = page.record("leakage")
+rec = page.record(section, globals())
 r, opts = rec["results"], rec["options"]
 probes, fresh, chance, n_test = r["probes"], r["fresh"], r["chance"], r["n_test"]
 
@@ -55,19 +57,38 @@ rows = []
 for name in r["datasets"]:
     for role in r["roles"]:
         p = probes[name][role]
-        rows.append({"trained on": name, "features of": role, "model clean acc. (%)": 100 * r["clean_acc"][role],
-                     "probe train acc. (%)": 100 * p["train_acc"], "test acc. (%)": 100 * p["test_acc"],
-                     "predicts y + 1 (%)": 100 * p["shifted"]})
+        rows.append(
+            {
+                "trained on": name,
+                "features of": role,
+                "model clean acc. (%)": 100 * r["clean_acc"][role],
+                "probe train acc. (%)": 100 * p["train_acc"],
+                "test acc. (%)": 100 * p["test_acc"],
+                "predicts y + 1 (%)": 100 * p["shifted"],
+            }
+        )
     b = fresh["best"][name]
-    rows.append({"trained on": name, "features of": "fresh ResNet-18 (all layers)", "model clean acc. (%)": None,
-                 "probe train acc. (%)": 100 * b["final_train_acc"], "test acc. (%)": 100 * b["final_acc"],
-                 "predicts y + 1 (%)": None})
-page.glue_values(**{
-    "table_I-T4": pd.DataFrame(rows).set_index(["trained on", "features of"]).style.format(precision=1, na_rep="-"),
-    "sizes": ", ".join(f"{n}: {s:,} images" for n, s in r["sizes"].items()), "chance": f"{100 * chance:.1f}",
-    "se2": f"{200 * claims.binomial_se(chance, n_test):.1f}", "budget": constructed.budget_note(r["eps_scale"]),
-    "probe": f"{opts['probe_steps']} full-batch Adam steps (learning rate {opts['probe_lr']:g}, weight decay "
-             f"{opts['probe_weight_decay']:g}) on standardised features"})
+    rows.append(
+        {
+            "trained on": name,
+            "features of": "fresh ResNet-18 (all layers)",
+            "model clean acc. (%)": None,
+            "probe train acc. (%)": 100 * b["final_train_acc"],
+            "test acc. (%)": 100 * b["final_acc"],
+            "predicts y + 1 (%)": None,
+        }
+    )
+page.glue_values(
+    **{
+        "table_I-T4": pd.DataFrame(rows).set_index(["trained on", "features of"]).style.format(precision=1, na_rep="-"),
+        "sizes": ", ".join(f"{n}: {s:,} images" for n, s in r["sizes"].items()),
+        "chance": f"{100 * chance:.1f}",
+        "se2": f"{200 * claims.binomial_se(chance, n_test):.1f}",
+        "budget": constructed.budget_note(r["eps_scale"]),
+        "probe": f"{opts['probe_steps']} full-batch Adam steps (learning rate {opts['probe_lr']:g}, weight decay "
+        f"{opts['probe_weight_decay']:g}) on standardised features",
+    }
+)
 
 # %% [markdown]
 # ```{glue:figure} table_I-T4
@@ -89,8 +110,14 @@ fig, axes = plt.subplots(1, len(r["datasets"]), figsize=(9, 3.4), sharey=True, s
 for ax, name in zip(axes[0], r["datasets"]):
     roles = r["roles"]
     ax.bar(roles, [100 * probes[name][x]["test_acc"] for x in roles], color="C0", label="test acc.")
-    ax.bar(roles, [100 * probes[name][x]["shifted"] for x in roles], color="C3", alpha=0.5, width=0.4,
-           label="predicts y + 1")
+    ax.bar(
+        roles,
+        [100 * probes[name][x]["shifted"] for x in roles],
+        color="C3",
+        alpha=0.5,
+        width=0.4,
+        label="predicts y + 1",
+    )
     ax.axhline(100 * chance, color="gray", ls="--", label="chance")
     ax.set_title(name, fontsize=9)
     ax.tick_params(axis="x", labelsize=8, rotation=20)
@@ -111,17 +138,14 @@ plt.close(fig)
 # ## Verdict
 #
 # The paper's argument is an ordering, not a probe at chance (its own robust probe is above
-# chance): the claim holds if the probes of the natural models other than D_univ's source
-# (another seed, VGG16) and the fresh ResNet-18 trained on D_univ are each above the robust
-# model's probe by more than two standard errors, decided when the source's probe is at least ten
-# points above chance. The source's own probe is shown but not used: D_univ keeps only the images
-# that the source model sends to their new label, so a probe on the source's features can read
-# the source's own decision, and its accuracy is close to the source model's clean accuracy.
-# The cyclic-label bound is the paper's from-scratch test: a fresh ResNet-18 trained on the
-# cyclic-label D_univ (where robust features point one class away from the label) is above
-# chance on the clean test set by more than two standard errors. A robust probe trained on labels
-# y + 1 predicting y + 1 says nothing about leakage (y + 1 is a function of y), so it is shown,
-# not judged.
+# chance): the verdict sets the probes of the natural models other than D_univ's source (another
+# seed, VGG16) and the fresh ResNet-18 trained on D_univ against the robust model's probe. The
+# source's own probe is shown but not used: D_univ keeps only the images that the source model
+# sends to their new label, so a probe on the source's features can read the source's own
+# decision, and its accuracy is close to the source model's clean accuracy. The cyclic-label
+# bound is the paper's from-scratch test, where robust features point one class away from the
+# label. A robust probe trained on labels y + 1 predicting y + 1 says nothing about leakage
+# (y + 1 is a function of y), so it is shown, not judged.
 
 # %% tags=["remove-input"]
 from IPython.display import Markdown  # noqa: E402
@@ -129,4 +153,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("I-T4", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

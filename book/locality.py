@@ -14,7 +14,8 @@
 # (locality)=
 # # Locality
 #
-# **Claim** ({ref}`claim 1 <claim-1>` of {cite}`park2021distinctive`). The attack signal of a universal perturbation is local: some
+# **Claim** ({ref}`claim 1 <claim-1>` of {cite}`park2021distinctive`). The attack signal of a universal perturbation
+# is local: some
 # of its patches carry much more of it than others, and those are the recognisable ones.
 #
 # **Test (I-F3, I-F14, I-F15).** For every target class we take the universal perturbation of
@@ -35,29 +36,30 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from nrf import options, page, records, reported
+from nrf import options, page, reported
 from nrf.attacks import visualise
+from nrf.sections import locality as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("locality")  # smoke, medium or paper; every option: `nrf options locality`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options locality`
 
 # %% tags=["remove-cell"]
-rec = page.record("locality")
+rec = page.record(section, globals())
 r, t, o = rec["results"], rec["tensors"], rec["options"]
 classes, targets, by_norm, size = r["classes"], r["targets"], r["norms"], r["patch_size"]
 main = by_norm[r["norm"]]
-paper = options.resolve(records.section("locality").OPTIONS, "paper")
+paper = options.resolve(section.OPTIONS, "paper")
 page.glue_values(
     threat=f"{r['norm']}, eps = {page.eps_text(main['eps'])}",
     clean_acc=f"{100 * r['clean_acc']:.1f}%",
     sizes=f"{r['n_patches']} patches of {size} x {size} pixels (the same random corners for every target), each "
-          f"scored on {r['n_eval']:,} of the {r['n_test']:,} test images; perturbations solved on a base set of "
-          f"{o['base_size']:,} training images",
+    f"scored on {r['n_eval']:,} of the {r['n_test']:,} test images; perturbations solved on a base set of "
+    f"{o['base_size']:,} training images",
     paper_sizes=f"{paper['n_patches']} patches scored on "
-                f"{'every test image' if paper['n_eval'] is None else paper['n_eval']}, a base set of "
-                f"{paper['base_size']:,}",
+    f"{'every test image' if paper['n_eval'] is None else paper['n_eval']}, a base set of "
+    f"{paper['base_size']:,}",
 )
 
 # %% [markdown]
@@ -68,13 +70,14 @@ page.glue_values(
 # Natural ResNet-18 (clean test accuracy {glue:text}`clean_acc`), threat model
 # {glue:text}`threat`: {glue:text}`sizes` (the paper profile: {glue:text}`paper_sizes`).
 
+
 # %% tags=["remove-input"]
 def shown_patch(delta, corner, size):
     """The perturbation's ±3σ picture inside the patch, mid-grey (zero) outside: the patch is
     shown at the colour scale of the whole perturbation (rescaling only changes contrast)."""
     vis, out = visualise(delta), np.full((delta.shape[-2], delta.shape[-1], 3), 0.5)
     top, left = corner
-    out[top:top + size, left:left + size] = vis[top:top + size, left:left + size]
+    out[top : top + size, left : left + size] = vis[top : top + size, left : left + size]
     return out
 
 
@@ -105,21 +108,30 @@ def patch_row(axes, nm, row, with_names):
 row = targets.index(r["target"])
 fig, axes = plt.subplots(1, 6, figsize=(9, 2.2), layout="constrained")
 patch_row(axes, r["norm"], row, with_names=True)
-fig.suptitle(f"I-F3 Locality: target {classes[r['target']]}, {r['norm']} eps={page.eps_text(main['eps'])}, "
-             f"chance {100 * main['chance'][row]:.0f}%", fontsize=10)
+fig.suptitle(
+    f"I-F3 Locality: target {classes[r['target']]}, {r['norm']} eps={page.eps_text(main['eps'])}, "
+    f"chance {100 * main['chance'][row]:.0f}%",
+    fontsize=10,
+)
 figures = {"fig_I-F3": fig}
 for nm, fig_id in (("l2", "I-F14"), ("linf", "I-F15")):
     if nm in by_norm:
-        fig, axes = plt.subplots(len(targets), 6, figsize=(7.5, 1.2 * len(targets) + 0.7), squeeze=False,
-                                 layout="constrained")
+        fig, axes = plt.subplots(
+            len(targets), 6, figsize=(7.5, 1.2 * len(targets) + 0.7), squeeze=False, layout="constrained"
+        )
         for k in range(len(targets)):
             patch_row(axes[k], nm, k, with_names=k == 0)
         fig.suptitle(f"{fig_id} Locality, all classes: {nm} eps={page.eps_text(by_norm[nm]['eps'])}", fontsize=10)
     else:
         fig, ax = plt.subplots(figsize=(6, 0.5))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"{fig_id} ({nm}) is not computed at this setting: set norm={nm} or extras=true",
-                ha="center", va="center")
+        ax.text(
+            0.5,
+            0.5,
+            f"{fig_id} ({nm}) is not computed at this setting: set norm={nm} or extras=true",
+            ha="center",
+            va="center",
+        )
     figures[f"fig_{fig_id}"] = fig
 page.glue_values(**figures)
 for fig in figures.values():
@@ -150,23 +162,43 @@ for fig in figures.values():
 # ```
 
 # %% tags=["remove-input"]
-table = pd.DataFrame([
-    {"norm": nm, "target": classes[c], "whole (%)": 100 * p["full"][k], "best patch (%)": 100 * max(p["asr"][k]),
-     "median patch (%)": 100 * float(np.median(p["asr"][k])), "worst patch (%)": 100 * min(p["asr"][k]),
-     "chance (%)": 100 * p["chance"][k], "rank corr. with norm": np.nan if p["rho"][k] is None else p["rho"][k]}
-    for nm, p in by_norm.items() for k, c in enumerate(targets)]).set_index(["norm", "target"])
+table = pd.DataFrame(
+    [
+        {
+            "norm": nm,
+            "target": classes[c],
+            "whole (%)": 100 * p["full"][k],
+            "best patch (%)": 100 * max(p["asr"][k]),
+            "median patch (%)": 100 * float(np.median(p["asr"][k])),
+            "worst patch (%)": 100 * min(p["asr"][k]),
+            "chance (%)": 100 * p["chance"][k],
+            "rank corr. with norm": np.nan if p["rho"][k] is None else p["rho"][k],
+        }
+        for nm, p in by_norm.items()
+        for k, c in enumerate(targets)
+    ]
+).set_index(["norm", "target"])
 styled = table.style.format(precision=1, na_rep="n/a").format("{:.2f}", subset=["rank corr. with norm"], na_rep="n/a")
 
 fig, axes = plt.subplots(1, len(by_norm), figsize=(4.6 * len(by_norm) + 1.2, 3.8), squeeze=False, layout="constrained")
 for ax, (nm, p) in zip(axes[0], by_norm.items()):
     for k, c in enumerate(targets):
         rel = np.array(p["norms"][k]) / max(p["norms"][k])
-        ax.scatter(rel, 100 * (np.array(p["asr"][k]) - p["chance"][k]), s=14, alpha=0.75, label=classes[c],
-                   color=plt.cm.tab10(c % 10))
+        ax.scatter(
+            rel,
+            100 * (np.array(p["asr"][k]) - p["chance"][k]),
+            s=14,
+            alpha=0.75,
+            label=classes[c],
+            color=plt.cm.tab10(c % 10),
+        )
     ax.axhline(0, color="grey", ls="--", lw=1, label="chance")
     rho = [v for v in p["rho"] if v is not None]
-    ax.set(xlabel="patch l2 norm before rescaling / largest patch norm", ylabel="patch ASR - chance (points)",
-           title=f"{nm} eps={page.eps_text(p['eps'])}" + (f": Spearman rho mean {np.mean(rho):.2f}" if rho else ""))
+    ax.set(
+        xlabel="patch l2 norm before rescaling / largest patch norm",
+        ylabel="patch ASR - chance (points)",
+        title=f"{nm} eps={page.eps_text(p['eps'])}" + (f": Spearman rho mean {np.mean(rho):.2f}" if rho else ""),
+    )
 axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
 page.glue_values(table_locality=styled, fig_norm=fig)
 plt.close(fig)
@@ -197,14 +229,11 @@ plt.close(fig)
 # are "more global"); on CIFAR-10 the book tests an extension of the claim. The best of many
 # patches always beats the worst, by chance alone: each patch's ASR is measured on a finite set
 # of images. And every patch of a target is scored on the same images, so their ASRs are not
-# independent samples: the test pairs them image by image. For each target, Cochran's Q asks
-# whether the patches' hits on the same images differ more than they would if every patch
-# carried the same signal (under that null Q follows a chi-square law with patches - 1 degrees of
-# freedom); the claim holds for a target when Q lies above its null by more than two standard
-# deviations. It cannot be tested when even the whole perturbations do not beat chance on the
-# scored images. Whether the best patches are also the most *recognisable* parts of the
-# perturbations cannot be measured here: compare the green and red patches in I-F3 and I-F14
-# and judge.
+# independent samples: the test pairs them image by image. Cochran's Q asks whether the patches'
+# hits on the same images differ more than they would if every patch carried the same signal
+# (under that null Q follows a chi-square law with patches - 1 degrees of freedom). Whether the
+# best patches are also the most *recognisable* parts of the perturbations cannot be measured
+# here: compare the green and red patches in I-F3 and I-F14 and judge.
 
 # %% tags=["remove-input"]
 from IPython.display import Markdown  # noqa: E402
@@ -212,4 +241,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("I-F3", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

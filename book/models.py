@@ -32,22 +32,26 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from nrf import page, reported, train
+from nrf.sections import models as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("models")  # smoke, medium or paper; every option: `nrf options models`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options models`
 
 # %% tags=["remove-cell"]
-rec = page.record("models")
+rec = page.record(section, globals())
 r, o = rec["results"], rec["options"]
 models, attack = r["models"], r["attack"]
 page.glue_values(
-    schedule=(f"one-cycle: a linear climb to lr {o['lr']:g} over the first {100 * train.WARMUP:.0f}% of the steps, "
-              "then linear to zero" if o["schedule"] == "onecycle" else
-              f"lr {o['lr']:g}, x0.1 at epochs {', '.join(map(str, o['milestones'])) or '(none)'}"),
+    schedule=(
+        f"one-cycle: a linear climb to lr {o['lr']:g} over the first {100 * train.WARMUP:.0f}% of the steps, "
+        "then linear to zero"
+        if o["schedule"] == "onecycle"
+        else f"lr {o['lr']:g}, x0.1 at epochs {', '.join(map(str, o['milestones'])) or '(none)'}"
+    ),
     attack=f"untargeted PGD, {attack['norm']} eps = {page.eps_text(attack['eps'])}, {attack['steps']} steps of "
-           f"{attack['step_size']:.3g}, no random start",
+    f"{attack['step_size']:.3g}, no random start",
 )
 
 # %% [markdown]
@@ -55,18 +59,28 @@ page.glue_values(
 # :format: myst
 # ```
 
+
 # %% tags=["remove-input"]
 def training(m):
     adv = m["adv"]
     return "natural" if adv is None else f"PGD {adv['norm']} eps={page.eps_text(adv['eps'])}, {adv['steps']} steps"
 
 
-table = pd.DataFrame([
-    {"model": role, "architecture": f"{m['arch']} (width {m['width']})", "seed": m["seed"], "training": training(m),
-     "epochs": m["epochs"], "clean acc. (%)": 100 * m["clean_acc"],
-     f"robust acc. (%, {attack['norm']} eps={page.eps_text(attack['eps'])})": 100 * m["robust_acc"],
-     "train time (s)": m["train_seconds"]}
-    for role, m in models.items()]).set_index("model")
+table = pd.DataFrame(
+    [
+        {
+            "model": role,
+            "architecture": f"{m['arch']} (width {m['width']})",
+            "seed": m["seed"],
+            "training": training(m),
+            "epochs": m["epochs"],
+            "clean acc. (%)": 100 * m["clean_acc"],
+            f"robust acc. (%, {attack['norm']} eps={page.eps_text(attack['eps'])})": 100 * m["robust_acc"],
+            "train time (s)": m["train_seconds"],
+        }
+        for role, m in models.items()
+    ]
+).set_index("model")
 page.glue_values(**{"table_I-T7": table.style.format(precision=1)})
 
 # %% [markdown]
@@ -106,4 +120,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("I-T7", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

@@ -22,8 +22,11 @@ from IPython.display import Markdown
 
 from nrf import claims, page
 
-page.glue_values(**{f"profile_{name}": Markdown(note) for name, note in page.PROFILE_NOTES.items()},
-                 jpeg=page.JPEG_CAVEAT, k_se=f"{claims.K_SE}")
+page.glue_values(
+    **{f"profile_{name}": Markdown(note) for name, note in page.PROFILE_NOTES.items()},
+    jpeg=page.JPEG_CAVEAT,
+    k_se=f"{claims.K_SE}",
+)
 
 # %% [markdown]
 # (reading-profiles)=

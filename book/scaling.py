@@ -14,7 +14,8 @@
 # (scaling)=
 # # Scaling
 #
-# **Claim** ({ref}`claim 2 <claim-2>` of {cite}`park2021distinctive`). Universal perturbations rely on non-robust features, not on
+# **Claim** ({ref}`claim 2 <claim-2>` of {cite}`park2021distinctive`). Universal perturbations rely on non-robust
+# features, not on
 # robust features that leaked into them: scaling a universal perturbation up raises its success
 # on natural models, but a robust model does not react to it; a universal perturbation computed
 # on the robust model itself, at a much larger budget, does move the robust model.
@@ -36,18 +37,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from nrf import options, page, records, reported
+from nrf import options, page, reported
 from nrf.attacks import visualise
+from nrf.sections import scaling as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("scaling")  # smoke, medium or paper; every option: `nrf options scaling`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options scaling`
 
 # %% tags=["remove-cell"]
-rec = page.record("scaling")
+rec = page.record(section, globals())
 r, t, o = rec["results"], rec["tensors"], rec["options"]
-section = records.section("scaling")
 grid, factor, classes, targets, p = r["grid"], r["factor"], r["classes"], r["targets"], r["patches"]
 ROLE = {"natural": ("natural", "C0"), "natural_seed1": ("natural, other seed", "C1"), "robust": ("robust", "C3")}
 paper = options.resolve(section.OPTIONS, "paper")
@@ -59,18 +60,18 @@ def passes(k):
 
 page.glue_values(
     models=f"natural ResNet-18 (clean test accuracy {100 * r['clean_acc']['natural']:.1f}%), a second one with "
-           f"another seed ({100 * r['clean_acc']['natural_seed1']:.1f}%) and the robust one "
-           f"({100 * r['clean_acc']['robust']:.1f}% clean, {100 * r['robust_acc']:.1f}% under {r['attack']['norm']} "
-           f"PGD at eps {page.eps_text(r['attack']['eps'])})",
-    setting=f"Threat model: {r['norm']}, eps = {page.eps_text(r['eps'])}. Each of the {len(targets)} targets' perturbations is "
-            f"measured on {r['n_eval']:,} of the {r['n_test']:,} test images at s = "
-            f"{', '.join(f'{s:g}' for s in grid)} times eps; the patches are the best and worst of {p['n_patches']} "
-            f"random {p['size']} px squares, scored on {p['n_eval']:,} test images. The robust model's perturbations "
-            f"are solved on {o['robust_base_size']:,} training images in {passes(o['robust_solver_epochs'])}, the "
-            f"natural model's on {o['base_size']:,} in {passes(o['solver_epochs'])}.",
+    f"another seed ({100 * r['clean_acc']['natural_seed1']:.1f}%) and the robust one "
+    f"({100 * r['clean_acc']['robust']:.1f}% clean, {100 * r['robust_acc']:.1f}% under {r['attack']['norm']} "
+    f"PGD at eps {page.eps_text(r['attack']['eps'])})",
+    setting=f"Threat model: {r['norm']}, eps = {page.eps_text(r['eps'])}. Each of the {len(targets)} targets' "
+    f"perturbations is measured on {r['n_eval']:,} of the {r['n_test']:,} test images at s = "
+    f"{', '.join(f'{s:g}' for s in grid)} times eps; the patches are the best and worst of {p['n_patches']} "
+    f"random {p['size']} px squares, scored on {p['n_eval']:,} test images. The robust model's perturbations "
+    f"are solved on {o['robust_base_size']:,} training images in {passes(o['robust_solver_epochs'])}, the "
+    f"natural model's on {o['base_size']:,} in {passes(o['solver_epochs'])}.",
     paper_sizes=f"measures on {'every test image' if paper['scale_eval'] is None else paper['scale_eval']} at "
-                f"{len(paper['scales'])} scales up to {max(paper['scales']):g}, and solves both kinds of perturbation "
-                f"on {paper['base_size']:,} training images",
+    f"{len(paper['scales'])} scales up to {max(paper['scales']):g}, and solves both kinds of perturbation "
+    f"on {paper['base_size']:,} training images",
 )
 
 # %% [markdown]
@@ -91,8 +92,9 @@ def plot(ax, kind, role, style="-", label=None):
     c = 100 * np.concatenate([np.array(r["chance"][role])[:, None], np.array(r["asr"][kind][role])], 1)
     mean, se = c.mean(0), c.std(0, ddof=1) / np.sqrt(len(c))
     name, colour = ROLE[role]
-    ax.errorbar(x, mean, yerr=se, fmt=style, marker="o", ms=3, capsize=2, lw=1.2, color=colour,
-                label=label or f"on {name}")
+    ax.errorbar(
+        x, mean, yerr=se, fmt=style, marker="o", ms=3, capsize=2, lw=1.2, color=colour, label=label or f"on {name}"
+    )
 
 
 def chance_lines(ax, roles):
@@ -109,8 +111,12 @@ chance_lines(ax, ROLE)
 for s, what in ((1, "natural's as made"), (factor, "robust's as made")):
     ax.axvline(s, color="grey", lw=0.8)
     ax.text(s, 101, f" {what}", fontsize=7, color="grey", rotation=90, va="top", ha="right")
-ax.set(xlabel="perturbation norm / eps (the scale s)", ylabel="ASR (%)", ylim=(0, 102),
-       title=f"I-F5 (a) Scaled universal perturbations ({r['norm']} eps={page.eps_text(r['eps'])})")
+ax.set(
+    xlabel="perturbation norm / eps (the scale s)",
+    ylabel="ASR (%)",
+    ylim=(0, 102),
+    title=f"I-F5 (a) Scaled universal perturbations ({r['norm']} eps={page.eps_text(r['eps'])})",
+)
 ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 fig.tight_layout()
 page.glue_values(fig_scaling=fig)
@@ -152,19 +158,23 @@ plt.close(fig)
 # that patch. Mean over targets, with error bars of one standard error across targets; dotted: chance.
 # ```
 
+
 # %% tags=["remove-input"]
 def crop(delta, corner):
     top, left = corner
-    return delta[:, top:top + p["size"], left:left + p["size"]]
+    return delta[:, top : top + p["size"], left : left + p["size"]]
 
 
-rows = [("natural model's\nperturbation", lambda i: t["deltas"][i], None),
-        ("best patch\n(zoom)", lambda i: crop(t["deltas"][i], p["best_corner"][i]), "best_asr"),
-        ("worst patch\n(zoom)", lambda i: crop(t["deltas"][i], p["worst_corner"][i]), "worst_asr"),
-        (f"robust model's\nperturbation ({factor:g} eps)", lambda i: t["robust_deltas"][i], None)]
+rows = [
+    ("natural model's\nperturbation", lambda i: t["deltas"][i], None),
+    ("best patch\n(zoom)", lambda i: crop(t["deltas"][i], p["best_corner"][i]), "best_asr"),
+    ("worst patch\n(zoom)", lambda i: crop(t["deltas"][i], p["worst_corner"][i]), "worst_asr"),
+    (f"robust model's\nperturbation ({factor:g} eps)", lambda i: t["robust_deltas"][i], None),
+]
 n = len(targets)
-fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n + 2.2, 1.4 * len(rows) + 0.6), squeeze=False,
-                         layout="constrained")
+fig, axes = plt.subplots(
+    len(rows), n, figsize=(1.3 * n + 2.2, 1.4 * len(rows) + 0.6), squeeze=False, layout="constrained"
+)
 for k, (label, pick, score) in enumerate(rows):
     for i, c in enumerate(targets):
         ax = axes[k, i]
@@ -174,8 +184,17 @@ for k, (label, pick, score) in enumerate(rows):
         if k == 0:
             ax.set_title(classes[c], fontsize=10)
         if score:  # inside its own picture, so that it cannot be read as the next row's
-            ax.text(0.5, 0.03, f"ASR {100 * p[score][i]:.0f}%", transform=ax.transAxes, ha="center", va="bottom",
-                    fontsize=8, color="black", bbox={"facecolor": "white", "alpha": 0.8, "pad": 1, "lw": 0})
+            ax.text(
+                0.5,
+                0.03,
+                f"ASR {100 * p[score][i]:.0f}%",
+                transform=ax.transAxes,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="black",
+                bbox={"facecolor": "white", "alpha": 0.8, "pad": 1, "lw": 0},
+            )
         if i == 0:
             ax.set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
 fig.suptitle("I-F5 (c) Perturbations and patches, ±3σ", fontsize=9)
@@ -193,15 +212,26 @@ plt.close(fig)
 # ```
 
 # %% tags=["remove-input"]
-KIND = {"universal": "natural model's perturbation", "best": "its best patch", "worst": "its worst patch",
-        "robust": f"robust model's perturbation ({factor:g} eps)"}
+KIND = {
+    "universal": "natural model's perturbation",
+    "best": "its best patch",
+    "worst": "its worst patch",
+    "robust": f"robust model's perturbation ({factor:g} eps)",
+}
 marks = sorted({1.0, factor, max(grid)})
-table = pd.DataFrame([
-    {"perturbation": KIND[kind], "model": ROLE[role][0], "chance (%)": 100 * section.chance(r, role)[0],
-     **{f"s = {s:g} (%)": 100 * section.at(r, kind, role, s)[0] for s in marks}}
-    for kind, by_role in r["asr"].items() for role in by_role]).set_index(["perturbation", "model"])
-page.glue_values(table_scaling=table.style.format(precision=1), rise=f"{100 * section.RISE:g}",
-                 near=f"{100 * section.NEAR:g}")
+table = pd.DataFrame(
+    [
+        {
+            "perturbation": KIND[kind],
+            "model": ROLE[role][0],
+            "chance (%)": 100 * section.chance(r, role)[0],
+            **{f"s = {s:g} (%)": 100 * section.at(r, kind, role, s)[0] for s in marks},
+        }
+        for kind, by_role in r["asr"].items()
+        for role in by_role
+    ]
+).set_index(["perturbation", "model"])
+page.glue_values(table_scaling=table.style.format(precision=1))
 
 # %% [markdown]
 # ```{glue:figure} table_scaling
@@ -213,18 +243,11 @@ page.glue_values(table_scaling=table.style.format(precision=1), rise=f"{100 * se
 #
 # ## Verdict
 #
-# Each criterion quotes the paper's sentence. Over the whole range of scales, from the smallest
-# to the largest: scaling "raises" the ASR if it rises by more than {glue:text}`rise` percentage
-# points plus two standard errors on both natural models; the robust model "does not react to
-# any scaling" if its rise, plus two standard errors, stays below {glue:text}`near` points (an
-# equivalence bound: the data must rule a reaction out, not merely fail to see one). Its own
-# perturbation, made at `factor` times the budget, "moves" it if at that size it beats chance by
-# more than {glue:text}`near` points and the natural model's perturbations of the same norm by
-# more than {glue:text}`rise`, each plus two standard errors (binomial errors of the mean over
-# targets); and it "still fools the natural model, even when scaled down" if at every scale from
-# the budget up to below `factor` it beats the natural model's chance by more than
-# {glue:text}`rise` points plus two standard errors. Without the positive control, a robust
-# model that resists the natural perturbations would say nothing: it might resist everything.
+# Each criterion quotes the paper's sentence. That the robust model "does not react to any
+# scaling" is an equivalence bound: the data must rule a reaction out, not merely fail to see
+# one. Its own perturbation, made at `factor` times the budget, is the positive control: without
+# it, a robust model that resists the natural perturbations would say nothing, as it might resist
+# everything.
 
 # %% tags=["remove-input"]
 from IPython.display import Markdown  # noqa: E402
@@ -232,4 +255,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("I-F5", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

@@ -14,7 +14,8 @@
 # (spatial)=
 # # Spatial invariance
 #
-# **Claim** ({ref}`claim 1 <claim-1>` of {cite}`park2021distinctive`). Universal perturbations keep working when they are translated,
+# **Claim** ({ref}`claim 1 <claim-1>` of {cite}`park2021distinctive`). Universal perturbations keep working when they
+# are translated,
 # while standard (per-image) adversarial perturbations stop working after small shifts: the
 # universal ones carry patterns that mean something wherever they sit in the image, the standard
 # ones exploit the exact pixels of one image.
@@ -33,18 +34,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from nrf import options, page, records, reported
+from nrf import options, page, reported
 from nrf.attacks import shift, visualise
+from nrf.sections import spatial as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("spatial")  # smoke, medium or paper; every option: `nrf options spatial`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options spatial`
 
 # %% tags=["remove-cell"]
-rec = page.record("spatial")
+rec = page.record(section, globals())
 r, t = rec["results"], rec["tensors"]
-section = records.section("spatial")
 s = section.summary(r)
 std, uni = s["standard"], s["universal"]
 d = np.array(r["distances"])
@@ -52,11 +53,11 @@ paper = options.resolve(section.OPTIONS, "paper")
 n_universal = len(r["universal"]["curves"])
 page.glue_values(
     setting=f"The natural ResNet-18 (clean test accuracy {100 * r['clean_acc']:.1f}%) is attacked at {r['norm']} "
-            f"eps = {page.eps_text(r['eps'])}. This page measured {r['n_standard']} standard perturbations and {n_universal} "
-            f"universal ones ({len(r['seeds'])} per target for {len(r['targets'])} targets, each measured on "
-            f"{r['n_eval']} test images) at {len(t['shifts'])} shifts, one every {r['stride']} px in each direction.",
+    f"eps = {page.eps_text(r['eps'])}. This page measured {r['n_standard']} standard perturbations and {n_universal} "
+    f"universal ones ({len(r['seeds'])} per target for {len(r['targets'])} targets, each measured on "
+    f"{r['n_eval']} test images) at {len(t['shifts'])} shifts, one every {r['stride']} px in each direction.",
     paper_sizes=f"{paper['n_standard']} standard perturbations, {paper['per_target']} universal ones per target on "
-                f"{paper['n_eval']} test images and a shift every {paper['stride']} px",
+    f"{paper['n_eval']} test images and a shift every {paper['stride']} px",
 )
 
 # %% [markdown]
@@ -74,20 +75,39 @@ axis, stride = np.array(r["axis"]), r["stride"]
 extent = [axis[0] - stride / 2, axis[-1] + stride / 2, -axis[-1] - stride / 2, -axis[0] + stride / 2]
 ticks = axis[:: max(1, len(axis) // 8)]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
-for ax, (name, grid, count, chance) in zip(axes, (
+for ax, (name, grid, count, chance) in zip(
+    axes,
+    (
         ("standard", t["standard_map"], f"{r['n_standard']} images", std["chance"]),
-        ("universal", t["universal_map"], f"{n_universal} perturbations x {r['n_eval']} images", uni["chance"]))):
+        ("universal", t["universal_map"], f"{n_universal} perturbations x {r['n_eval']} images", uni["chance"]),
+    ),
+):
     # Each map on its own colour scale (from 0 to its own maximum): on a shared one, the universal
     # map's range would be a single colour.
-    image = ax.imshow(100 * grid.numpy(), cmap="viridis", vmin=0, vmax=max(100 * grid.max().item(), 1),
-                      extent=extent, origin="upper", interpolation="nearest")
-    ax.set(title=f"{name} ({count})", xlabel="i: shift to the right (px)", ylabel="j: shift up (px)",
-           xticks=ticks, yticks=np.sort(-ticks))
+    image = ax.imshow(
+        100 * grid.numpy(),
+        cmap="viridis",
+        vmin=0,
+        vmax=max(100 * grid.max().item(), 1),
+        extent=extent,
+        origin="upper",
+        interpolation="nearest",
+    )
+    ax.set(
+        title=f"{name} ({count})",
+        xlabel="i: shift to the right (px)",
+        ylabel="j: shift up (px)",
+        xticks=ticks,
+        yticks=np.sort(-ticks),
+    )
     bar = fig.colorbar(image, ax=ax, shrink=0.85, label="ASR (%); white line: chance")
     bar.ax.axhline(100 * float(np.mean(chance)), color="white", lw=2.5)
 fig.suptitle(f"I-F16 ASR of shifted perturbations ({r['norm']} eps={page.eps_text(r['eps'])})", fontsize=10)
-page.glue_values(fig_heatmaps=fig, std_chance=f"{100 * np.mean(std['chance']):.1f}%",
-                 uni_chance=f"{100 * np.mean(uni['chance']):.1f}%")
+page.glue_values(
+    fig_heatmaps=fig,
+    std_chance=f"{100 * np.mean(std['chance']):.1f}%",
+    uni_chance=f"{100 * np.mean(uni['chance']):.1f}%",
+)
 plt.close(fig)
 
 # %% [markdown]
@@ -110,22 +130,32 @@ plt.close(fig)
 # %% tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for kind, band, marker, colour, label in (
-        (std, std["se"], "o-", "C0", f"standard ({r['n_standard']} images)"),
-        (uni, uni["sd"], "s-", "C1", f"universal (mean of {n_universal})")):
+    (std, std["se"], "o-", "C0", f"standard ({r['n_standard']} images)"),
+    (uni, uni["sd"], "s-", "C1", f"universal (mean of {n_universal})"),
+):
     curve, band = np.array(kind["curve"]), np.array(band)
     ax.plot(d, 100 * curve, marker, color=colour, label=label)
     ax.fill_between(d, 100 * (curve - band), 100 * (curve + band), color=colour, alpha=0.2)
     ax.axhline(100 * kind["chance"], color=colour, ls=":", label=f"chance, {label.split()[0]}")
-ax.set(xlabel="shift distance max(|i|, |j|) with wraparound (px)", ylabel="ASR (%)", ylim=(0, None),
-       title="I-F16 ASR versus shift distance")
+ax.set(
+    xlabel="shift distance max(|i|, |j|) with wraparound (px)",
+    ylabel="ASR (%)",
+    ylim=(0, None),
+    title="I-F16 ASR versus shift distance",
+)
 ax.legend(fontsize=8)
 fig.tight_layout()
 
-table = pd.DataFrame({
-    "standard ASR (%)": [100 * a for a in std["curve"]], "standard kept (%)": [100 * k for k in std["retention"]],
-    "universal ASR (%)": [100 * a for a in uni["curve"]], "universal s.d. (%)": [100 * v for v in uni["sd"]],
-    "universal kept (%)": [100 * k for k in uni["retention"]],
-}, index=pd.Index(d, name="distance (px)"))
+table = pd.DataFrame(
+    {
+        "standard ASR (%)": [100 * a for a in std["curve"]],
+        "standard kept (%)": [100 * k for k in std["retention"]],
+        "universal ASR (%)": [100 * a for a in uni["curve"]],
+        "universal s.d. (%)": [100 * v for v in uni["sd"]],
+        "universal kept (%)": [100 * k for k in uni["retention"]],
+    },
+    index=pd.Index(d, name="distance (px)"),
+)
 page.glue_values(fig_distance=fig, table_distance=table.style.format(precision=1, na_rep="n/a"))
 plt.close(fig)
 
@@ -153,13 +183,19 @@ step = int(d[k])
 where = int(((t["shifts"][:, 0] == step) & (t["shifts"][:, 1] == step)).nonzero()[0])
 target = r["targets"][0]
 panels = [
-    (t["standard_delta"],
-     f"standard, image {r['standard']['index'][0]}\n-> {r['classes'][r['standard']['targets'][0]]}"),
-    (shift(t["standard_delta"], step, step),
-     f"shifted by ({step}, {step})\nmean ASR {100 * t['standard_asr'][where]:.0f}% (all)"),
+    (
+        t["standard_delta"],
+        f"standard, image {r['standard']['index'][0]}\n-> {r['classes'][r['standard']['targets'][0]]}",
+    ),
+    (
+        shift(t["standard_delta"], step, step),
+        f"shifted by ({step}, {step})\nmean ASR {100 * t['standard_asr'][where]:.0f}% (all)",
+    ),
     (t["universal_deltas"][0, 0], f"universal -> {r['classes'][target]}\nASR {100 * t['universal_asr'][0, 0, 0]:.0f}%"),
-    (shift(t["universal_deltas"][0, 0], step, step),
-     f"shifted by ({step}, {step})\nASR {100 * t['universal_asr'][0, 0, where]:.0f}%"),
+    (
+        shift(t["universal_deltas"][0, 0], step, step),
+        f"shifted by ({step}, {step})\nASR {100 * t['universal_asr'][0, 0, where]:.0f}%",
+    ),
 ]
 fig, axes = plt.subplots(1, 4, figsize=(9, 2.9))
 for ax, (delta, title) in zip(axes, panels):
@@ -190,23 +226,22 @@ def kept(v):
 
 page.glue_values(
     far=f"At the largest distance ({int(d[-1])} px, half the image), the share of the unshifted above-chance "
-        f"success that is kept is {kept(uni['retention'][-1])} for the universal perturbations "
-        + (f"(interquartile range {100 * np.quantile(own, 0.25):.0f}% to {100 * np.quantile(own, 0.75):.0f}% over the "
-           f"{len(own)} perturbations that beat chance by {100 * section.EFFECTIVE:g} points unshifted)" if len(own)
-           else f"(none of them beats chance by {100 * section.EFFECTIVE:g} points unshifted)")
-        + f" and {kept(std['retention'][-1])} for the standard ones.",
+    f"success that is kept is {kept(uni['retention'][-1])} for the universal perturbations "
+    + (
+        f"(interquartile range {100 * np.quantile(own, 0.25):.0f}% to {100 * np.quantile(own, 0.75):.0f}% over the "
+        f"{len(own)} perturbations that beat chance by {100 * section.EFFECTIVE:g} points unshifted)"
+        if len(own)
+        else f"(none of them beats chance by {100 * section.EFFECTIVE:g} points unshifted)"
+    )
+    + f" and {kept(std['retention'][-1])} for the standard ones.",
     first_share=f"{100 * d[1] / r['image_size']:.1f}%",
 )
 
 # %% [markdown]
 # ## Verdict
 #
-# The claim holds if, after the smallest shift on the grid, universal perturbations keep at least
-# half of their above-chance success while standard ones lose more than half of theirs, and the
-# universal ones keep more than the standard ones by more than two standard errors (binomial over
-# images for the standard perturbations, the spread across perturbations for the universal ones;
-# the retention's error by the delta method). It cannot be tested when either kind fails to beat
-# chance unshifted by two standard errors: there is then no effect to follow across shifts.
+# The standard errors are binomial over images for the standard perturbations and the spread
+# across perturbations for the universal ones (the retention's by the delta method).
 # {glue:text}`far` The smallest shift here is {glue:text}`first_share` of the image side; the
 # paper's smallest, 4 px on 224 px, is 1.8%.
 
@@ -216,4 +251,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("I-F4", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

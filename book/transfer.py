@@ -43,19 +43,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from nrf import page, reported
+from nrf import page, reported, uaps
+from nrf.sections import transfer as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("transfer")  # smoke, medium or paper; every option: `nrf options transfer`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options transfer`
 
 # %% tags=["remove-cell"]
-rec = page.record("transfer")
+rec = page.record(section, globals())
 r = rec["results"]
 std, uni = r["standard"], r["universal"]
 KINDS = {"standard": ("C0", std), "universal": ("C1", uni)}
-NAMES = {"natural": "source ResNet-18", "natural_seed1": "second ResNet-18 (other seed)", "vgg16": "VGG16"}
+NAMES = uaps.ROLE_NAMES
 
 
 def values(xs):
@@ -80,12 +81,24 @@ page.glue_values(
 # perturbation to its target:
 
 # %% tags=["remove-input"]
-models = pd.DataFrame([{"model": NAMES[role], "role": "source" if role == r["source"] else "other",
-                        "clean test acc. (%)": 100 * a} for role, a in r["clean_acc"].items()]).set_index("model")
-attempts = pd.DataFrame([
-    {"perturbation": kind, "attempts": k["pooled_attempts"], "sent to t by the source (%)": 100 * k["source_rate"],
-     "kept": k["pooled_kept"], "kept per target": f"{min(k['kept'])} to {max(k['kept'])}"}
-    for kind, (_, k) in KINDS.items()]).set_index("perturbation")
+models = pd.DataFrame(
+    [
+        {"model": NAMES[role], "role": "source" if role == r["source"] else "other", "clean test acc. (%)": 100 * a}
+        for role, a in r["clean_acc"].items()
+    ]
+).set_index("model")
+attempts = pd.DataFrame(
+    [
+        {
+            "perturbation": kind,
+            "attempts": k["pooled_attempts"],
+            "sent to t by the source (%)": 100 * k["source_rate"],
+            "kept": k["pooled_kept"],
+            "kept per target": f"{min(k['kept'])} to {max(k['kept'])}",
+        }
+        for kind, (_, k) in KINDS.items()
+    ]
+).set_index("perturbation")
 page.glue_values(table_models=models.style.format(precision=1), table_attempts=attempts.style.format(precision=1))
 
 # %% [markdown]
@@ -117,18 +130,35 @@ for ax, role in zip(axes[:, 0], r["others"]):
         kept = np.r_[k["pooled_kept"], k["kept"]]
         pos = x + (j - 0.5) * bar
         se = np.sqrt(rate * (1 - rate) / np.maximum(kept, 1))
-        ax.bar(pos, 100 * np.nan_to_num(rate), bar, yerr=100 * np.nan_to_num(se), color=colour, capsize=2,
-               error_kw={"lw": 0.8}, label=f"{kind} (bar: transfer rate, ± binomial s.e.)")
-        ax.hlines(100 * chance, pos - bar / 2, pos + bar / 2, color="black", lw=1.6,
-                  label="chance: already t on the clean image" if j == 0 else None)
+        ax.bar(
+            pos,
+            100 * np.nan_to_num(rate),
+            bar,
+            yerr=100 * np.nan_to_num(se),
+            color=colour,
+            capsize=2,
+            error_kw={"lw": 0.8},
+            label=f"{kind} (bar: transfer rate, ± binomial s.e.)",
+        )
+        ax.hlines(
+            100 * chance,
+            pos - bar / 2,
+            pos + bar / 2,
+            color="black",
+            lw=1.6,
+            label="chance: already t on the clean image" if j == 0 else None,
+        )
     ax.set(ylabel="sent to t as well (%)", ylim=(0, 100), title=f"transfer to the {NAMES[role]}")
     ax.title.set_fontsize(11)
 handles, names = axes[0, 0].get_legend_handles_labels()
 fig.legend(handles, names, fontsize=9, loc="lower center", ncol=2)
 axes[-1, 0].set_xticks(x)
 axes[-1, 0].set_xticklabels(labels, rotation=35, ha="right", fontsize=10)
-fig.suptitle(f"Transfer from the natural ResNet-18 ({r['norm']} eps={page.eps_text(r['eps'])}; profile "
-             f"{rec['options']['profile']})", fontsize=10)
+fig.suptitle(
+    f"Transfer from the natural ResNet-18 ({r['norm']} eps={page.eps_text(r['eps'])}; profile "
+    f"{rec['options']['profile']})",
+    fontsize=10,
+)
 fig.tight_layout(rect=(0, 0.08, 1, 1))
 page.glue_values(fig_transfer=fig)
 plt.close(fig)
@@ -152,8 +182,10 @@ for kind, (_, k) in KINDS.items():
     for role in r["others"]:
         rows[(kind, f"{NAMES[role]} (%)")] = [100 * k["pooled"][role], *(100 * values(k["rate"][role]))]
         rows[(kind, f"chance {NAMES[role]} (%)")] = [100 * k["pooled_chance"][role], *(100 * values(k["chance"][role]))]
-        rows[(kind, f"fresh {NAMES[role]} (%)")] = [100 * k["pooled_fresh"][role],
-                                                    *(100 * values(k["fresh_rate"][role]))]
+        rows[(kind, f"fresh {NAMES[role]} (%)")] = [
+            100 * k["pooled_fresh"][role],
+            *(100 * values(k["fresh_rate"][role])),
+        ]
 # Targets as columns, measurements as rows: eleven short columns fit the page, fourteen long ones did not.
 table = pd.DataFrame(rows, index=pd.Index(labels, name="target")).T
 page.glue_values(table_counts=table.style.format(precision=1, na_rep="-"))
@@ -176,11 +208,9 @@ page.glue_values(table_counts=table.style.format(precision=1, na_rep="-"))
 # verdict therefore compares the two kinds on the same (image, target) pairs: each image with
 # the target its standard perturbation aimed at, kept where both its standard perturbation and
 # the universal perturbation toward that target send it to t on the source. On each other model
-# the claim holds if the standard perturbations' transfer rate on those pairs exceeds the
-# universal ones' by more than two standard errors of the paired difference (McNemar's test, on
-# the pairs where exactly one kind transfers): one-sided, in the paper's direction. The tally,
-# pooled over the kept images of each kind, is shown beside it and in the tables above; the
-# fresh rates (among the kept images the other model does not already call t) show how much of
+# it compares the two kinds' transfer rates on those pairs, pair by pair (McNemar's test, on the
+# pairs where exactly one kind transfers). The tally, pooled over the kept images of each kind, is
+# shown beside it and in the tables above; the fresh rates (among the kept images the other model does not already call t) show how much of
 # the tally chance explains.
 # Where the models are far below the paper's accuracy the decisions of the models are far from
 # those of trained ones (a weak model also tends to call many images by a few classes, which
@@ -193,4 +223,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("I-F6", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

@@ -17,7 +17,8 @@
 # The second half of the 2017 paper asks what makes universal perturbations possible, and
 # whether training can remove them.
 #
-# **Claims** ({ref}`Part II <part-2>`, {cite}`moosavi2017universal`). A random perturbation of the same norm barely changes any
+# **Claims** ({ref}`Part II <part-2>`, {cite}`moosavi2017universal`). A random perturbation of the same norm barely
+# changes any
 # label: the universal one is special, not merely large (II-F5). Fine-tuning on a mix of clean
 # and universally perturbed images lowers the fooling rate of a perturbation recomputed on the
 # fine-tuned network, but does not make the network immune (II-T6). The normals to the decision
@@ -38,26 +39,38 @@ import pandas as pd
 import torch
 
 from nrf import attacks, page, reported
+from nrf.sections import uap_analysis as section
 
-page.begin()
+page.begin(globals())
 
 # %% tags=["parameters", "hide-input"]
-profile = page.default_profile("uap_analysis")  # smoke, medium or paper; every option: `nrf options uap_analysis`
+profile = page.default_profile(section)  # smoke, medium or paper; every option: `nrf options uap_analysis`
 
 # %% tags=["remove-cell"]
-rec = page.record("uap_analysis")
+rec = page.record(section, globals())
 r, t, opts = rec["results"], rec["tensors"], rec["options"]
 norm, xi = r["norm"], r["xi"][r["norm"]]
 stamp = f"profile {opts['profile']}"
 f5, t6, f7 = r["f5"], r["t6"], r["f7"]
 page.glue_values(
-    norm=norm, xi=xi, xi_l2=r["xi"]["l2"], n_eval=r["n_eval"], n_train=r["n_train"], draws=len(f5["random"]),
+    norm=norm,
+    xi=xi,
+    xi_l2=r["xi"]["l2"],
+    n_eval=r["n_eval"],
+    n_train=r["n_train"],
+    draws=len(f5["random"]),
     clean_acc=100 * r["clean_acc"],
     f5_method="rescaled to each norm and, as in the 2017 paper, also solved afresh with Algorithm 1 at each norm"
-    if f5["recomputed"] is not None else "rescaled to each norm (this profile does not solve Algorithm 1 afresh "
+    if f5["recomputed"] is not None
+    else "rescaled to each norm (this profile does not solve Algorithm 1 afresh "
     "at every norm, as the 2017 paper does; option `recompute`)",
-    t6_rounds=len(t6["rounds"]) - 1, ft_epochs=t6["ft_epochs"], ft_lr=t6["ft_lr"], ft_size=t6["ft_size"],
-    pool=t6["pool"], f7_kept=f7["kept"], f7_median=f7["median_length"],
+    t6_rounds=len(t6["rounds"]) - 1,
+    ft_epochs=t6["ft_epochs"],
+    ft_lr=t6["ft_lr"],
+    ft_size=t6["ft_size"],
+    pool=t6["pool"],
+    f7_kept=f7["kept"],
+    f7_median=f7["median_length"],
     f7_ratio=r["xi"]["l2"] / f7["median_length"] if f7["median_length"] else float("nan"),
 )
 
@@ -83,8 +96,12 @@ if f5["recomputed"] is not None:
     ax.plot(radii, 100 * np.array(f5["recomputed"]), "^--", color="C1", label="universal, recomputed at each norm")
 ax.axvline(xi, color="k", lw=0.8, ls=":")
 ax.text(xi, 97, " xi", va="top", fontsize=8)
-ax.set(xlabel=f"{norm} norm of the perturbation", ylabel="fooling rate (%)", ylim=(0, 100),
-       title=f"Random versus universal ({stamp})")
+ax.set(
+    xlabel=f"{norm} norm of the perturbation",
+    ylabel="fooling rate (%)",
+    ylim=(0, 100),
+    title=f"Random versus universal ({stamp})",
+)
 ax.title.set_fontsize(9)
 ax.legend(fontsize=8)
 fig.tight_layout()
@@ -108,9 +125,17 @@ plt.close(fig)
 
 # %% tags=["remove-input"]
 rounds = t6["rounds"]
-table = pd.DataFrame([{"round": k, "fresh perturbation (%)": 100 * d["fooling"],
-                       "round-0 perturbation (%)": 100 * d["fooling_first"], "clean accuracy (%)": 100 * d["clean_acc"]}
-                      for k, d in enumerate(rounds)]).set_index("round")
+table = pd.DataFrame(
+    [
+        {
+            "round": k,
+            "fresh perturbation (%)": 100 * d["fooling"],
+            "round-0 perturbation (%)": 100 * d["fooling_first"],
+            "clean accuracy (%)": 100 * d["clean_acc"],
+        }
+        for k, d in enumerate(rounds)
+    ]
+).set_index("round")
 table.columns.name = "fooling rate / accuracy"
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), gridspec_kw={"width_ratios": [1.3, 1]})
 ax = axes[0]
@@ -208,13 +233,8 @@ plt.close(fig)
 # ## Verdict
 #
 # Each claim is judged from the numbers above with standard errors (binomial over the held-out
-# images, or the spread of the random draws); an effect counts when it exceeds two of them.
-# II-F5 holds if at xi the universal perturbation fools more than every random draw. II-T6
-# needs two things: the fresh perturbation's fooling rate drops over the rounds (lowered), and
-# stays above random noise of the same norm (not removed); one of the two is a partial
-# result. II-F7 is two claims: the normals hold 90% of their energy in fewer directions than
-# random unit vectors, and random vectors from the best top span fool more than unconstrained
-# ones.
+# images, or the spread of the random draws). II-T6 needs two things, the fresh perturbation's
+# effect lowered but not removed: one of the two is a partial result.
 
 # %% tags=["remove-input"]
 from IPython.display import Markdown  # noqa: E402
@@ -222,4 +242,4 @@ from IPython.display import Markdown  # noqa: E402
 Markdown(reported.beside("II-T6, II-F7", rec))
 
 # %% tags=["remove-input"]
-found = page.verdicts(rec)
+found = page.verdicts(section, rec)

@@ -60,8 +60,21 @@ def deepfool(model, x, *, norm="l2", num_candidates=10, overshoot=0.02, max_iter
     return ((1 + overshoot) * r).to(x.device)
 
 
-def uap(model, x, *, xi, norm="l2", delta=0.2, max_passes=10, overshoot=0.02, batched=True, batch_size=64,
-        crossed_only=True, seed=0, desc=None):
+def uap(
+    model,
+    x,
+    *,
+    xi,
+    norm="l2",
+    delta=0.2,
+    max_passes=10,
+    overshoot=0.02,
+    batched=True,
+    batch_size=64,
+    crossed_only=True,
+    seed=0,
+    desc=None,
+):
     """Algorithm 1 of Moosavi-Dezfooli et al. (2017): an untargeted universal perturbation v,
     ||v||_norm <= xi, grown from the DeepFool steps of the images it does not fool yet.
 
@@ -107,7 +120,7 @@ def uap(model, x, *, xi, norm="l2", delta=0.2, max_passes=10, overshoot=0.02, ba
     for _ in bar(range(max_passes), desc=desc, disable=desc is None):
         order = torch.randperm(len(x), generator=gen, device=dev)
         for s in range(0, len(x), b):
-            idx = order[s:s + b]
+            idx = order[s : s + b]
             xv = (as_float(x[idx.to(x.device)].to(dev)) + v).clamp(0, 1)
             todo = predict(model, xv, len(xv)) == clean[idx]
             if not todo.any():

@@ -11,6 +11,7 @@ scaled), every epsilon is in pixel units, and x + delta is always clipped to [0,
 
 import torch
 import torch.nn.functional as F
+
 from nrf.runtime import autocast, bar, device_batch, device_of, evaluating, generator
 
 NORMS = ("l2", "linf")
@@ -73,8 +74,23 @@ def random_in_ball(shape, norm, eps, gen, device):
     return d * per_sample(radius / _norms(d, "l2").clamp_min(1e-12), d)
 
 
-def perturb(model, x, labels, *, group_size=1, norm="l2", eps, step_size, epochs, batch_size=None,
-            targeted=True, random_start=False, seed=0, max_batch=None, desc=None):
+def perturb(
+    model,
+    x,
+    labels,
+    *,
+    group_size=1,
+    norm="l2",
+    eps,
+    step_size,
+    epochs,
+    batch_size=None,
+    targeted=True,
+    random_start=False,
+    seed=0,
+    max_batch=None,
+    desc=None,
+):
     """One perturbation per group of `group_size` consecutive images of x, all groups at once.
 
     x: [N, C, H, W] images (float in [0, 1] or uint8; any device: chunks move to the model's
@@ -128,8 +144,8 @@ def perturb(model, x, labels, *, group_size=1, norm="l2", eps, step_size, epochs
     with evaluating(model), chunks:
         for g0 in range(0, g_total, groups_per_chunk):
             g1 = min(g0 + groups_per_chunk, g_total)
-            xc = x[g0 * k:g1 * k].to(dev).view(g1 - g0, k, *x.shape[1:])  # stays uint8 if uint8
-            yc = labels[g0 * k:g1 * k].view(g1 - g0, k)
+            xc = x[g0 * k : g1 * k].to(dev).view(g1 - g0, k, *x.shape[1:])  # stays uint8 if uint8
+            yc = labels[g0 * k : g1 * k].view(g1 - g0, k)
             x0 = as_float(xc[:, 0]) if k == 1 else None
             delta = torch.zeros(g1 - g0, *x.shape[1:], device=dev)
             if random_start:
@@ -143,7 +159,7 @@ def perturb(model, x, labels, *, group_size=1, norm="l2", eps, step_size, epochs
                     if orders is None:
                         xb, yb = xc, yc
                     else:
-                        idx = orders[e, s:s + b]
+                        idx = orders[e, s : s + b]
                         xb, yb = xc[:, idx], yc[:, idx]
                     delta.requires_grad_(True)
                     # K = 1 keeps x + delta in [0, 1] itself; clamping again would only zero the
@@ -172,16 +188,38 @@ def pgd(model, x, y, *, norm, eps, steps=10, step_size=None, targeted=True, rand
     y: targets (targeted) or true labels (untargeted), [N]. Returns delta [N, C, H, W]."""
     check_positive("eps", eps)
     step_size = eps / 3 if step_size is None else step_size
-    delta, _ = perturb(model, x, y, group_size=1, norm=norm, eps=eps, step_size=step_size, epochs=steps,
-                       targeted=targeted, random_start=random_start, seed=seed)
+    delta, _ = perturb(
+        model,
+        x,
+        y,
+        group_size=1,
+        norm=norm,
+        eps=eps,
+        step_size=step_size,
+        epochs=steps,
+        targeted=targeted,
+        random_start=random_start,
+        seed=seed,
+    )
     return delta
 
 
 def universal(model, x, target, *, norm, eps, step_size, epochs, batch_size, seed=0, desc=None):
     """A targeted universal perturbation: one delta for all of x (the base set) toward `target`.
     Returns (delta [C, H, W], curve [epochs]: success rate on x during each epoch)."""
-    deltas, curve = perturb(model, x, torch.tensor([int(target)]), group_size=len(x), norm=norm, eps=eps,
-                            step_size=step_size, epochs=epochs, batch_size=batch_size, seed=seed, desc=desc)
+    deltas, curve = perturb(
+        model,
+        x,
+        torch.tensor([int(target)]),
+        group_size=len(x),
+        norm=norm,
+        eps=eps,
+        step_size=step_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        desc=desc,
+    )
     return deltas[0], curve[:, 0]
 
 
@@ -191,9 +229,9 @@ def classify(model, x, delta=None, batch_size=500):
     out = []
     with evaluating(model) as dev, torch.no_grad(), autocast(dev):
         for i in range(0, len(x), batch_size):
-            xb = as_float(x[i:i + batch_size].to(dev))
+            xb = as_float(x[i : i + batch_size].to(dev))
             if delta is not None:
-                d = delta if delta.dim() == 3 else delta[i:i + batch_size]
+                d = delta if delta.dim() == 3 else delta[i : i + batch_size]
                 xb = (xb + d.to(dev)).clamp(0, 1)
             out.append(model(xb).argmax(1))
     return torch.cat(out).to(x.device)
@@ -201,8 +239,10 @@ def classify(model, x, delta=None, batch_size=500):
 
 def _check_delta(x, delta):
     if delta.shape != x.shape[1:] and delta.shape != x.shape:
-        raise ValueError(f"delta must be [C, H, W] (shared) or [N, C, H, W] (per image) for x of shape "
-                         f"{tuple(x.shape)}; got {tuple(delta.shape)}")
+        raise ValueError(
+            f"delta must be [C, H, W] (shared) or [N, C, H, W] (per image) for x of shape "
+            f"{tuple(x.shape)}; got {tuple(delta.shape)}"
+        )
 
 
 def predict(model, x, batch_size=500):
@@ -272,8 +312,12 @@ def shifted_asr(model, x, delta, target, shifts, batch_size=500):
             rows = (torch.arange(h, device=dev) - shifts[s, :1]) % h  # roll: out[r] = in[r - shift]
             cols = (torch.arange(w, device=dev) - shifts[s, 1:]) % w
             d = delta[i if len(delta) > 1 else torch.zeros_like(i)]
-            d = d[torch.arange(len(k), device=dev)[:, None, None, None], torch.arange(c, device=dev)[:, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
+            d = d[
+                torch.arange(len(k), device=dev)[:, None, None, None],
+                torch.arange(c, device=dev)[:, None, None],
+                rows[:, None, :, None],
+                cols[:, None, None, :],
+            ]
             pred = model((as_float(x[i]) + d).clamp(0, 1)).argmax(1)
             hits.index_add_(0, s, (pred == target[i]).float())
     return (hits / n).cpu()
@@ -285,7 +329,7 @@ def patch(delta, top, left, size):
     if size < 1 or top < 0 or left < 0 or top + size > h or left + size > w:
         raise ValueError(f"patch (top={top}, left={left}, size={size}) must lie inside the {h}x{w} image")
     out = torch.zeros_like(delta)
-    out[..., top:top + size, left:left + size] = delta[..., top:top + size, left:left + size]
+    out[..., top : top + size, left : left + size] = delta[..., top : top + size, left : left + size]
     return out
 
 

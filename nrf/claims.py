@@ -102,8 +102,11 @@ class Test:
 
 def above(effect: float, spread: float, margin: float = 0.0, what: str = "the effect", unit: str = "points") -> Test:
     """One-sided, in the claim's direction: effect > margin by more than K_SE standard errors."""
-    text = (f"{what} exceeds {margin:g} {unit} by more than {K_SE} s.e." if margin
-            else f"{what} is above zero by more than {K_SE} s.e.")
+    text = (
+        f"{what} exceeds {margin:g} {unit} by more than {K_SE} s.e."
+        if margin
+        else f"{what} is above zero by more than {K_SE} s.e."
+    )
     return Test(exceeds(effect, spread, margin), text)
 
 
@@ -153,7 +156,7 @@ def chi2_z(x: float, df: int) -> float:
     """How far a chi-square statistic x with df degrees of freedom lies above its null, in
     standard deviations of a normal (Wilson-Hilferty: (x / df)^(1/3) is nearly normal)."""
     m = 2 / (9 * df)
-    return ((max(x, 0.0) / df) ** (1 / 3) - (1 - m)) / m ** 0.5
+    return ((max(x, 0.0) / df) ** (1 / 3) - (1 - m)) / m**0.5
 
 
 def fixed(points: list[dict], name: str) -> dict:

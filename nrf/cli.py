@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from nrf.options import options_file
+from nrf.processes import interrupt
 
 
 def _cut_sample_args(p: argparse.ArgumentParser) -> None:
@@ -57,11 +58,22 @@ def _users_data(params: dict) -> dict:
 
 
 def _params_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="profile or an option (repeatable): -p profile paper -p norm linf; "
-                        "`nrf options SECTION` lists a section's options")
-    p.add_argument("--params", metavar="FILE.yaml", help="options from a YAML mapping NAME -> value (-p wins), "
-                   "e.g. grids/paper-full.yaml: the paper's full constructed-data grid")
+    p.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="profile or an option (repeatable): -p profile paper -p norm linf; "
+        "`nrf options SECTION` lists a section's options",
+    )
+    p.add_argument(
+        "--params",
+        metavar="FILE.yaml",
+        help="options from a YAML mapping NAME -> value (-p wins), "
+        "e.g. grids/paper-full.yaml: the paper's full constructed-data grid",
+    )
 
 
 def _section_args(p: argparse.ArgumentParser) -> None:
@@ -71,13 +83,17 @@ def _section_args(p: argparse.ArgumentParser) -> None:
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     _section_args(p)
-    p.add_argument("--output", metavar="FILE.ipynb|FOLDER",
-                   help="the executed notebook, or a folder for FOLDER/SECTION.ipynb (default: runs/SECTION.ipynb)")
+    p.add_argument(
+        "--output",
+        metavar="FILE.ipynb|FOLDER",
+        help="the executed notebook, or a folder for FOLDER/SECTION.ipynb (default: runs/SECTION.ipynb)",
+    )
 
 
 def _run(args: argparse.Namespace) -> None:
     """Execute one section's notebook with papermill, with the given parameters (checked first)."""
-    from nrf.sweep import check, execute, warn_paper_on_cpu
+    from nrf import notebooks
+    from nrf.sweep import check, warn_paper_on_cpu
 
     params = _params(args)
     warn_paper_on_cpu(check(args.section, [params]))
@@ -88,33 +104,60 @@ def _run(args: argparse.Namespace) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--output {output}: cannot create its folder ({e.strerror})") from None
-    print(f"wrote {execute(args.section, params, output)}")
+    print(f"wrote {notebooks.execute(args.section, params, output)}")
 
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:
     _section_args(p)
-    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
-                   help="a swept parameter (repeatable), values read as YAML: --grid lr=0.01,0.1; a value starting "
-                        "with [ is one YAML list, for values that are lists or hold commas: --grid 'K=[[1, 2], [4]]'")
-    p.add_argument("--grid-file", metavar="FILE.yaml",
-                   help="a YAML mapping NAME -> list of values, plus optionally fixed: {NAME: VALUE} (-p wins)")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="points run at once (default: one per CUDA GPU, else cores / NRF_THREADS; "
-                        "with --executor slurm: the job array's parallelism, default all)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="a swept parameter (repeatable), values read as YAML: --grid lr=0.01,0.1; a value starting "
+        "with [ is one YAML list, for values that are lists or hold commas: --grid 'K=[[1, 2], [4]]'",
+    )
+    p.add_argument(
+        "--grid-file",
+        metavar="FILE.yaml",
+        help="a YAML mapping NAME -> list of values, plus optionally fixed: {NAME: VALUE} (-p wins)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="points run at once (default: one per CUDA GPU, else cores / NRF_THREADS; "
+        "with --executor slurm: the job array's parallelism, default all)",
+    )
     p.add_argument("--out", metavar="DIR", help="where the points' folders go (default: runs/sweep)")
-    p.add_argument("--executor", choices=("local", "slurm"), default="local",
-                   help="run the points here (default) or as one SLURM job array through submitit")
-    slurm = p.add_argument_group("SLURM (--executor slurm; defaults from the profile: smoke and medium on "
-                                 "CPUs, paper on a GPU per point)")
+    p.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="run the points here (default) or as one SLURM job array through submitit",
+    )
+    slurm = p.add_argument_group(
+        "SLURM (--executor slurm; defaults from the profile: smoke and medium on CPUs, paper on a GPU per point)"
+    )
     slurm.add_argument("--partition", help="the partition (default: the cluster's)")
-    slurm.add_argument("--time", type=int, metavar="MIN", help="time limit per point in minutes "
-                       "(default: smoke 60, medium 240, paper 1440)")
+    slurm.add_argument(
+        "--time",
+        type=int,
+        metavar="MIN",
+        help="time limit per point in minutes (default: smoke 60, medium 240, paper 1440)",
+    )
     slurm.add_argument("--cpus", type=int, metavar="N", help="CPUs per point (default: NRF_THREADS)")
     slurm.add_argument("--gpus", type=int, metavar="N", help="GPUs per point (default: smoke and medium 0, paper 1)")
-    slurm.add_argument("--mem", type=float, metavar="GB",
-                       help="memory per point (default: smoke 8, medium 16, paper 32)")
-    slurm.add_argument("--sbatch", action="append", default=[], metavar="NAME=VALUE",
-                       help="an extra sbatch option (repeatable): --sbatch account=myproject --sbatch qos=high")
+    slurm.add_argument(
+        "--mem", type=float, metavar="GB", help="memory per point (default: smoke 8, medium 16, paper 32)"
+    )
+    slurm.add_argument(
+        "--sbatch",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra sbatch option (repeatable): --sbatch account=myproject --sbatch qos=high",
+    )
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -129,46 +172,65 @@ def _sweep(args: argparse.Namespace) -> None:
     fixed = _users_data({**fixed, **_params(args)})
     if isinstance(grid.get("data"), list):
         grid["data"] = [_users_data({"data": value})["data"] for value in grid["data"]]
-    given = {"partition": args.partition, "time_min": args.time, "cpus": args.cpus, "gpus": args.gpus,
-             "mem_gb": args.mem, "sbatch": dict(map(slurm.sbatch_option, args.sbatch)) or None}
+    given = {
+        "partition": args.partition,
+        "time_min": args.time,
+        "cpus": args.cpus,
+        "gpus": args.gpus,
+        "mem_gb": args.mem,
+        "sbatch": dict(map(slurm.sbatch_option, args.sbatch)) or None,
+    }
     options = {k: v for k, v in given.items() if v is not None}
     if options and args.executor != "slurm":
         raise ValueError("--partition, --time, --cpus, --gpus, --mem and --sbatch need --executor slurm")
-    records = sweep.run(args.section, grid, fixed=fixed, workers=args.workers, out=args.out, executor=args.executor,
-                        slurm=options if args.executor == "slurm" else None)
-    print(sweep.table(records))
-    failed = [r for r in records if r["status"] not in sweep.OK]
+    outcomes = sweep.run(
+        args.section,
+        grid,
+        fixed=fixed,
+        workers=args.workers,
+        out=args.out,
+        executor=args.executor,
+        slurm=options if args.executor == "slurm" else None,
+    )
+    print(sweep.table(outcomes))
+    failed = [o for o in outcomes if o["status"] not in sweep.OK]
     if failed:
         print(f"\n{len(failed)} point(s) failed, cancelled or timed out:")
-        for r in failed:
-            print(f"  {r['status']}: {r['log']}\n    " + r["error"].replace("\n", "\n    "))
+        for o in failed:
+            print(f"  {o['status']}: {o['log']}\n    " + o["error"].replace("\n", "\n    "))
         raise SystemExit(1)
 
 
 def _compute_args(p: argparse.ArgumentParser) -> None:
     _section_args(p)
-    p.add_argument("--save", action="store_true",
-                   help="also write the record to results/PROFILE/SECTION.json (+ .npz), to be committed")
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="also write the record to results/PROFILE/SECTION.json (+ .npz), to be committed",
+    )
 
 
 def _compute(args: argparse.Namespace) -> None:
     """Compute one section's record without Jupyter, filling the store; print its verdicts."""
-    from nrf import records, sweep
+    from nrf import contents, records, sweep
 
     start = time.perf_counter()
-    params = {"profile": records.default_profile(args.section), **_params(args)}  # a page's default, too
-    records.resolve(args.section, params)  # a bad option is an error before any warning
+    section = contents.section(args.section)
+    params = {"profile": records.default_profile(section), **_params(args)}  # a page's default, too
+    records.resolve(section, params)  # a bad option is an error before any warning
     sweep.warn_paper_on_cpu([params["profile"]])
     if args.save:
-        path = records.commit(args.section, params)
+        path = records.publish(section, params)
         record = records.load(path)
     else:
-        record = records.get(args.section, params)
+        record = records.get(section, params)
     if os.environ.get("NRF_GPU_PEAK_FILE"):  # nrf reproduce asks for the stage's peak GPU memory
         _write_gpu_peak(Path(os.environ["NRF_GPU_PEAK_FILE"]))
-    print(f"nrf compute {args.section}: {record['provenance']['compute_seconds']:.0f} s of compute, done in "
-          f"{time.perf_counter() - start:.1f} s" + (f"; wrote {path}" if args.save else ""))
-    for v in records.section(args.section).verdicts(record):
+    print(
+        f"nrf compute {args.section}: {record['provenance']['compute_seconds']:.0f} s of compute, done in "
+        f"{time.perf_counter() - start:.1f} s" + (f"; wrote {path}" if args.save else "")
+    )
+    for v in section.verdicts(record):
         print(f"  {v.test:<14} {v.status:<17} {v.effect_text():<22} {v.claim}")
 
 
@@ -184,21 +246,40 @@ def _write_gpu_peak(path: Path) -> None:
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("profile", help="smoke, medium or paper")
     _params_arguments(p)  # an option goes to every section that has it
-    p.add_argument("--recompute", action="store_true", help="compute current stages too; each record then "
-                   "says whether its effects agree with the committed one's within their spread")
-    p.add_argument("--stages", nargs="+", metavar="STAGE", help="only these stages (default: all, in the book's "
-                   "order); e.g. to spread a profile over several machines or GPU windows")
-    p.add_argument("--budget", type=float, metavar="SECONDS", help="stop after this long (a GPU window): the "
-                   "running stage is stopped and resumes from its checkpoint when the command is repeated here")
+    p.add_argument(
+        "--recompute",
+        action="store_true",
+        help="compute current stages too; each record then "
+        "says whether its effects agree with the committed one's within their spread",
+    )
+    p.add_argument(
+        "--stages",
+        nargs="+",
+        metavar="STAGE",
+        help="only these stages (default: all, in the book's "
+        "order); e.g. to spread a profile over several machines or GPU windows",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long (a GPU window): the "
+        "running stage is stopped and resumes from its checkpoint when the command is repeated here",
+    )
 
 
 def _reproduce(args: argparse.Namespace) -> None:
     """Every record of a profile, in order, written to results/PROFILE/; resumable."""
-    from nrf import records, reproduce, sweep
+    from nrf import contents, reproduce, sweep
 
     sweep.warn_paper_on_cpu([args.profile])
-    rows = reproduce.run(args.profile, sections=args.stages or records.SECTIONS, params=_params(args),
-                         recompute=args.recompute, budget=args.budget)
+    rows = reproduce.run(
+        args.profile,
+        sections=args.stages or tuple(contents.PAGES),
+        params=_params(args),
+        recompute=args.recompute,
+        budget=args.budget,
+    )
     print(reproduce.table(rows))
     if any(r["status"].startswith("failed") for r in rows):
         raise SystemExit(1)
@@ -210,15 +291,18 @@ def _options_args(p: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace) -> None:
     """Print every option of a section: what it accepts, its default per profile, its meaning."""
-    from nrf import options, records
+    from nrf import contents, options
 
-    rows = options.table(records.section(args.section).OPTIONS)
+    rows = options.table(contents.section(args.section).OPTIONS)
     width = max(len(r["option"]) for r in rows)
-    print(f"{'profile':<{width}}  one of {list(options.PROFILES)} (default: $NRF_PROFILE, else medium where the "
-          f"section's medium record is committed, else smoke; the page shows the same)")
+    print(
+        f"{'profile':<{width}}  one of {list(options.PROFILES)} (default: $NRF_PROFILE, else medium where the "
+        f"section's medium record is committed, else smoke; the page shows the same)"
+    )
     for r in rows:
-        print(f"{r['option']:<{width}}  {r['meaning']}\n{'':<{width}}    allowed: {r['allowed']}; "
-              f"default: {r['default']}")
+        print(
+            f"{r['option']:<{width}}  {r['meaning']}\n{'':<{width}}    allowed: {r['allowed']}; default: {r['default']}"
+        )
 
 
 PATH_VARIABLES = ("NRF_STORE", "NRF_CACHE", "NRF_RESULTS", "NRF_CIFAR10")
@@ -227,8 +311,12 @@ COMMANDS = [
     ("run", "execute a section's notebook with papermill and other parameters", _run_args, _run),
     ("sweep", "execute a section's notebook at every point of a parameter grid, in parallel", _sweep_args, _sweep),
     ("compute", "compute a section's record without Jupyter, filling the artifact store", _compute_args, _compute),
-    ("reproduce", "compute every record of a profile in order, written to results/PROFILE (resumable)",
-     _reproduce_args, _reproduce),
+    (
+        "reproduce",
+        "compute every record of a profile in order, written to results/PROFILE (resumable)",
+        _reproduce_args,
+        _reproduce,
+    ),
     ("options", "list a section's options, their allowed values and defaults", _options_args, _options),
     (
         "cut-sample",
@@ -268,13 +356,6 @@ def main(argv: list[str] | None = None) -> None:
         warnings.showwarning = before[1]
 
 
-def interrupt(signum: int, frame) -> None:
-    """SIGTERM's handler: raise KeyboardInterrupt, as Ctrl-C does, so that what a command cleans up
-    when interrupted it cleans up when killed (its children stopped, its SLURM jobs cancelled, its
-    kernel and temporary files removed); the exit status is then 128 + the signal's number."""
-    raise KeyboardInterrupt(signum)
-
-
 def _check_threads() -> None:
     """NRF_THREADS checked, and a warning when it asks for more threads than the cores this process
     may run on: torch then runs many times slower."""
@@ -282,8 +363,11 @@ def _check_threads() -> None:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if threads() > cores and "NRF_THREADS" in os.environ:
-        warnings.warn(f"NRF_THREADS={threads()} is more threads than the {cores} cores this process may use: "
-                      "torch runs many times slower")
+        warnings.warn(
+            f"NRF_THREADS={threads()} is more threads than the {cores} cores this process may use: "
+            "torch runs many times slower",
+            stacklevel=2,
+        )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ built once per run, every variant from the store or computed, and handed out one
 import torch
 
 from . import attacks, store, zoo
-from .data import Data
+from .data import Data, to_float
 from .options import DEFAULT_EPS, Option
-from .runtime import device_batch, generator
+from .runtime import device_batch, device_of, generator
 
 # The construction's options, shared by every section that trains on the catalogue. Smoke and
 # medium perturb with 3x and 2x the budget: their narrow, briefly trained models' universal
@@ -30,20 +30,45 @@ from .runtime import device_batch, generator
 # balancing to keep a usable data set (medium, measured on 5,000 images: eps keeps 2% of them,
 # 2 eps 24%). Medium perturbs 10,000 images, what two cores build in about half an hour.
 OPTIONS = [
-    Option("n_source", {"smoke": 1500, "medium": 10000, "paper": None}, "training images perturbed, a seeded random subset "
-           "(null: all of them)", kind="int", low=1, optional=True),
-    Option("Ks", {"smoke": [1, 2, 16, 256], "medium": [1, 2, 16, 256], "paper": [1, 2, 4, 8, 16, 32, 256]}, "base-set sizes of the "
-           "K-interpolation (1: D_adv, the standard perturbation)", kind="ints", low=1),
+    Option(
+        "n_source",
+        {"smoke": 1500, "medium": 10000, "paper": None},
+        "training images perturbed, a seeded random subset (null: all of them)",
+        kind="int",
+        low=1,
+        optional=True,
+    ),
+    Option(
+        "Ks",
+        {"smoke": [1, 2, 16, 256], "medium": [1, 2, 16, 256], "paper": [1, 2, 4, 8, 16, 32, 256]},
+        "base-set sizes of the K-interpolation (1: D_adv, the standard perturbation)",
+        kind="ints",
+        low=1,
+    ),
     Option("K_univ", 256, "base-set size of D_univ (the paper's batch)", kind="int", low=1),
-    Option("restrict_K", {"smoke": 16, "medium": 256, "paper": 256}, "base-set size of the single-class variant, compared "
-           "with random base sets of that size (one of Ks)", kind="int", low=1),
-    Option("l2_eps", DEFAULT_EPS["l2"], "l2 budget of the constructed data sets (the paper's CIFAR-10 1.0)",
-           low=1e-12),
+    Option(
+        "restrict_K",
+        {"smoke": 16, "medium": 256, "paper": 256},
+        "base-set size of the single-class variant, compared with random base sets of that size (one of Ks)",
+        kind="int",
+        low=1,
+    ),
+    Option("l2_eps", DEFAULT_EPS["l2"], "l2 budget of the constructed data sets (the paper's CIFAR-10 1.0)", low=1e-12),
     Option("linf_eps", DEFAULT_EPS["linf"], "budget of their linf variants", low=1e-12),
-    Option("eps_scale", {"smoke": 3.0, "medium": 2.0, "paper": 1.0}, "every budget is eps_scale times the above (smoke, "
-           "medium: their narrow models fool too few images at eps for the balanced cut)", low=1e-12),
-    Option("solver_epochs", {"smoke": 5, "medium": 10, "paper": 20}, "full-batch steps of each universal perturbation "
-           "(a base set goes in whole)", kind="int", low=1),
+    Option(
+        "eps_scale",
+        {"smoke": 3.0, "medium": 2.0, "paper": 1.0},
+        "every budget is eps_scale times the above (smoke, "
+        "medium: their narrow models fool too few images at eps for the balanced cut)",
+        low=1e-12,
+    ),
+    Option(
+        "solver_epochs",
+        {"smoke": 5, "medium": 10, "paper": 20},
+        "full-batch steps of each universal perturbation (a base set goes in whole)",
+        kind="int",
+        low=1,
+    ),
     Option("solver_step", {"smoke": 0.3, "medium": 0.2, "paper": 0.2}, "their step, as a fraction of eps", low=1e-12),
 ]
 CYCLIC = "univ-cyclic"  # leakage bound: cut to its own size, not the common one
@@ -94,7 +119,7 @@ def base_sets(y: torch.Tensor, t: torch.Tensor, k: int, source: str, seed: int) 
     return sets
 
 
-def build(model, data: Data, spec: dict, *, steps: int, step: float, seed: int = 0, progress: bool = True) -> dict:
+def build(model, data: Data, spec: dict, *, steps: int, step: float, seed: int = 0) -> dict:
     """Perturb every image of `data` toward its target as `spec` says, with `model`.
 
     steps, step: the universal perturbations' full-batch steps and step size (a fraction of
@@ -106,25 +131,44 @@ def build(model, data: Data, spec: dict, *, steps: int, step: float, seed: int =
     """
     t = assign_targets(data.y, len(data.classes), spec["source"], seed)
     delta = torch.empty(data.x.shape)
-    max_batch = device_batch(next(model.parameters()).device)
-    common = {"norm": spec["norm"], "eps": spec["eps"], "seed": seed, "progress": progress}
+    max_batch = device_batch(device_of(model))
+    common = {
+        "norm": spec["norm"],
+        "eps": spec["eps"],
+        "seed": seed,
+        "desc": f"constructed {spec['kind']} {spec['norm']}, K={spec['K']}",
+    }
     if spec["kind"] == "adv":
-        delta[:] = attacks.perturb(model, data.x, t, group_size=1, step_size=spec["eps"] / 3, epochs=10,
-                                   max_batch=max_batch, **common)[0]
+        delta[:] = attacks.perturb(
+            model, data.x, t, group_size=1, step_size=spec["eps"] / 3, epochs=10, max_batch=max_batch, **common
+        )[0]
         sizes = [1]
     else:
         sets = base_sets(data.y, t, spec["K"], spec["source"], seed)
         sizes = [len(s) for s in sets]
         for size in sorted(set(sizes)):  # the solver takes groups of one size at a time
             index = torch.cat([s for s in sets if len(s) == size])
-            groups, _ = attacks.perturb(model, data.x[index], t[index[::size]], group_size=size,
-                                        step_size=step * spec["eps"], epochs=steps,
-                                        max_batch=max(max_batch, size), **common)
+            groups, _ = attacks.perturb(
+                model,
+                data.x[index],
+                t[index[::size]],
+                group_size=size,
+                step_size=step * spec["eps"],
+                epochs=steps,
+                max_batch=max(max_batch, size),
+                **common,
+            )
             delta[index] = groups.repeat_interleave(size, 0).to(delta.device)
-    x = (data.x.float() / 255 + delta).clamp(0, 1).half()
+    x = (to_float(data.x) + delta).clamp(0, 1).half()
     first = torch.stack([(t == c).nonzero()[0, 0] for c in t.unique()])  # one image per target
-    return {"t": t, "x": x, "fooled": attacks.predict(model, x).cpu() == t, "base_size": sum(sizes) / len(sizes),
-            "deltas": delta[first], "delta_targets": t[first]}
+    return {
+        "t": t,
+        "x": x,
+        "fooled": attacks.predict(model, x).cpu() == t,
+        "base_size": sum(sizes) / len(sizes),
+        "deltas": delta[first],
+        "delta_targets": t[first],
+    }
 
 
 def cell_table(y: torch.Tensor, t: torch.Tensor, fooled: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -192,12 +236,18 @@ def variants(cfg: dict) -> dict:
     if len(set(ks)) != len(ks):
         raise ValueError(f"option Ks must be distinct base-set sizes, got {ks!r}")
     if cfg["restrict_K"] not in ks:
-        raise ValueError(f"option restrict_K must be one of Ks {sorted(ks)} (it is compared with random base sets "
-                         f"of that size), got {cfg['restrict_K']!r}")
+        raise ValueError(
+            f"option restrict_K must be one of Ks {sorted(ks)} (it is compared with random base sets "
+            f"of that size), got {cfg['restrict_K']!r}"
+        )
     eps, linf_eps, k_univ = cfg["l2_eps"] * cfg["eps_scale"], cfg["linf_eps"] * cfg["eps_scale"], cfg["K_univ"]
-    names = {"adv": variant("adv", "l2", eps), "adv-half": variant("adv", "l2", eps / 2),
-             "univ": variant("univ", "l2", eps, k_univ), "adv-linf": variant("adv", "linf", linf_eps),
-             "univ-linf": variant("univ", "linf", linf_eps, k_univ)}
+    names = {
+        "adv": variant("adv", "l2", eps),
+        "adv-half": variant("adv", "l2", eps / 2),
+        "univ": variant("univ", "l2", eps, k_univ),
+        "adv-linf": variant("adv", "linf", linf_eps),
+        "univ-linf": variant("univ", "linf", linf_eps, k_univ),
+    }
     names |= {k_name(k, k_univ): variant("univ", "l2", eps, k) for k in sorted(ks) if k not in (1, k_univ)}
     names["univ-class"] = variant("univ", "l2", eps, cfg["restrict_K"], "class")
     names[CYCLIC] = variant("univ", "l2", eps, k_univ, "cyclic")
@@ -211,8 +261,12 @@ def subset(train_data: Data, n_source: int | None, seed: int) -> Data:
     if n_source > len(train_data):
         raise ValueError(f"option n_source must be at most the {len(train_data)} training images, got {n_source}")
     pick = torch.randperm(len(train_data), generator=generator(seed))[:n_source].sort().values
-    return Data(x=train_data.x[pick], y=train_data.y[pick], classes=train_data.classes,
-                identity=f"{train_data.identity}[{n_source}@{seed}]")
+    return Data(
+        x=train_data.x[pick],
+        y=train_data.y[pick],
+        classes=train_data.classes,
+        identity=f"{train_data.identity}[{n_source}@{seed}]",
+    )
 
 
 class Catalogue:
@@ -246,16 +300,16 @@ class Catalogue:
         """The accuracy of a model that learned nothing: the largest class share of the test set."""
         return self.test.y.bincount().max().item() / len(self.test)
 
-    def build(self, progress: bool = True) -> "Catalogue":
+    def build(self) -> "Catalogue":
         """Train (or load) the natural model, build (or load) every variant and cut them all but
         the cyclic one to common per-(class, target) counts; per variant: what was built, the share
         fooled (overall and per target), what was kept ("cells": [C, C] kept per (y, t)), the label
         balance of what was kept, and a few examples."""
-        self.model, self.meta = zoo.trained(self.spec, self.train, self.test, progress=progress)
+        self.model, self.meta = zoo.trained(self.spec, self.train, self.test)
         source, seed, num_classes = self.source, self.seed, len(self.train.classes)
 
         def compute(_workdir) -> dict:
-            raws = {name: self._raw(name, progress) for name in self.names}
+            raws = {name: self._raw(name) for name in self.names}
             tables = {name: cell_table(source.y, r["t"], r["fooled"], num_classes) for name, r in raws.items()}
             common = cut([table for name, table in tables.items() if name != CYCLIC])
             stats, examples = {}, {}
@@ -263,15 +317,26 @@ class Catalogue:
                 cells = cut([tables[name]], cyclic=True) if name == CYCLIC else common
                 index = select(source.y, r["t"], r["fooled"], cells, seed)
                 by_target = torch.stack([r["fooled"][r["t"] == c].float().mean() for c in range(num_classes)])
-                stats[name] = {"variant": self.names[name], "built": len(r["t"]),
-                               "fooled": r["fooled"].float().mean().item(),
-                               "fooled_by_target": by_target, "kept": len(index), "base_size": r["base_size"],
-                               "cells": cells, **balance_report(source.y[index], r["t"][index], num_classes)}
+                stats[name] = {
+                    "variant": self.names[name],
+                    "built": len(r["t"]),
+                    "fooled": r["fooled"].float().mean().item(),
+                    "fooled_by_target": by_target,
+                    "kept": len(index),
+                    "base_size": r["base_size"],
+                    "cells": cells,
+                    **balance_report(source.y[index], r["t"][index], num_classes),
+                }
                 if name == CYCLIC:  # its labels depend on y by design
                     stats[name]["max_gap"] = None
                 first = index[:8]
-                examples[name] = {"x": source.x[first], "perturbed": r["x"][first], "t": r["t"][first],
-                                  "deltas": r["deltas"], "delta_targets": r["delta_targets"]}
+                examples[name] = {
+                    "x": source.x[first],
+                    "perturbed": r["x"][first],
+                    "t": r["t"][first],
+                    "deltas": r["deltas"],
+                    "delta_targets": r["delta_targets"],
+                }
             return {"stats": stats, "common": common, "examples": examples}
 
         key = {"model": self.spec, "source": source.identity, "names": self.names, "solver": self.solver, "seed": seed}
@@ -281,21 +346,31 @@ class Catalogue:
 
     def _raw_params(self, name: str) -> dict:
         v = self.names[name]
-        return {"model": self.spec, "source": self.source.identity, "variant": v,
-                "solver": self.solver if v["kind"] == "univ" else None, "seed": self.seed}
+        return {
+            "model": self.spec,
+            "source": self.source.identity,
+            "variant": v,
+            "solver": self.solver if v["kind"] == "univ" else None,
+            "seed": self.seed,
+        }
 
-    def _raw(self, name: str, progress: bool) -> dict:
+    def _raw(self, name: str) -> dict:
         """One variant's perturbed images, built or loaded from the store."""
-        return store.fetch("constructed-raw", self._raw_params(name), lambda _w: build(
-            self.model, self.source, self.names[name], **self.solver, seed=self.seed, progress=progress))
+        return store.fetch(
+            "constructed-raw",
+            self._raw_params(name),
+            lambda _w: build(self.model, self.source, self.names[name], **self.solver, seed=self.seed),
+        )
 
     def check(self, name: str) -> None:
         """A variant of the catalogue that keeps at least one example, or ValueError."""
         if name not in self.names:
             raise ValueError(f"option dataset must be one of {sorted(self.names)}, got {name!r}")
         if self.stats and not self.size(name):
-            raise ValueError(f"constructed data set {name!r} is empty: no target was reached in every class; "
-                             "raise eps_scale or n_source, or train the natural model longer")
+            raise ValueError(
+                f"constructed data set {name!r} is empty: no target was reached in every class; "
+                "raise eps_scale or n_source, or train the natural model longer"
+            )
 
     def size(self, name: str) -> int:
         return int(self.stats[name]["cells"].sum())
@@ -310,10 +385,16 @@ class Catalogue:
         stays loaded)."""
         self.check(name)
         if self._loaded[0] != name:
-            raw = self._raw(name, progress=False)
+            raw = self._raw(name)
             index = select(self.source.y, raw["t"], raw["fooled"], self.stats[name]["cells"], self.seed)
-            data = Data(x=raw["x"][index], y=raw["t"][index], classes=self.source.classes,
-                        identity=self.identity(name), fine_y=self.source.y[index], fine_classes=self.source.classes)
+            data = Data(
+                x=raw["x"][index],
+                y=raw["t"][index],
+                classes=self.source.classes,
+                identity=self.identity(name),
+                fine_y=self.source.y[index],
+                fine_classes=self.source.classes,
+            )
             self._loaded = (name, data)
         return self._loaded[1]
 
@@ -322,5 +403,7 @@ def budget_note(eps_scale: float) -> str:
     """One sentence for the pages that train on the catalogue: at which budget it was made."""
     if eps_scale == 1:
         return "The perturbations were made at the threat model's budget."
-    return (f"The perturbations were made at {eps_scale:g} times the threat model's budget (this profile's "
-            "eps_scale; the Constructed data sets page says why).")
+    return (
+        f"The perturbations were made at {eps_scale:g} times the threat model's budget (this profile's "
+        "eps_scale; the Constructed data sets page says why)."
+    )

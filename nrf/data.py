@@ -213,8 +213,9 @@ def _write_cache(path: Path, blob: bytes) -> None:
     try:
         write_atomic(path, blob)
     except OSError as e:  # a full disk is write_atomic's ValueError already
-        raise ValueError(f"cannot write the data cache {path.parent} ({e.strerror}): set NRF_CACHE to a folder "
-                         "you can write") from None
+        raise ValueError(
+            f"cannot write the data cache {path.parent} ({e.strerror}): set NRF_CACHE to a folder you can write"
+        ) from None
 
 
 def _content_key(root: Path, files) -> str:
@@ -234,7 +235,7 @@ def _signature(f: Path) -> tuple:
     return s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)  # noqa: UP033 (kept until the models retrain: a change here re-keys them)
 def _file_sha256(f: Path, signature: tuple) -> str:
     """sha256 of a file's bytes, hashed once per process while its signature is unchanged (the
     lookups of data identities repeat)."""
@@ -276,22 +277,26 @@ def _read_tree(source: Path, split: str) -> list[tuple[str, str, bytes]]:
                 with zipfile.ZipFile(source) as z:
                     for info in z.infolist():
                         if not info.is_dir():
-                            take(info.filename, lambda: z.read(info))
+                            take(info.filename, lambda: z.read(info))  # noqa: B023 (take calls it at once)
             else:
                 with tarfile.open(source, "r:*") as tar:
                     for m in tar:
                         if m.isfile():
-                            take(m.name, lambda: tar.extractfile(m).read())
+                            take(m.name, lambda: tar.extractfile(m).read())  # noqa: B023 (take calls it at once)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:  # truncated or not one
-            raise ValueError(f"cannot read the archive {source}: {type(e).__name__}: {str(e).splitlines()[0]} "
-                             "(expected a complete .tar.gz, .tgz, .tar or .zip of <split>/<class>/<image>)") from None
+            raise ValueError(
+                f"cannot read the archive {source}: {type(e).__name__}: {str(e).splitlines()[0]} "
+                "(expected a complete .tar.gz, .tgz, .tar or .zip of <split>/<class>/<image>)"
+            ) from None
     if not items:
         raise ValueError(
             f"no images at '{split}/<class>/<image>' in {source} (image splits found: {sorted(splits) or 'none'})"
         )
     if len(tops) > 1:
-        raise ValueError(f"{source} is ambiguous: it holds '{split}/<class>/<image>' under {len(tops)} folders "
-                         f"({', '.join(sorted(tops))}); expected one tree, optionally under one top folder")
+        raise ValueError(
+            f"{source} is ambiguous: it holds '{split}/<class>/<image>' under {len(tops)} folders "
+            f"({', '.join(sorted(tops))}); expected one tree, optionally under one top folder"
+        )
     items.sort(key=lambda t: (t[0], t[1]))
     twice = next((f"{split}/{a[0]}/{a[1]}" for a, b in zip(items, items[1:]) if a[:2] == b[:2]), None)
     if twice:
@@ -332,7 +337,10 @@ def _decode_all(
             x[i] = img
         return min(chunk, len(items) - lo)
 
-    with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool, bar(total=len(items), desc=desc, leave=False) as decoded:
+    with (
+        ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool,
+        bar(total=len(items), desc=desc, leave=False) as decoded,
+    ):
         for done in pool.map(run, range(0, len(items), chunk)):
             decoded.update(done)
     return x
@@ -380,10 +388,7 @@ def _cifar_from_pickles(folder: Path, split: str, prefix: str) -> Data:
 
 
 def load_cifar10(
-    source: str | Path = "sample",
-    split: str = "train",
-    download: bool = False,
-    cache_dir: str | Path | None = None,
+    source: str | Path = "sample", split: str = "train", download: bool = False, cache_dir: str | Path | None = None
 ) -> Data:
     """CIFAR-10 as uint8 [N, 3, 32, 32], labels in the standard class order, grouped by class.
 
@@ -445,10 +450,7 @@ def _cifar10_source(source: str | Path, split: str, download: bool) -> tuple:
 
 
 def load_imagenet_m10(
-    root: str | Path,
-    split: str = "val",
-    size: int = 224,
-    cache_dir: str | Path | None = None,
+    root: str | Path, split: str = "val", size: int = 224, cache_dir: str | Path | None = None
 ) -> Data:
     """ImageNet-M10 from a standard ImageNet tree `<root>/<split>/<wnid>/*.JPEG` (all 1000 wnid
     folders): the 60 classes of M10_INDICES, resized (shorter side) and centre-cropped to

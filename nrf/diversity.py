@@ -14,10 +14,9 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from . import attacks
-from .runtime import autocast, generator
+from .runtime import autocast, bar, device_of, evaluating, generator
 
 # Layers of the CIFAR ResNet-18 (models._resnet18_cifar) by name: the output of each of its
 # four residual stages (indices into Net.body) and the penultimate features.
@@ -26,8 +25,12 @@ LAYERS = {"layer1": 5, "layer2": 7, "layer3": 9, "layer4": 11, "features": 13}
 
 def check_layers(layers) -> list[str]:
     """Layer names of LAYERS, distinct and at least one."""
-    if (not isinstance(layers, (list, tuple)) or not layers or len(set(layers)) != len(layers)
-            or not all(name in LAYERS for name in layers)):
+    if (
+        not isinstance(layers, (list, tuple))
+        or not layers
+        or len(set(layers)) != len(layers)
+        or not all(name in LAYERS for name in layers)
+    ):
         raise ValueError(f"layers must be a non-empty list of distinct names from {list(LAYERS)}, got {layers!r}")
     return list(layers)
 
@@ -69,16 +72,30 @@ def off_diagonal(m: torch.Tensor) -> torch.Tensor:
     return m[..., i, j]
 
 
-def solve(model, x, target: int, *, n: int, norm: str, eps: float, step_size: float, epochs: int, batch_size: int,
-          weight: float, layers, seed: int = 0, progress: bool = False):
+def solve(
+    model,
+    x,
+    target: int,
+    *,
+    n: int,
+    norm: str,
+    eps: float,
+    step_size: float,
+    epochs: int,
+    batch_size: int,
+    weight: float,
+    layers,
+    seed: int = 0,
+    desc: str | None = None,
+):
     """n targeted universal perturbations on base set x ([K, C, H, W], float or uint8) toward
     `target`, from random starts, each step descending mean CE + weight * penalty (module doc).
 
     The mini-batch orders and random starts are drawn exactly as `attacks.perturb` draws them
     for x repeated n times (group_size K, random_start=True, the same seed and batch size), so
-    weight = 0 gives its result. Returns (deltas [n, C, H, W], curve [epochs, n]: share of
-    the base set sent to the target during each epoch, penalty [epochs]: its mean per epoch),
-    on x's device."""
+    weight = 0 gives its result. `desc`: a progress bar over the epochs with that label.
+    Returns (deltas [n, C, H, W], curve [epochs, n]: share of the base set sent to the target
+    during each epoch, penalty [epochs]: its mean per epoch), on x's device."""
     if not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an int >= 2 (pairs of perturbations), got {n!r}")
     if not weight >= 0:
@@ -88,40 +105,36 @@ def solve(model, x, target: int, *, n: int, norm: str, eps: float, step_size: fl
     layers = check_layers(layers)
     if x.dim() != 4 or len(x) < 2:
         raise ValueError(f"x must be a base set [K, C, H, W] of K >= 2 images, got shape {tuple(x.shape)}")
-    dev = next(model.parameters()).device
+    dev = device_of(model)
     k = len(x)
     b = min(batch_size, k)
     gen = generator(seed, dev)
     orders = torch.stack([torch.randperm(k, generator=gen, device=dev) for _ in range(epochs)]) if b < k else None
     delta = attacks.random_in_ball((n, *x.shape[1:]), norm, eps, gen, dev)
-    xf = (x.float() / 255 if x.dtype == torch.uint8 else x.float()).to(dev)
+    xf = attacks.as_float(x).to(dev)
     labels = torch.full((n * b,), int(target), device=dev)
     curve, penalties = torch.zeros(epochs, n, device=dev), torch.zeros(epochs, device=dev)
-    was_training = model.training
-    model.eval()
-    try:
-        with recording(model, layers) as acts:
-            for e in tqdm(range(epochs), disable=not progress, desc="diverse"):
-                hits = torch.zeros(n, device=dev)
-                for s in range(0, k, b):
-                    xb = xf if orders is None else xf[orders[e, s:s + b]]
-                    with torch.no_grad(), autocast(dev):
-                        model(xb)
-                    clean = {name: a.float() for name, a in acts.items()}
-                    delta.requires_grad_(True)
-                    xadv = (xb[None] + delta[:, None]).clamp(0, 1).flatten(0, 1)
-                    with autocast(dev):
-                        logits = model(xadv).float()
-                    ce = F.cross_entropy(logits, labels[:len(xadv)], reduction="none").view(n, -1).mean(1).sum()
-                    penalty = torch.stack([off_diagonal(changes(acts, clean, name, n)).pow(2).mean()
-                                           for name in layers]).mean()
-                    (grad,) = torch.autograd.grad(ce + weight * penalty if weight else ce, delta)
-                    hits += (logits.detach().argmax(1) == labels[:len(xadv)]).view(n, -1).sum(1)
-                    penalties[e] += penalty.detach() * len(xb) / k
-                    delta = attacks.project(delta.detach() - step_size * attacks.step_direction(grad, norm), norm, eps)
-                curve[e] = hits / k
-    finally:
-        model.train(was_training)
+    with evaluating(model), recording(model, layers) as acts:
+        for e in bar(range(epochs), desc=desc, disable=desc is None):
+            hits = torch.zeros(n, device=dev)
+            for s in range(0, k, b):
+                xb = xf if orders is None else xf[orders[e, s : s + b]]
+                with torch.no_grad(), autocast(dev):
+                    model(xb)
+                clean = {name: a.float() for name, a in acts.items()}
+                delta.requires_grad_(True)
+                xadv = (xb[None] + delta[:, None]).clamp(0, 1).flatten(0, 1)
+                with autocast(dev):
+                    logits = model(xadv).float()
+                ce = F.cross_entropy(logits, labels[: len(xadv)], reduction="none").view(n, -1).mean(1).sum()
+                penalty = torch.stack(
+                    [off_diagonal(changes(acts, clean, name, n)).pow(2).mean() for name in layers]
+                ).mean()
+                (grad,) = torch.autograd.grad(ce + weight * penalty if weight else ce, delta)
+                hits += (logits.detach().argmax(1) == labels[: len(xadv)]).view(n, -1).sum(1)
+                penalties[e] += penalty.detach() * len(xb) / k
+                delta = attacks.project(delta.detach() - step_size * attacks.step_direction(grad, norm), norm, eps)
+            curve[e] = hits / k
     return delta.to(x.device), curve.to(x.device), penalties.to(x.device)
 
 
@@ -130,22 +143,16 @@ def similarity(model, x, deltas: torch.Tensor, layers, batch_size: int = 64) -> 
     deltas themselves, "representation": [L, n, n] cosine between the changes they induce at
     each layer, averaged over the images of x}, on the CPU."""
     layers = check_layers(layers)
-    dev = next(model.parameters()).device
+    dev = device_of(model)
     flat = F.normalize(deltas.flatten(1).float(), dim=1)
     deltas = deltas.to(dev).float()
     total = torch.zeros(len(layers), len(deltas), len(deltas), device=dev)
-    was_training = model.training
-    model.eval()
-    try:
-        with recording(model, layers) as acts, torch.no_grad(), autocast(dev):
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(dev)
-                xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
-                model(xb)
-                clean = {name: a.float() for name, a in acts.items()}
-                model((xb[None] + deltas[:, None]).clamp(0, 1).flatten(0, 1))
-                for li, name in enumerate(layers):
-                    total[li] += changes(acts, clean, name, len(deltas)).sum(0)
-    finally:
-        model.train(was_training)
+    with evaluating(model), recording(model, layers) as acts, torch.no_grad(), autocast(dev):
+        for i in range(0, len(x), batch_size):
+            xb = attacks.as_float(x[i : i + batch_size].to(dev))
+            model(xb)
+            clean = {name: a.float() for name, a in acts.items()}
+            model((xb[None] + deltas[:, None]).clamp(0, 1).flatten(0, 1))
+            for li, name in enumerate(layers):
+                total[li] += changes(acts, clean, name, len(deltas)).sum(0)
     return {"pixel": (flat @ flat.T).cpu(), "representation": (total / len(x)).cpu()}

@@ -69,13 +69,17 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x[:, :, ::self.stride, ::self.stride]))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x[:, :, :: self.stride, :: self.stride]))
 
 
 def _resnet18_cifar(width):
     """CIFAR ResNet-18: 3x3 stride-1 stem and no max-pool, so 32px images keep their resolution."""
-    layers = [Normalize(CIFAR_MEAN, CIFAR_STD), nn.Conv2d(3, width, 3, 1, 1, bias=False),
-              nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+    layers = [
+        Normalize(CIFAR_MEAN, CIFAR_STD),
+        nn.Conv2d(3, width, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+    ]
     cin = width
     for i, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
         layers += [BasicBlock(cin, cout, 1 if i == 0 else 2), BasicBlock(cout, cout, 1)]

@@ -53,8 +53,10 @@ class Option:
     def __post_init__(self):
         by_profile = isinstance(self.default, dict) and set(self.default) <= set(PROFILES)
         if by_profile and set(self.default) != set(PROFILES):  # a profile added, this option not told
-            raise ValueError(f"option {self.name}: its default names profiles {sorted(self.default)}; "
-                             f"give a value for each of {list(PROFILES)}")
+            raise ValueError(
+                f"option {self.name}: its default names profiles {sorted(self.default)}; "
+                f"give a value for each of {list(PROFILES)}"
+            )
         object.__setattr__(self, "by_profile", by_profile)
 
     def default_for(self, profile: str):
@@ -70,9 +72,12 @@ class Option:
         elif self.high is not None:
             bound = f" <= {high}"
         words = {
-            "int": f"an integer{bound}", "float": f"a finite number{bound}", "bool": "true or false",
+            "int": f"an integer{bound}",
+            "float": f"a finite number{bound}",
+            "bool": "true or false",
             "str": f"one of {list(self.choices)}" if self.choices else "a string",
-            "ints": f"a {'' if self.optional else 'non-empty '}list of integers{bound}", "floats": f"a non-empty list of finite numbers{bound}",
+            "ints": f"a {'' if self.optional else 'non-empty '}list of integers{bound}",
+            "floats": f"a non-empty list of finite numbers{bound}",
             "strs": f"a non-empty list of {list(self.choices) if self.choices else 'strings'}",
             "class": "a class name or index",
             "classes": "a non-empty list of distinct class names or indices",
@@ -116,8 +121,9 @@ class Option:
                 return list(value)
             raise self._bad(value)
         if self.kind == "classes":
-            if all(isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in value) \
-                    and len(set(value)) == len(value):
+            if all(isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in value) and len(
+                set(value)
+            ) == len(value):
                 return list(value)
             raise self._bad(value)
         raise AssertionError(f"unknown option kind {self.kind!r}")
@@ -136,7 +142,9 @@ class Option:
                 raise self._bad(given)
             v = int(v)
             if not -(2 ** (INT_BITS - 1)) <= v < 2 ** (INT_BITS - 1):
-                raise ValueError(f"option {self.name} must be {self.allowed()} of at most {INT_BITS} bits, got {given!r}")
+                raise ValueError(
+                    f"option {self.name} must be {self.allowed()} of at most {INT_BITS} bits, got {given!r}"
+                )
         else:
             v = float(v)
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
@@ -189,8 +197,11 @@ def table(options: list[Option], profile: str | None = None) -> list[dict]:
     """One row per option: name, allowed values, default (per profile, or for `profile`), meaning."""
     rows = []
     for o in options:
-        default = o.default_for(profile) if profile else (
-            ", ".join(f"{p}: {o.default[p]!r}" for p in PROFILES) if o.by_profile else repr(o.default))
+        default = (
+            o.default_for(profile)
+            if profile
+            else (", ".join(f"{p}: {o.default[p]!r}" for p in PROFILES) if o.by_profile else repr(o.default))
+        )
         rows.append({"option": o.name, "allowed": o.allowed(), "default": default, "meaning": o.help})
     return rows
 
@@ -202,8 +213,9 @@ def class_index(name_or_index, classes, option: str) -> int:
         return classes.index(name_or_index)
     if isinstance(name_or_index, int) and not isinstance(name_or_index, bool) and 0 <= name_or_index < len(classes):
         return name_or_index
-    raise ValueError(f"option {option} must name classes in {classes} or indices in [0, {len(classes)}), "
-                     f"got {name_or_index!r}")
+    raise ValueError(
+        f"option {option} must name classes in {classes} or indices in [0, {len(classes)}), got {name_or_index!r}"
+    )
 
 
 def class_indices(values, classes, option: str = "targets") -> list[int]:
@@ -222,25 +234,57 @@ def class_indices(values, classes, option: str = "targets") -> list[int]:
 # `width`, SGD with momentum and step decay (medium: one-cycle, which reaches in 15 epochs what
 # step decay needs many more for); the robust one is PGD-trained on `robust_norm`.
 MODELS = [
-    Option("data", {"smoke": "sample", "medium": "cifar10", "paper": "cifar10"}, "the data: 'sample' (embedded), 'cifar10' (full "
-           "CIFAR-10, where present) or a path", kind="str"),
-    Option("width", {"smoke": 16, "medium": 16, "paper": 64}, "ResNet-18 base width (64 is the paper's; memory "
-           "grows with its square)", kind="int", low=1, high=WIDTH_MAX),
+    Option(
+        "data",
+        {"smoke": "sample", "medium": "cifar10", "paper": "cifar10"},
+        "the data: 'sample' (embedded), 'cifar10' (full CIFAR-10, where present) or a path",
+        kind="str",
+    ),
+    Option(
+        "width",
+        {"smoke": 16, "medium": 16, "paper": 64},
+        "ResNet-18 base width (64 is the paper's; memory grows with its square)",
+        kind="int",
+        low=1,
+        high=WIDTH_MAX,
+    ),
     Option("epochs", {"smoke": 10, "medium": 15, "paper": 150}, "natural training epochs", kind="int", low=1),
     Option("lr", {"smoke": 0.05, "medium": 0.2, "paper": 0.1}, "SGD learning rate", low=1e-12),
     Option("batch_size", {"smoke": 128, "medium": 256, "paper": 128}, "training batch size", kind="int", low=1),
-    Option("schedule", {"smoke": "step", "medium": "onecycle", "paper": "step"}, "learning-rate schedule: step "
-           "(x0.1 at each milestone) or onecycle (linear climb over the first 20% of steps, then linear to 0)",
-           kind="str", choices=("step", "onecycle")),
-    Option("milestones", {"smoke": [8], "medium": [], "paper": [50, 100]}, "epochs at which the learning rate drops x0.1 "
-           "(those past a model's epochs are ignored)", kind="ints", low=1, optional=True),
+    Option(
+        "schedule",
+        {"smoke": "step", "medium": "onecycle", "paper": "step"},
+        "learning-rate schedule: step "
+        "(x0.1 at each milestone) or onecycle (linear climb over the first 20% of steps, then linear to 0)",
+        kind="str",
+        choices=("step", "onecycle"),
+    ),
+    Option(
+        "milestones",
+        {"smoke": [8], "medium": [], "paper": [50, 100]},
+        "epochs at which the learning rate drops x0.1 (those past a model's epochs are ignored)",
+        kind="ints",
+        low=1,
+        optional=True,
+    ),
     Option("weight_decay", 5e-4, "SGD weight decay", low=0),
     Option("robust_epochs", {"smoke": 5, "medium": 12, "paper": 150}, "adversarial training epochs", kind="int", low=1),
-    Option("robust_norm", "l2", "threat model of the robust model and of robust accuracy", kind="str",
-           choices=("l2", "linf")),
+    Option(
+        "robust_norm",
+        "l2",
+        "threat model of the robust model and of robust accuracy",
+        kind="str",
+        choices=("l2", "linf"),
+    ),
     Option("robust_eps", 1.0, "its radius (the paper's CIFAR-10 l2 eps is 1.0)", low=1e-12),
     Option("adv_steps", 3, "PGD steps of adversarial training (step 2/3 eps)", kind="int", low=1),
-    Option("eval_steps", {"smoke": 10, "medium": 20, "paper": 20}, "PGD steps of the robust-accuracy evaluation", kind="int", low=1),
+    Option(
+        "eval_steps",
+        {"smoke": 10, "medium": 20, "paper": 20},
+        "PGD steps of the robust-accuracy evaluation",
+        kind="int",
+        low=1,
+    ),
     Option("seed", 0, "seed of the models and of the section's random draws (Part II: uap_seed)", kind="int"),
 ]
 
@@ -256,12 +300,31 @@ def threat(cfg: dict) -> tuple[str, float]:
     """(norm, eps) of a section's resolved options."""
     return cfg["norm"], DEFAULT_EPS[cfg["norm"]] if cfg["eps"] is None else cfg["eps"]
 
+
 # How Part I solves a targeted universal perturbation (PAPER.md, "Definitions"): normalised-
 # gradient PGD over mini-batches of a base set. step is a fraction of eps: the paper's 2.0 for
 # an l2 ball of 6.0 is eps / 3; on CIFAR-10 the learning-dynamics figure (I-F9) backs 0.2.
 UNIVERSAL = [
-    Option("base_size", {"smoke": 256, "medium": 2000, "paper": 10000}, "training images in the shared base set", kind="int", low=1),
-    Option("solver_epochs", {"smoke": 8, "medium": 10, "paper": 10}, "passes of the solver over the base set", kind="int", low=1),
+    Option(
+        "base_size",
+        {"smoke": 256, "medium": 2000, "paper": 10000},
+        "training images in the shared base set",
+        kind="int",
+        low=1,
+    ),
+    Option(
+        "solver_epochs",
+        {"smoke": 8, "medium": 10, "paper": 10},
+        "passes of the solver over the base set",
+        kind="int",
+        low=1,
+    ),
     Option("solver_step", 0.2, "solver step, as a fraction of eps", low=1e-12),
-    Option("solver_batch", {"smoke": 128, "medium": 256, "paper": 256}, "base-set images per solver step", kind="int", low=1),
+    Option(
+        "solver_batch",
+        {"smoke": 128, "medium": 256, "paper": 256},
+        "base-set images per solver step",
+        kind="int",
+        low=1,
+    ),
 ]

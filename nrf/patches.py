@@ -20,10 +20,22 @@ PATCH_FRACTION = 80 / 224  # the paper's 80 x 80 patches on 224 px ImageNet-M10 
 # the CPU time of 10 targets x patches x images to about a minute.
 OPTIONS = [
     Option("n_patches", {"smoke": 16, "medium": 32, "paper": 64}, "random patches per perturbation", kind="int", low=1),
-    Option("patch_size", None, "patch side in pixels (null: the paper's 80/224 of the image side, 11 px "
-           "on CIFAR-10)", kind="int", low=1, optional=True),
-    Option("n_eval", {"smoke": 100, "medium": 1000, "paper": None}, "test images each patch is scored on (null: all)",
-           kind="int", low=1, optional=True),
+    Option(
+        "patch_size",
+        None,
+        "patch side in pixels (null: the paper's 80/224 of the image side, 11 px on CIFAR-10)",
+        kind="int",
+        low=1,
+        optional=True,
+    ),
+    Option(
+        "n_eval",
+        {"smoke": 100, "medium": 1000, "paper": None},
+        "test images each patch is scored on (null: all)",
+        kind="int",
+        low=1,
+        optional=True,
+    ),
     Option("patch_seed", 0, "seed of the patch corners and of the scored test images", kind="int"),
 ]
 
@@ -62,8 +74,18 @@ def cut(delta: torch.Tensor, corners: torch.Tensor, size: int, norm: str) -> tup
     return patches, norms
 
 
-def score(model, model_spec: dict, universal: dict, test_data, *, norm: str, n_patches: int, patch_size: int,
-          n_eval: int | None, patch_seed: int, progress: bool = True) -> dict:
+def score(
+    model,
+    model_spec: dict,
+    universal: dict,
+    test_data,
+    *,
+    norm: str,
+    n_patches: int,
+    patch_size: int,
+    n_eval: int | None,
+    patch_seed: int,
+) -> dict:
     """Score random patches of every universal perturbation in `universal` (a universals.per_target
     result) on `model` (recipe `model_spec`), from the store or computed:
 
@@ -73,25 +95,42 @@ def score(model, model_spec: dict, universal: dict, test_data, *, norm: str, n_p
     The same corners serve every target, so a location can be compared across classes.
     """
     deltas, targets = universal["deltas"], list(universal["targets"])
-    params = {"model": model_spec, "test": test_data.identity, "targets": targets, "norm": norm,
-              "deltas": store.digest(deltas),
-              "n_patches": n_patches, "patch_size": patch_size, "n_eval": n_eval, "patch_seed": patch_seed}
+    params = {
+        "model": model_spec,
+        "test": test_data.identity,
+        "targets": targets,
+        "norm": norm,
+        "deltas": store.digest(deltas),
+        "n_patches": n_patches,
+        "patch_size": patch_size,
+        "n_eval": n_eval,
+        "patch_seed": patch_seed,
+    }
 
     def compute(_workdir) -> dict:
         n_test, side = len(test_data), deltas.shape[-1]
-        pick = torch.arange(n_test) if n_eval is None else \
-            torch.randperm(n_test, generator=generator(patch_seed))[:n_eval].sort().values
+        pick = (
+            torch.arange(n_test)
+            if n_eval is None
+            else torch.randperm(n_test, generator=generator(patch_seed))[:n_eval].sort().values
+        )
         x = test_data.x[pick]
         corners = attacks.random_patches(n_patches, patch_size, side, patch_seed)
         cuts = [cut(d, corners, patch_size, norm) for d in deltas]
         patches = torch.cat([p for p, _ in cuts])  # [T * P, C, H, W]
         labels = [t for t in targets for _ in range(n_patches)] + targets
-        asr = attacks.asr_many(model, x, torch.cat([patches, deltas]), labels, progress=progress)
+        asr = attacks.asr_many(model, x, torch.cat([patches, deltas]), labels, desc=f"patches, {norm}")
         clean = attacks.predict(model, x)
         t = len(targets)
-        return {"corners": corners, "size": patch_size, "eval_index": pick,
-                "norms": torch.stack([n for _, n in cuts]), "asr": asr[: t * n_patches].view(t, n_patches),
-                "full": asr[t * n_patches:], "chance": torch.tensor([(clean == c).float().mean().item() for c in targets])}
+        return {
+            "corners": corners,
+            "size": patch_size,
+            "eval_index": pick,
+            "norms": torch.stack([n for _, n in cuts]),
+            "asr": asr[: t * n_patches].view(t, n_patches),
+            "full": asr[t * n_patches :],
+            "chance": torch.tensor([(clean == c).float().mean().item() for c in targets]),
+        }
 
     return store.fetch("patches", params, compute)
 
@@ -99,6 +138,7 @@ def score(model, model_spec: dict, universal: dict, test_data, *, norm: str, n_p
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman rank correlation of two 1-d tensors, ties given their average rank (ASRs on a
     few hundred images tie often). nan when either is constant."""
+
     def ranks(v):
         _, inverse, counts = torch.unique(v, sorted=True, return_inverse=True, return_counts=True)
         start = counts.cumsum(0) - counts

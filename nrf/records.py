@@ -4,23 +4,24 @@ A section's `run(cfg)` does the expensive work (through the artifact store) and 
 {"results": plain numbers, lists and strings, "tensors": small tensors for figures, "data":
 what it ran on}. `get` wraps it into a record with provenance and finds it where it already is:
 
-1. committed: `results/<profile>/<section>.json` in the repo ($NRF_RESULTS), if it was run with these options;
+1. published: `results/<profile>/<section>.json` in the repo ($NRF_RESULTS), committed to git with the
+   code that computed it (`publish` writes it), if it was run with these options;
 2. the store: a record computed earlier on this machine by the same code;
 3. computed now (then kept in the store).
 
-A committed record is JSON (numbers that `git diff` shows) beside a `.npz` of its tensors; no
+A published record is JSON (numbers that `git diff` shows) beside a `.npz` of its tensors; no
 model weights. It carries a checksum over its numbers and tensors, and one that fails it is an
 error naming the file (reproduce recomputes it). A record belongs to the content of the data it
-read, not to the `data` option's text: a committed record computed from other data than the
+read, not to the `data` option's text: a published record computed from other data than the
 option names on this machine is not used, and stored records are keyed by that content too.
 NRF_RECORDS chooses where records may come from: `auto` (the order above),
-`fresh` (ignore committed records: recompute from the store or from scratch, as CI does for
-smoke) or `committed` (never compute: a missing record is an error).
+`fresh` (ignore published records: recompute from the store or from scratch, as CI does for
+smoke) or `committed` (only published or stored records, never computed: a missing record is an
+error).
 """
 
 import contextlib
 import hashlib
-import importlib
 import io
 import json
 import math
@@ -33,8 +34,6 @@ import torch
 
 from . import __version__, claims, data, options, runtime, store, zoo
 
-SECTIONS = ("models", "gallery", "locality", "spatial", "scaling", "transfer", "constructed", "generalisation",
-            "interpolation", "leakage", "appendix", "uap", "uap_analysis")
 MODES = ("auto", "fresh", "committed")
 MAX_TENSOR_BYTES = 8 * 2**20  # a record is for figures: perturbations and heat maps, never weights
 PARTS = ("checksum", "options", "provenance", "results")  # what every saved record holds
@@ -46,25 +45,30 @@ class RecordError(ValueError):
 
     def __init__(self, path: Path, problem: str):
         self.path, self.problem = Path(path), problem
-        super().__init__(f"the record {path} {problem}: restore it from git, or recompute it "
-                         f"(nrf reproduce {self.path.parent.name} --stages {self.path.stem})")
+        super().__init__(
+            f"the record {path} {problem}: restore it from git, or recompute it "
+            f"(nrf reproduce {self.path.parent.name} --stages {self.path.stem})"
+        )
 
 
-def section(name: str):
-    """The module nrf.sections.<name>: its OPTIONS, run(cfg) and verdicts(record)."""
-    known = sorted(p.stem for p in (store.REPO / "nrf" / "sections").glob("[a-z]*.py"))
-    if name not in known:  # not a path, nor the package's own __init__
-        raise ValueError(f"section must be one of {known}, got {name!r}")
-    module = importlib.import_module(f"nrf.sections.{name}")
-    store.fingerprint(module.__name__)  # taken now, from the code this process runs, not later from disk
-    return module
+def name_of(section) -> str:
+    """The name of a section module (nrf.sections.spatial: "spatial"), which names its record; a
+    one-line error for anything else. Its code fingerprint is taken at first use, from the code
+    this process runs, not later from disk."""
+    if not all(hasattr(section, part) for part in ("__name__", "OPTIONS", "run", "verdicts")):
+        raise ValueError(
+            f"section must be a module of nrf.sections (as `from nrf.sections import spatial`), got {section!r}"
+        )
+    store.fingerprint(section.run.__module__)
+    return section.__name__.rpartition(".")[2]
 
 
-def resolve(name: str, params: dict) -> dict:
+def resolve(section, params: dict) -> dict:
     """A section's options from parameters that may include `profile` (default smoke)."""
+    name = name_of(section)  # first: a section given by name is an error naming what is wanted
     params = dict(params)
     profile = params.pop("profile", "smoke")
-    return options.resolve(section(name).OPTIONS, profile, params, section=name)
+    return options.resolve(section.OPTIONS, profile, params, section=name)
 
 
 def data_note(train, test=None) -> dict:
@@ -87,53 +91,68 @@ def jsonable(value):
         return None  # JSON has no NaN: an undefined number is null
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise ValueError(f"a record's results must be numbers, strings, lists, mappings or tensors, got "
-                     f"{type(value).__name__}")
+    raise ValueError(
+        f"a record's results must be numbers, strings, lists, mappings or tensors, got {type(value).__name__}"
+    )
 
 
-def compute(name: str, cfg: dict, progress: bool = True) -> dict:
-    """Run section `name` with resolved options `cfg`, in its profile's precision (and without
-    progress bars unless `progress`), and wrap its output into a record."""
+def compute(section, cfg: dict) -> dict:
+    """Run `section` with resolved options `cfg`, in its profile's precision, and wrap its output
+    into a record."""
+    name = name_of(section)
     start = time.perf_counter()
-    quiet = contextlib.nullcontext() if progress else runtime.quiet()
-    with store.trail() as artifacts, runtime.precision(options.precision(cfg["profile"])), quiet:
-        out = section(name).run(cfg)
+    with store.trail() as artifacts, runtime.precision(options.precision(cfg["profile"])):
+        out = section.run(cfg)
     tensors = {k: v.detach().cpu() for k, v in (out.get("tensors") or {}).items()}
     size = sum(t.numel() * t.element_size() for t in tensors.values())
     if size > MAX_TENSOR_BYTES:
-        raise ValueError(f"section {name}'s record holds {size / 2**20:.1f} MiB of tensors; at most "
-                         f"{MAX_TENSOR_BYTES / 2**20:.0f} MiB (records are for figures, not weights)")
+        raise ValueError(
+            f"section {name}'s record holds {size / 2**20:.1f} MiB of tensors; at most "
+            f"{MAX_TENSOR_BYTES / 2**20:.0f} MiB (records are for figures, not weights)"
+        )
     unique = list({a["key"]: a for a in artifacts}.values())
     provenance = {
-        "section": name, "profile": cfg["profile"], "data": out.get("data"), "nrf": __version__,
-        "commit": store.git_commit(), "code": store.fingerprint(section(name).run.__module__), "created": store.now(),
-        "threads": runtime.threads(), "precision": options.precision(cfg["profile"]),
+        "section": name,
+        "profile": cfg["profile"],
+        "data": out.get("data"),
+        "nrf": __version__,
+        "commit": store.git_commit(),
+        "code": store.fingerprint(section.run.__module__),
+        "created": store.now(),
+        "threads": runtime.threads(),
+        "precision": options.precision(cfg["profile"]),
         "hardware": sorted({a["hardware"] for a in unique} | {runtime.hardware()}),
         "commits": sorted({a["commit"] or "unknown" for a in unique}),
         "compute_seconds": round(sum(a["seconds"] or 0 for a in unique), 1),
         "wall_seconds": round(time.perf_counter() - start, 1),
         "artifacts": unique,
     }
-    return {"options": jsonable(cfg), "provenance": provenance, "results": jsonable(out["results"]),
-            "tensors": tensors}
+    return {"options": jsonable(cfg), "provenance": provenance, "results": jsonable(out["results"]), "tensors": tensors}
 
 
-def get(name: str, params: dict | None = None, *, mode: str | None = None, progress: bool = True) -> dict:
-    """The record of section `name` for `params` (options, and `profile`), from wherever it is."""
-    cfg = resolve(name, params or {})
+def get(section, params: dict | None = None, *, mode: str | None = None, progress: bool = True) -> dict:
+    """The record of `section` (a module of nrf.sections) for `params` (options, and `profile`),
+    from wherever it is; computing, it shows progress bars unless `progress` is False."""
+    cfg = resolve(section, params or {})
+    name = name_of(section)
     mode = mode or os.environ.get("NRF_RECORDS", "auto")
     if mode not in MODES:
         raise ValueError(f"NRF_RECORDS must be one of {list(MODES)}, got {mode!r}")
-    if mode != "fresh" and _committed(name, cfg) is not None:
-        return {**load(store.results_root() / cfg["profile"] / f"{name}.json"),
-                "source": f"committed: results/{cfg['profile']}/{name}.json"}
+    if mode != "fresh" and _published(section, cfg) is not None:
+        return {
+            **load(store.results_root() / cfg["profile"] / f"{name}.json"),
+            "source": f"committed: results/{cfg['profile']}/{name}.json",
+        }
     keyed = {**cfg, "data_identities": _data_identities(cfg)}  # the data's content, not the option's text
-    with runtime.precision(options.precision(cfg["profile"])):  # the store key carries the precision
-        folder = store.path(f"record-{name}", keyed, section(name).run)
+    quiet = contextlib.nullcontext() if progress else runtime.quiet()
+    with runtime.precision(options.precision(cfg["profile"])), quiet:  # the store key carries the precision
+        folder = store.path(f"record-{name}", keyed, section.run)
         if mode == "committed" and not (folder / "meta.json").exists():
-            raise ValueError(f"no record of section {name} for these options (committed or stored); compute it with "
-                             f"`nrf compute {name} -p profile {cfg['profile']} ...` or set NRF_RECORDS=auto")
-        fresh = store.fetch(f"record-{name}", keyed, _computer(name, cfg, progress))
+            raise ValueError(
+                f"no record of section {name} for these options (committed or stored); compute it with "
+                f"`nrf compute {name} -p profile {cfg['profile']} ...` or set NRF_RECORDS=auto"
+            )
+        fresh = store.fetch(f"record-{name}", keyed, _computer(section, cfg))
     return {**fresh, "source": f"store: {folder}"}
 
 
@@ -150,15 +169,14 @@ def _data_identities(cfg: dict) -> list[str] | None:
     return [data.cifar10_identity(source, split) for split in ("train", "test")]
 
 
-def _computer(name: str, cfg: dict, progress: bool):
+def _computer(section, cfg: dict):
     """compute() as store.fetch wants it; its module is the section's, so the record's key
     carries the section's code fingerprint."""
-    run = section(name).run
 
     def go(_workdir):
-        return compute(name, cfg, progress)
+        return compute(section, cfg)
 
-    go.__module__ = run.__module__
+    go.__module__ = section.run.__module__
     return go
 
 
@@ -223,42 +241,45 @@ def _read(path: Path) -> tuple[dict, bytes | None]:
     return body, blob
 
 
-def current(name: str, params: dict | None = None) -> bool:
-    """Is the committed record of `name` computed with these options, from this data, by the code
-    as it is now, in the profile's precision (records from before precisions were recorded are
-    fp32)? One that fails its check is not: it is to be recomputed and replaced."""
-    cfg = resolve(name, params or {})
+def current(section, params: dict | None = None) -> bool:
+    """Is the published record of `section` computed with these options, from this data, by the
+    code as it is now, in the profile's precision (records from before precisions were recorded
+    are fp32)? One that fails its check is not: it is to be recomputed and replaced."""
+    cfg = resolve(section, params or {})
     try:
-        body = _committed(name, cfg)
+        body = _published(section, cfg)
     except RecordError as e:
         print(f"nrf: the record {e.path} {e.problem}: it is recomputed", flush=True)
         return False
-    return (body is not None and body["provenance"].get("code") == store.fingerprint(section(name).run.__module__)
-            and body["provenance"].get("precision", "fp32") == options.precision(cfg["profile"]))
+    return (
+        body is not None
+        and body["provenance"].get("code") == store.fingerprint(section.run.__module__)
+        and body["provenance"].get("precision", "fp32") == options.precision(cfg["profile"])
+    )
 
 
-def default_profile(name: str | None = None) -> str:
-    """The profile a page shows when none is given: $NRF_PROFILE if set, else `medium` where the
-    page's record (for the first page: every record) is committed, else `smoke`. The page's
-    first paragraph and the first page's table say which profile each page shows."""
+def default_profile(section) -> str:
+    """The profile the page of `section` shows when none is given: $NRF_PROFILE if set, else
+    `medium` where its medium record is published, else `smoke`. The page's first paragraph and
+    the first page's table say which profile each page shows; `nrf compute` and `nrf sweep` take
+    the same."""
     chosen = os.environ.get("NRF_PROFILE")
     if chosen:
         if chosen not in options.PROFILES:
             raise ValueError(f"NRF_PROFILE must be one of {list(options.PROFILES)}, got {chosen!r}")
         return chosen
-    names = [name] if name else SECTIONS
-    return "medium" if all(committed(n, {"profile": "medium"}) for n in names) else "smoke"
+    return "medium" if published(section, {"profile": "medium"}) else "smoke"
 
 
-def committed(name: str, params: dict | None = None) -> bool:
-    """Is a record of `name` for these options committed under results/?"""
-    return _committed(name, resolve(name, params or {})) is not None
+def published(section, params: dict | None = None) -> bool:
+    """Is a record of `section` for these options published (under results/)?"""
+    return _published(section, resolve(section, params or {})) is not None
 
 
-def _committed(name: str, cfg: dict) -> dict | None:
-    """The JSON body of the committed record of `name`, if it was computed with options `cfg`
+def _published(section, cfg: dict) -> dict | None:
+    """The JSON body of the published record of `section`, if it was computed with options `cfg`
     from the data they name here (_data_identities); a RecordError if it fails its check."""
-    path = store.results_root() / cfg["profile"] / f"{name}.json"
+    path = store.results_root() / cfg["profile"] / f"{name_of(section)}.json"
     if not path.exists():
         return None
     body, _ = _read(path)
@@ -270,7 +291,7 @@ def _committed(name: str, cfg: dict) -> dict | None:
 
 
 def require_clean(profile: str, commits=()) -> None:
-    """Committed medium and paper records name the commits that computed them (the record's and
+    """Published medium and paper records name the commits that computed them (the record's and
     its artifacts'), so that anyone can check out that code: a checkout with uncommitted changes
     (git's "-dirty") names no such commit, and may not write them into its results/. Smoke
     records are CI's, recomputed on every change; records written elsewhere (NRF_RESULTS) are not
@@ -279,45 +300,55 @@ def require_clean(profile: str, commits=()) -> None:
         return
     dirty = sorted({c for c in [store.git_commit(), *commits] if c and c.endswith("-dirty")})
     if dirty:
-        raise ValueError(f"{profile} records in results/{profile}/ must come from committed code, but this one would "
-                         f"name {', '.join(dirty)}: commit your changes first (artifacts computed from uncommitted "
-                         f"code are recomputed with `nrf reproduce {profile} --recompute` and an empty NRF_STORE)")
+        raise ValueError(
+            f"{profile} records in results/{profile}/ must come from committed code, but this one would "
+            f"name {', '.join(dirty)}: commit your changes first (artifacts computed from uncommitted "
+            f"code are recomputed with `nrf reproduce {profile} --recompute` and an empty NRF_STORE)"
+        )
 
 
-def commit(name: str, params: dict | None = None, progress: bool = True) -> Path:
-    """Compute (or fetch) a record and write it under results/<profile>/ to be committed."""
-    profile = resolve(name, params or {})["profile"]
+def publish(section, params: dict | None = None, progress: bool = True) -> Path:
+    """Compute (or fetch) a record of `section` and publish it: write it under results/<profile>/,
+    where the book finds it, to be committed to git with the code that computed it."""
+    profile = resolve(section, params or {})["profile"]
     require_clean(profile)  # before computing
-    record = get(name, params, mode="fresh", progress=progress)
+    record = get(section, params, mode="fresh", progress=progress)
     require_clean(profile, record["provenance"]["commits"])
     folder = store.results_root() / record["options"]["profile"]
-    path = folder / f"{name}.json"
+    path = folder / f"{name_of(section)}.json"
     try:
-        before = _committed(name, resolve(name, record["options"]))
+        before = _published(section, resolve(section, record["options"]))
     except RecordError as e:
         print(f"nrf: replacing the record {path}, which {e.problem}", flush=True)
         before = None
     if before is not None:  # a recomputation: does it agree?
-        record["provenance"]["recomputation"] = agreement(name, load(path), record)
-    # what a section commits beside its record (trained models), except for smoke: CI trains
-    # those from scratch, and a committed model would be taken instead (zoo.trained)
-    if hasattr(module := section(name), "commit") and record["options"]["profile"] != "smoke":
-        module.commit(record, folder)
+        record["provenance"]["recomputation"] = agreement(section, load(path), record)
+    # what a section publishes beside its record (trained models), except for smoke: CI trains
+    # those from scratch, and a published model would be taken instead (zoo.trained)
+    if hasattr(section, "commit") and record["options"]["profile"] != "smoke":
+        with runtime.precision(record["provenance"]["precision"]):  # the store keys of what it computed
+            section.commit(record, folder)
     return save(record, path)
 
 
-def agreement(name: str, before: dict, after: dict) -> dict:
-    """How a recomputed record compares with the one committed before it, claim by claim: an
+def agreement(section, before: dict, after: dict) -> dict:
+    """How a recomputed record compares with the one published before it, claim by claim: an
     effect that moved by more than claims.K_SE standard errors of the difference differs
     beyond its spread (a bug, or a result that hangs on the machine or the seed)."""
     rows = []
-    old = {v.claim: v for v in section(name).verdicts(before)}
-    for new in section(name).verdicts(after):
+    old = {v.claim: v for v in section.verdicts(before)}
+    for new in section.verdicts(after):
         was = old.get(new.claim)
         if was is None or None in (was.effect, new.effect):
             continue
         se = claims.diff_se(was.spread or 0.0, new.spread or 0.0)
-        rows.append({"claim": new.claim, "before": was.effect_text(), "after": new.effect_text(),
-                     "differs": abs(new.effect - was.effect) > claims.K_SE * se})
+        rows.append(
+            {
+                "claim": new.claim,
+                "before": was.effect_text(),
+                "after": new.effect_text(),
+                "differs": abs(new.effect - was.effect) > claims.K_SE * se,
+            }
+        )
     p = before["provenance"]
     return {"against": {"commit": p["commit"], "hardware": p["hardware"], "created": p["created"]}, "claims": rows}

@@ -50,8 +50,10 @@ def ours(rec: dict) -> str:
         eps = o.get("eps") or (1.0 if o["norm"] == "l2" else 8 / 255)
         words.append(f"{o['norm']} eps {eps:.3g}" if o["norm"] == "l2" else f"linf eps {255 * eps:.3g}/255")
     if "eps_scale" in o:
-        words.append(f"constructed sets at {o['eps_scale']:g} x the budget (l2 {o['eps_scale'] * o['l2_eps']:.3g}, "
-                     f"linf {255 * o['eps_scale'] * o['linf_eps']:.3g}/255)")
+        words.append(
+            f"constructed sets at {o['eps_scale']:g} x the budget (l2 {o['eps_scale'] * o['l2_eps']:.3g}, "
+            f"linf {255 * o['eps_scale'] * o['linf_eps']:.3g}/255)"
+        )
     return ", ".join(words)
 
 
@@ -59,7 +61,10 @@ def beside(test_ids: str, rec: dict) -> str:
     """Markdown for a page: what the paper reports under `test_ids`, quoted with its setting, and
     this book's setting, whose measurements the page's tables and verdicts show."""
     found = [get(i) for i in ids(test_ids)]
-    lines = [f"- **The paper reports** ({e['id']}, {e['source']}; {e['setting']}): {e['text']}."
-             + (f' "{e["sentence"]}"' if e.get("quoted") else "") for e in found]
+    lines = [
+        f"- **The paper reports** ({e['id']}, {e['source']}; {e['setting']}): {e['text']}."
+        + (f' "{e["sentence"]}"' if e.get("quoted") else "")
+        for e in found
+    ]
     lines = lines or ["- The papers report no number here."]
     return "\n".join([*lines, f"- **This book measures** ({ours(rec)}): the tables above and the verdicts below."])

@@ -18,16 +18,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from . import records, runtime, store
-from .sweep import die_with_parent
+from . import contents, records, runtime, store
+from .processes import die_with_parent
 
 STOP_GRACE = 30  # seconds a stopped stage's process has to clean up before it is killed
 
 
-def run(profile: str, sections=records.SECTIONS, params: dict | None = None, recompute: bool = False,
-        budget: float | None = None, progress: bool = True) -> list[dict]:
+def run(
+    profile: str,
+    sections=tuple(contents.PAGES),
+    params: dict | None = None,
+    recompute: bool = False,
+    budget: float | None = None,
+) -> list[dict]:
     """Compute every stage of `profile` not yet committed; returns (and writes) the stage table.
     params: options given to every section that declares them. recompute: compute the stages
     whose committed record is current too; each new record then says whether its effects agree
@@ -35,29 +38,32 @@ def run(profile: str, sections=records.SECTIONS, params: dict | None = None, rec
     sections: a subset runs only those stages (in the book's order); the table keeps the others'
     rows from the earlier run. budget: seconds for the whole run (a GPU window): no stage starts
     after it, and the stage running when it ends is stopped; its training resumes from its last
-    checkpoint in the store (at most 5 minutes old) when the run is repeated on this machine."""
-    unknown = [name for name in sections if name not in records.SECTIONS]
+    checkpoint in the store (at most 5 minutes old) when the run is repeated on this machine. A
+    progress bar counts the stages (hidden inside runtime.quiet())."""
+    unknown = [name for name in sections if name not in contents.PAGES]
     if unknown:
-        raise ValueError(f"unknown stage {unknown[0]!r}: the stages are {list(records.SECTIONS)}")
-    sections = [name for name in records.SECTIONS if name in sections]
+        raise ValueError(f"unknown stage {unknown[0]!r}: the stages are {list(contents.PAGES)}")
+    sections = [name for name in contents.PAGES if name in sections]
     params = params or {}
-    declared = {name: {o.name for o in records.section(name).OPTIONS} for name in sections}
+    declared = {name: {o.name for o in contents.PAGES[name].OPTIONS} for name in sections}
     for key in params:
         if not any(key in names for names in declared.values()):
             raise ValueError(f"unknown option {key!r}: no section of {list(sections)} has it")
     own = {name: {"profile": profile, **{k: v for k, v in params.items() if k in declared[name]}} for name in sections}
     for name in sections:  # every value checked before anything computes
-        records.resolve(name, own[name])
+        records.resolve(contents.PAGES[name], own[name])
     if budget is not None and not budget > 0:
         raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
     records.require_clean(profile)  # before hours of compute, not after
     deadline = None if budget is None else time.monotonic() + budget
     earlier = {r["stage"]: r for r in _report(profile).get("stages", []) if r["seconds"] is not None}
     rows = []
-    for name in tqdm(sections, desc=f"reproduce {profile}", unit="stage", disable=not progress):
-        if not recompute and records.current(name, own[name]):  # computed before: keep its seconds from the run that did it
-            rows.append({**earlier.get(name, {"seconds": None, "peak_memory_mib": None}),
-                         "stage": name, "status": "committed"})
+    for name in runtime.bar(sections, desc=f"reproduce {profile}", unit="stage"):
+        # computed before: keep its seconds from the run that did it
+        if not recompute and records.current(contents.PAGES[name], own[name]):
+            rows.append(
+                {**earlier.get(name, {"seconds": None, "peak_memory_mib": None}), "stage": name, "status": "committed"}
+            )
             continue
         for label, part, save in parts(name, own[name]):
             if deadline is not None and time.monotonic() >= deadline:
@@ -78,23 +84,26 @@ def parts(name: str, params: dict) -> list[tuple[str, dict, bool]]:
     trains one model per process ("models: robust"), then writes its record from the store."""
     if name != "models":
         return [(name, params, True)]
-    roles = records.resolve(name, params)["roles"]
+    roles = records.resolve(contents.PAGES[name], params)["roles"]
     return [(f"models: {role}", {**params, "roles": [role]}, False) for role in roles] + [(name, params, True)]
 
 
 def _stage(name: str, params: dict, deadline: float | None, label: str, save: bool) -> dict:
     """One stage in its own process (`nrf compute NAME [--save]`), stopped at `deadline`: its
     row of the table (named `label`), with the process's peak memory and, on a GPU, the device's.
-    Stopped itself (Ctrl-C, SIGTERM: nrf.cli.interrupt), it stops the stage's process and waits for
-    it; killed, the stage's process gets SIGTERM from the kernel (die_with_parent)."""
+    Stopped itself (Ctrl-C, SIGTERM: nrf.processes.interrupt), it stops the stage's process and waits
+    for it; killed, the stage's process gets SIGTERM from the kernel (die_with_parent)."""
     argv = [sys.executable, "-m", "nrf.cli", "compute", name] + (["--save"] if save else [])
     for key, value in params.items():
         argv += ["-p", key, json.dumps(value)]
     with tempfile.TemporaryDirectory() as tmp:
         gpu_file = Path(tmp) / "gpu.json"
         start = time.perf_counter()
-        child = subprocess.Popen(argv, env={**os.environ, "NRF_RECORDS": "fresh", "NRF_GPU_PEAK_FILE": str(gpu_file)},
-                                 preexec_fn=functools.partial(die_with_parent, os.getpid()))
+        child = subprocess.Popen(
+            argv,
+            env={**os.environ, "NRF_RECORDS": "fresh", "NRF_GPU_PEAK_FILE": str(gpu_file)},
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+        )
         stopped = False
         try:
             while True:  # poll, so that the deadline can stop the stage
@@ -117,8 +126,13 @@ def _stage(name: str, params: dict, deadline: float | None, label: str, save: bo
         child.returncode = code  # reaped by wait4: tell Popen so it does not wait again
         gpu = json.loads(gpu_file.read_text())["peak_gpu_mib"] if gpu_file.exists() else None
     status = "stopped at the budget" if stopped else "computed" if code == 0 else f"failed (exit {code})"
-    return {"stage": label, "status": status, "seconds": round(time.perf_counter() - start, 1),
-            "peak_memory_mib": round(usage.ru_maxrss / 1024), "peak_gpu_mib": gpu}
+    return {
+        "stage": label,
+        "status": status,
+        "seconds": round(time.perf_counter() - start, 1),
+        "peak_memory_mib": round(usage.ru_maxrss / 1024),
+        "peak_gpu_mib": gpu,
+    }
 
 
 def _report(profile: str) -> dict:
@@ -129,13 +143,21 @@ def _report(profile: str) -> dict:
 def _write(profile: str, rows: list[dict], earlier: dict) -> None:
     """The stage table: this run's rows, and the earlier run's for stages this run did not touch."""
     by_stage = {**earlier, **{r["stage"]: r for r in rows}}
-    order = {name: i for i, name in enumerate(records.SECTIONS)}  # the book's order; a stage's own row after its parts
-    stages = sorted((r for r in by_stage.values() if r["stage"].split(":")[0] in order),
-                    key=lambda r: (order[r["stage"].split(":")[0]], ":" not in r["stage"]))
-    report = {"profile": profile, "hardware": runtime.hardware(), "commit": store.git_commit(), "finished": store.now(),
-              "stages": stages}
-    runtime.write_atomic(store.results_root() / profile / "reproduce.json",
-                         (json.dumps(report, indent=1) + "\n").encode())
+    order = {name: i for i, name in enumerate(contents.PAGES)}  # the book's order; a stage's own row after its parts
+    stages = sorted(
+        (r for r in by_stage.values() if r["stage"].split(":")[0] in order),
+        key=lambda r: (order[r["stage"].split(":")[0]], ":" not in r["stage"]),
+    )
+    report = {
+        "profile": profile,
+        "hardware": runtime.hardware(),
+        "commit": store.git_commit(),
+        "finished": store.now(),
+        "stages": stages,
+    }
+    runtime.write_atomic(
+        store.results_root() / profile / "reproduce.json", (json.dumps(report, indent=1) + "\n").encode()
+    )
 
 
 def table(rows: list[dict]) -> str:

@@ -8,7 +8,7 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable  # noqa: UP035 (kept until the models retrain: a change here re-keys them)
 
 import torch
 from tqdm.auto import tqdm
@@ -208,5 +208,7 @@ def no_space(folder, needed: int | None) -> ValueError:
     except OSError:
         free = "free space unknown"
     need = "" if needed is None else f" needs {needed / 2**20:.1f} MiB,"
-    return ValueError(f"no space left in {folder}: writing there{need} {free}; "
-                      "free some space there (or set NRF_STORE, NRF_CACHE or NRF_RESULTS to a larger disk)")
+    return ValueError(
+        f"no space left in {folder}: writing there{need} {free}; "
+        "free some space there (or set NRF_STORE, NRF_CACHE or NRF_RESULTS to a larger disk)"
+    )

@@ -1,15 +1,15 @@
 """`nrf sweep --executor slurm`: a sweep's points as one SLURM job array, submitted by submitit.
 
-Each array task runs its point exactly as a local worker does (sweep._point: the claim, the
-point's subprocess, log.txt, done.json) on a node that shares the filesystem, so point folders,
+Each array task runs its point exactly as a local worker does (notebooks.run_point: the claim,
+the point's subprocess, log.txt, done.json) on a node that shares the filesystem, so point folders,
 store and records are the same whichever executor ran them. The sweep reads the tasks' states
 from sacct (SLURM's accounting: without it a cancelled task could not be told from a pending
 one) and reports cancelled, timed-out and failed tasks as such; the task's SLURM output
-(submitit's logs) lies in OUT/SECTION/slurm/.
+(submitit's logs) lies in OUT/SECTION/slurm/. submitit is an extra, needed by this executor only:
+`pip install 'nrf[slurm]'`.
 """
 
 import contextlib
-import importlib.util
 import io
 import os
 import shutil
@@ -17,13 +17,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from nrf import sweep
+from nrf import contents, notebooks, records, runtime
 from nrf.options import PROFILES
 
 # Per profile: smoke and medium points are sized for CPU cores, paper points train on a GPU each.
-DEFAULTS = {"smoke": {"gpus": 0, "time_min": 60, "mem_gb": 8},
-            "medium": {"gpus": 0, "time_min": 4 * 60, "mem_gb": 16},
-            "paper": {"gpus": 1, "time_min": 24 * 60, "mem_gb": 32}}
+DEFAULTS = {
+    "smoke": {"gpus": 0, "time_min": 60, "mem_gb": 8},
+    "medium": {"gpus": 0, "time_min": 4 * 60, "mem_gb": 16},
+    "paper": {"gpus": 1, "time_min": 24 * 60, "mem_gb": 32},
+}
 OPTIONS = ("partition", "time_min", "cpus", "gpus", "mem_gb", "sbatch")
 GRACE = 60  # seconds a task's result may wait for sacct to say the task ended
 
@@ -33,12 +35,10 @@ def profile(section: str, every: list[dict]) -> str:
     sets the default resources."""
     if all("profile" in p for p in every):
         default = None
-    elif importlib.util.find_spec(f"nrf.sections.{section}") is None:  # a notebook of its own (tests)
+    elif section not in contents.SECTIONS:  # a notebook of its own (tests)
         default = os.environ.get("NRF_PROFILE", "smoke")
     else:
-        from nrf import records
-
-        default = records.default_profile(section)
+        default = records.default_profile(contents.SECTIONS[section])
     named = {p.get("profile", default) for p in every}
     if unknown := sorted(map(str, named - set(PROFILES))):
         raise ValueError(f"option profile must be one of {list(PROFILES)}, got {unknown[0]!r}")
@@ -48,12 +48,12 @@ def profile(section: str, every: list[dict]) -> str:
 def parameters(options: dict, profile: str) -> dict:
     """submitit's parameters for `options` (partition, time_min, cpus, gpus, mem_gb, sbatch: a
     mapping of extra sbatch options), checked; what is not given comes from DEFAULTS[profile], and
-    cpus from NRF_THREADS, the thread count a point computes at."""
-    from nrf.runtime import threads
-
+    cpus from NRF_THREADS, the thread count a point computes at. Without submitit, a one-line error
+    before anything runs."""
+    _submitit()
     if unknown := sorted(set(options) - set(OPTIONS)):
         raise ValueError(f"slurm option {unknown[0]!r} is unknown; the options are {list(OPTIONS)}")
-    o = {**DEFAULTS[profile], "cpus": threads(), **{k: v for k, v in options.items() if v is not None}}
+    o = {**DEFAULTS[profile], "cpus": runtime.threads(), **{k: v for k, v in options.items() if v is not None}}
     for name, low in (("time_min", 1), ("cpus", 1), ("gpus", 0)):
         if isinstance(o[name], bool) or not isinstance(o[name], int) or o[name] < low:
             raise ValueError(f"slurm option {name} must be an integer >= {low}, got {o[name]!r}")
@@ -64,9 +64,14 @@ def parameters(options: dict, profile: str) -> dict:
     extra = o.get("sbatch", {})
     if not isinstance(extra, dict) or not all(isinstance(k, str) and k for k in extra):
         raise ValueError(f"slurm option sbatch must be a mapping sbatch option -> value, got {extra!r}")
-    return {"timeout_min": o["time_min"], "cpus_per_task": o["cpus"], "gpus_per_node": o["gpus"],
-            "mem_gb": o["mem_gb"], "slurm_additional_parameters": extra,
-            **({"slurm_partition": o["partition"]} if "partition" in o else {})}
+    return {
+        "timeout_min": o["time_min"],
+        "cpus_per_task": o["cpus"],
+        "gpus_per_node": o["gpus"],
+        "mem_gb": o["mem_gb"],
+        "slurm_additional_parameters": extra,
+        **({"slurm_partition": o["partition"]} if "partition" in o else {}),
+    }
 
 
 def sbatch_option(text: str) -> tuple[str, str]:
@@ -77,12 +82,22 @@ def sbatch_option(text: str) -> tuple[str, str]:
     return name.strip().lstrip("-"), value.strip()
 
 
-def execute(section: str, notebook: Path, todo: list[tuple[int, dict, Path]], root: Path, params: dict,
-            parallelism: int | None):
+def _submitit():
+    """The submitit package, or a one-line error naming the extra that installs it."""
+    try:
+        import submitit
+    except ImportError:
+        raise ValueError("executor slurm needs submitit, an extra of nrf: pip install 'nrf[slurm]'") from None
+    return submitit
+
+
+def execute(
+    section: str, notebook: Path, todo: list[tuple[int, dict, Path]], root: Path, params: dict, parallelism: int | None
+):
     """Submit the points `todo` (index, parameters, folder) as one job array with submitit
-    `params`, at most `parallelism` tasks at once (default: all), and yield (index, record) as
+    `params`, at most `parallelism` tasks at once (default: all), and yield (index, outcome) as
     each task ends. Tasks still queued or running when the sweep stops (Ctrl-C) are cancelled."""
-    import submitit
+    submitit = _submitit()
     from submitit.core.utils import FailedJobError
 
     if not todo:
@@ -130,16 +145,22 @@ def _task(section: str, notebook: Path, params: dict, folder: Path) -> dict:
     from submitit.core.utils import UncompletedJobError
 
     try:
-        return sweep._point(section, notebook, params, folder, dict(os.environ))
+        return notebooks.run_point(section, notebook, params, folder, dict(os.environ))
     except UncompletedJobError:
-        return sweep._record(params, folder, section, "timeout", None,
-                             f"SLURM job {os.environ.get('SLURM_JOB_ID')} reached its time limit (--time)")
+        return notebooks.outcome(
+            params,
+            folder,
+            section,
+            "timeout",
+            None,
+            f"SLURM job {os.environ.get('SLURM_JOB_ID')} reached its time limit (--time)",
+        )
 
 
 def _outcome(job, section: str, params: dict, folder: Path) -> dict:
-    """The record of an ended task. SLURM's state comes first: a cancelled or timed-out task's
-    point may have returned a record of its own (the point's subprocess killed by the signal).
-    Then the point's record (done, failed, timeout), else what SLURM says of a task that never
+    """The outcome of an ended task. SLURM's state comes first: a cancelled or timed-out task's
+    point may have returned an outcome of its own (the point's subprocess killed by the signal).
+    Then the point's outcome (done, failed, timeout), else what SLURM says of a task that never
     returned one (failed, out of memory, node lost)."""
     from submitit.core.utils import FailedJobError, UncompletedJobError
 
@@ -147,10 +168,10 @@ def _outcome(job, section: str, params: dict, folder: Path) -> dict:
     where = f"SLURM job {job.job_id} {state}; its output: {job.paths.stdout}"
     for status, prefix in (("cancelled", "CANCELLED"), ("timeout", "TIMEOUT")):
         if state.startswith(prefix):
-            return sweep._record(params, folder, section, status, None, where)
+            return notebooks.outcome(params, folder, section, status, None, where)
     try:
         return job.result()
     except (FailedJobError, UncompletedJobError) as e:
         text = str(e).split("You can check full logs")[0]  # submitit's pointer to the output named in `where`
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("-" * 10)]
-        return sweep._record(params, folder, section, "failed", None, "\n".join([where, *lines[-2:]]))
+        return notebooks.outcome(params, folder, section, "failed", None, "\n".join([where, *lines[-2:]]))

@@ -33,18 +33,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from . import __version__
-from . import runtime
+from . import __version__, runtime
 
 REPO = Path(__file__).resolve().parent.parent
 # Modules that move, cache or present results but compute none: not part of a fingerprint.
-INFRASTRUCTURE = {"nrf", "nrf.store", "nrf.records", "nrf.options", "nrf.claims", "nrf.page", "nrf.cli", "nrf.sweep"}
+INFRASTRUCTURE = {
+    "nrf",
+    "nrf.store",
+    "nrf.records",
+    "nrf.contents",
+    "nrf.options",
+    "nrf.claims",
+    "nrf.page",
+    "nrf.cli",
+    "nrf.sweep",
+}
 WAIT_NOTICE = 60  # seconds between "waiting for ..." messages while another process computes
 _trail: contextvars.ContextVar[list | None] = contextvars.ContextVar("nrf_store_trail", default=None)
 
@@ -54,8 +63,10 @@ def default_root() -> Path:
     put the store in whatever folder the command runs in."""
     root = os.environ.get("NRF_STORE")
     if root == "":
-        raise ValueError("NRF_STORE is set but empty (the store would land in the current folder): unset it for "
-                         f"{REPO / 'store'}, or set it to a folder")
+        raise ValueError(
+            "NRF_STORE is set but empty (the store would land in the current folder): unset it for "
+            f"{REPO / 'store'}, or set it to a folder"
+        )
     return Path(root) if root else REPO / "store"
 
 
@@ -85,9 +96,13 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
             node.args = node.args[:2] + [ast.Constant("")] + node.args[3:] if len(node.args) > 2 else node.args
             node.keywords = [k for k in node.keywords if k.arg != "help"]
         body = getattr(node, "body", None)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
     return tree
 
@@ -106,8 +121,11 @@ def imports_of(name: str) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+            base = (
+                importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                if node.level
                 else node.module
+            )
             found.add(base)
             found |= {f"{base}.{a.name}" for a in node.names}  # `from . import data`: a submodule
     return {m for m in found if m.split(".")[0] == "nrf" and _is_module(m)}
@@ -156,8 +174,16 @@ def _is_module(name: str) -> bool:
 
 def key(kind: str, params: dict, code: str = "") -> str:
     """A stable 16-hex-digit hash of (kind, params, where it computes, code fingerprint)."""
-    text = json.dumps({"kind": kind, "params": canonical(params), "compute": runtime.compute_id(), "code": code,
-                       "version": __version__}, sort_keys=True)
+    text = json.dumps(
+        {
+            "kind": kind,
+            "params": canonical(params),
+            "compute": runtime.compute_id(),
+            "code": code,
+            "version": __version__,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -188,8 +214,10 @@ def _load(folder: Path) -> tuple[dict, dict] | None:
     except (FileNotFoundError, NotADirectoryError):  # not stored (fetch says so when a folder is a file)
         return None
     except PermissionError as e:  # another user's artifact: say so, never discard it as corrupt
-        raise ValueError(f"cannot read the stored artifact {folder}: {e.strerror}; a store shared by several users "
-                         "must be readable by all (chmod -R a+rX), or set NRF_STORE to a store of your own") from None
+        raise ValueError(
+            f"cannot read the stored artifact {folder}: {e.strerror}; a store shared by several users "
+            "must be readable by all (chmod -R a+rX), or set NRF_STORE to a store of your own"
+        ) from None
     except Exception as e:  # truncated JSON, bad pickle, checksum: recompute, never use
         print(f"nrf.store: discarding corrupt artifact {folder} ({type(e).__name__}: {e})")
         return None
@@ -202,9 +230,18 @@ def _save(folder: Path, kind: str, params: dict, result: dict, seconds: float) -
     buf = io.BytesIO()
     torch.save(result, buf)
     blob = buf.getvalue()
-    meta = {"kind": kind, "key": folder.name, "params": canonical(params), "version": __version__,
-            "sha256": hashlib.sha256(blob).hexdigest(), "created": now(), "hardware": runtime.hardware(),
-            "compute": runtime.compute_id(), "commit": git_commit(), "seconds": seconds}
+    meta = {
+        "kind": kind,
+        "key": folder.name,
+        "params": canonical(params),
+        "version": __version__,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "created": now(),
+        "hardware": runtime.hardware(),
+        "compute": runtime.compute_id(),
+        "commit": git_commit(),
+        "seconds": seconds,
+    }
     text = json.dumps(meta, indent=1, sort_keys=True)
     tmp = None
     try:
@@ -275,12 +312,16 @@ def _unwritable(root: Path, workdir: Path, error: OSError) -> ValueError:
     if file == root:
         return ValueError(f"the store {root} is a file, not a folder: set NRF_STORE to a folder")
     if file is not None:
-        return ValueError(f"the store {root} needs {file} to be a folder, but it is a file: move it away, "
-                          "or set NRF_STORE to another folder")
+        return ValueError(
+            f"the store {root} needs {file} to be a folder, but it is a file: move it away, "
+            "or set NRF_STORE to another folder"
+        )
     if error.errno in runtime.NO_SPACE:
         return runtime.no_space(root, None)
-    return ValueError(f"the store {root} is not writable ({error.strerror}: {error.filename}): "
-                      "set NRF_STORE to a folder you can write")
+    return ValueError(
+        f"the store {root} is not writable ({error.strerror}: {error.filename}): "
+        "set NRF_STORE to a folder you can write"
+    )
 
 
 def _lock_timeout() -> float:
@@ -311,8 +352,10 @@ def _acquire(lock, what: str) -> None:
             lock.seek(0)
             holder = lock.read().strip() or "another process"
             if waited >= timeout:
-                raise ValueError(f"gave up after {waited:.0f} s waiting for {what}, being computed by {holder} "
-                                 "(NRF_LOCK_TIMEOUT); if that process is stopped, resume or end it") from None
+                raise ValueError(
+                    f"gave up after {waited:.0f} s waiting for {what}, being computed by {holder} "
+                    "(NRF_LOCK_TIMEOUT); if that process is stopped, resume or end it"
+                ) from None
             if waited - notice >= WAIT_NOTICE:
                 print(f"nrf.store: waiting for {what}, being computed by {holder}", flush=True)
                 notice = waited
@@ -329,13 +372,14 @@ def digest(tensor: torch.Tensor) -> str:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def git_commit() -> str | None:
     """The checkout's commit, with -dirty when its tracked files other than results/ have
     uncommitted changes: the records a run writes under results/ as it goes are not the code
     that computes them, and must not mark the run's later records dirty."""
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=5).stdout.strip()
 

@@ -12,6 +12,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+
 from nrf import attacks
 from nrf.data import Data, crop_flip, resized_crop_flip, to_float
 from nrf.models import save_atomic
@@ -74,8 +75,9 @@ def _augment(x, augment, g):
     return to_float(x) if x.dtype == torch.uint8 else x.float()
 
 
-def learning_rate(schedule: str, lr: float, step: int, total: int, milestones=(), gamma: float = 0.1,
-                  steps_per_epoch: int = 1) -> float:
+def learning_rate(
+    schedule: str, lr: float, step: int, total: int, milestones=(), gamma: float = 0.1, steps_per_epoch: int = 1
+) -> float:
     """The learning rate of training step `step` of `total`. step: lr times gamma per milestone
     epoch passed. onecycle: a linear climb to lr over the first WARMUP of the steps, then a
     linear fall to zero; it reaches in a few epochs what a step schedule needs many for."""
@@ -85,10 +87,26 @@ def learning_rate(schedule: str, lr: float, step: int, total: int, milestones=()
     return lr * (step + 1) / warm if step < warm else lr * (total - step) / (total - warm)
 
 
-def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, batch_size: int,
-          milestones=(), gamma: float = 0.1, weight_decay: float = 5e-4, momentum: float = 0.9,
-          adv: dict | None = None, augment: str | None = "crop_flip", schedule: str = "step", seed: int = 0,
-          checkpoint=None, checkpoint_every: float = CHECKPOINT_EVERY, device=None) -> dict:
+def train(
+    model,
+    train_data: Data,
+    test_data: Data,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    milestones=(),
+    gamma: float = 0.1,
+    weight_decay: float = 5e-4,
+    momentum: float = 0.9,
+    adv: dict | None = None,
+    augment: str | None = "crop_flip",
+    schedule: str = "step",
+    seed: int = 0,
+    checkpoint=None,
+    checkpoint_every: float = CHECKPOINT_EVERY,
+    device=None,
+) -> dict:
     """Train `model` in place with SGD and cross-entropy; returns the per-epoch history.
 
     The learning rate follows `schedule` (see learning_rate). With `adv`, every batch is replaced
@@ -109,10 +127,22 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     milestones = sorted(milestones)
     _check(epochs, lr, batch_size, milestones, gamma, weight_decay, momentum, adv, augment, schedule)
     device = torch.device(device) if device is not None else default_device()
-    config = {"model": getattr(model, "config", None), "train": train_data.identity, "test": test_data.identity,
-              "epochs": epochs, "lr": lr, "batch_size": batch_size, "milestones": milestones,
-              "gamma": gamma, "weight_decay": weight_decay, "momentum": momentum, "adv": adv,
-              "augment": augment, "schedule": schedule, "seed": seed}
+    config = {
+        "model": getattr(model, "config", None),
+        "train": train_data.identity,
+        "test": test_data.identity,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "milestones": milestones,
+        "gamma": gamma,
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "adv": adv,
+        "augment": augment,
+        "schedule": schedule,
+        "seed": seed,
+    }
     model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     history = {"train_loss": [], "train_acc": [], "test_acc": [], "lr": [], "seconds": []}
@@ -121,8 +151,9 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     if state is not None:
         if state["config"] != config:
             diff = sorted(k for k in config if state["config"].get(k) != config[k])
-            raise ValueError(f"checkpoint {checkpoint} was made with other arguments ({', '.join(diff)}); "
-                             "delete it to start afresh")
+            raise ValueError(
+                f"checkpoint {checkpoint} was made with other arguments ({', '.join(diff)}); delete it to start afresh"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start = state["history"], state["epoch"]
@@ -135,8 +166,12 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
     torch.backends.cudnn.benchmark = benchmark or device.type == "cuda"
     saved = time.monotonic()
     try:
-        batches = bar(total=epochs * steps, initial=start * steps, unit="batch",
-                      desc="adversarial training" if adv else "training")
+        batches = bar(
+            total=epochs * steps,
+            initial=start * steps,
+            unit="batch",
+            desc="adversarial training" if adv else "training",
+        )
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             g = generator(derive_seed(seed, epoch), device)
@@ -145,15 +180,26 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
             correct = torch.zeros((), device=device, dtype=torch.long)
             model.train()
             for i in range(steps):
-                idx = order[i * batch_size:(i + 1) * batch_size]
+                idx = order[i * batch_size : (i + 1) * batch_size]
                 xb = _augment(x[idx], augment, g).contiguous(memory_format=torch.channels_last)
                 yb = y[idx]
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(schedule, lr, epoch * steps + i, epochs * steps, milestones, gamma, steps)
+                    group["lr"] = learning_rate(
+                        schedule, lr, epoch * steps + i, epochs * steps, milestones, gamma, steps
+                    )
                 if adv is not None:  # attacks.perturb runs the model in eval mode, then restores train mode
-                    xb = xb + attacks.pgd(model, xb, yb, norm=adv["norm"], eps=adv["eps"], steps=adv["steps"],
-                                          step_size=adv["step_size"], targeted=False, random_start=True,
-                                          seed=derive_seed(seed, epoch, i))
+                    xb = xb + attacks.pgd(
+                        model,
+                        xb,
+                        yb,
+                        norm=adv["norm"],
+                        eps=adv["eps"],
+                        steps=adv["steps"],
+                        step_size=adv["step_size"],
+                        targeted=False,
+                        random_start=True,
+                        seed=derive_seed(seed, epoch, i),
+                    )
                 with autocast(device):
                     logits = model(xb)
                     loss = F.cross_entropy(logits.float(), yb)
@@ -165,18 +211,32 @@ def train(model, train_data: Data, test_data: Data, *, epochs: int, lr: float, b
                 batches.update()
             history["train_loss"].append(loss := loss_sum.item() / n)
             if not loss < MAX_LOSS:  # nan, inf or diverged: store nothing
-                raise ValueError(f"training diverged in epoch {epoch + 1} (mean loss {loss:.3g}): lower the "
-                                 f"learning rate (lr={lr:g}){' or the attack eps' if adv else ''}")
+                raise ValueError(
+                    f"training diverged in epoch {epoch + 1} (mean loss {loss:.3g}): lower the "
+                    f"learning rate (lr={lr:g}){' or the attack eps' if adv else ''}"
+                )
             history["train_acc"].append(correct.item() / n)
             history["test_acc"].append(accuracy(model, x_test, y_test))
             history["lr"].append(optimizer.param_groups[0]["lr"])
             history["seconds"].append(time.perf_counter() - t0)
-            batches.set_postfix(epoch=epoch + 1, loss=f"{history['train_loss'][-1]:.3f}",
-                            acc=f"{history['train_acc'][-1]:.3f}", test=f"{history['test_acc'][-1]:.3f}")
+            batches.set_postfix(
+                epoch=epoch + 1,
+                loss=f"{history['train_loss'][-1]:.3f}",
+                acc=f"{history['train_acc'][-1]:.3f}",
+                test=f"{history['test_acc'][-1]:.3f}",
+            )
             if checkpoint is not None and time.monotonic() - saved >= checkpoint_every:
                 saved = time.monotonic()
-                save_atomic({"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "history": history, "epoch": epoch + 1}, checkpoint)
+                save_atomic(
+                    {
+                        "config": config,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "history": history,
+                        "epoch": epoch + 1,
+                    },
+                    checkpoint,
+                )
     finally:
         torch.backends.cudnn.benchmark = benchmark
     batches.close()
@@ -192,8 +252,7 @@ def _checkpoint(path, device) -> dict | None:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        print(f"nrf.train: checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:80]}); "
-              "training starts afresh")
+        print(f"nrf.train: checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:80]}); training starts afresh")
         os.remove(path)
         return None
 
@@ -207,7 +266,7 @@ def _correct(model, x, y, batch_size: int, attack=None, desc: str | None = None)
     with evaluating(model) as device:
         correct = torch.zeros((), device=device, dtype=torch.long)
         for i in bar(range(0, len(y), batch_size), desc=desc, disable=desc is None):
-            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
             xb = to_float(xb) if xb.dtype == torch.uint8 else xb.float()
             if attack is not None:
                 xb = attack(xb, yb)
@@ -221,14 +280,16 @@ def accuracy(model, x, y, batch_size: int = 500) -> float:
     return _correct(model, x, y, batch_size)
 
 
-def robust_accuracy(model, x, y, *, norm: str, eps: float, steps: int, step_size: float,
-                    batch_size: int = 500) -> float:
+def robust_accuracy(
+    model, x, y, *, norm: str, eps: float, steps: int, step_size: float, batch_size: int = 500
+) -> float:
     """Accuracy under untargeted PGD at `eps` (no random start, so it repeats exactly)."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
 
     def attack(xb, yb):
-        return xb + attacks.pgd(model, xb, yb, norm=norm, eps=eps, steps=steps, step_size=step_size,
-                                targeted=False, random_start=False)
+        return xb + attacks.pgd(
+            model, xb, yb, norm=norm, eps=eps, steps=steps, step_size=step_size, targeted=False, random_start=False
+        )
 
     return _correct(model, x, y, batch_size, attack, desc="robust accuracy")

@@ -28,22 +28,45 @@ XI = {"l2": 1.0, "linf": 10 / 255}
 IMAGENET_XI_L2, IMAGENET_PIXELS = 2000 / 255, 224 * 224 * 3  # the 2017 paper's l2 radius, in [0, 1] units
 OVERSHOOT = 0.02  # DeepFool's overshoot in Algorithm 1, as in the authors' code
 CHANCE_SEED = 12345  # the random-direction baseline of the uap section, one draw per norm
-NAMES = {"natural": "ResNet-18", "natural_seed1": "ResNet-18 (seed 1)", "robust": "ResNet-18 (robust)",
-         "vgg16": "VGG16", "vgg11": "VGG11"}
+# How every page names the book's models (zoo.ROLES): the one place for their display names.
+ROLE_NAMES = {
+    "natural": "ResNet-18",
+    "natural_seed1": "ResNet-18 (seed 1)",
+    "robust": "ResNet-18 (robust)",
+    "vgg16": "VGG16",
+    "vgg11": "VGG11",
+}
 
 # How Algorithm 1 runs: X has n_train images, at most max_passes passes over it, stopping once
 # it fools a share 1 - delta of X (the authors' delta = 0.2); uap_batch images of X go through
 # DeepFool together in the batched version (1 is the faithful per-image loop).
 OPTIONS = [
-    Option("xi_l2", XI["l2"], "l2 radius of the perturbations, pixel units (1.0: the 2017 paper's 2000/255 on "
-           "224 px images, rescaled to 32 px and rounded to Part I's l2 radius)", low=1e-12),
+    Option(
+        "xi_l2",
+        XI["l2"],
+        "l2 radius of the perturbations, pixel units (1.0: the 2017 paper's 2000/255 on "
+        "224 px images, rescaled to 32 px and rounded to Part I's l2 radius)",
+        low=1e-12,
+    ),
     Option("xi_linf", XI["linf"], "linf radius of the perturbations (the 2017 paper's 10/255)", low=1e-12),
-    Option("n_train", {"smoke": 100, "medium": 500, "paper": 1000}, "training images in X, the set Algorithm 1 is solved on",
-           kind="int", low=1),
-    Option("max_passes", {"smoke": 3, "medium": 5, "paper": 10}, "passes of Algorithm 1 over X at most", kind="int", low=1),
+    Option(
+        "n_train",
+        {"smoke": 100, "medium": 500, "paper": 1000},
+        "training images in X, the set Algorithm 1 is solved on",
+        kind="int",
+        low=1,
+    ),
+    Option(
+        "max_passes", {"smoke": 3, "medium": 5, "paper": 10}, "passes of Algorithm 1 over X at most", kind="int", low=1
+    ),
     Option("delta", 0.2, "Algorithm 1 stops once it fools a share 1 - delta of X (below 1)", low=0, high=0.999),
-    Option("uap_batch", {"smoke": 32, "medium": 128, "paper": 128}, "images of X per DeepFool batch in batched Algorithm 1",
-           kind="int", low=1),
+    Option(
+        "uap_batch",
+        {"smoke": 32, "medium": 128, "paper": 128},
+        "images of X per DeepFool batch in batched Algorithm 1",
+        kind="int",
+        low=1,
+    ),
     Option("uap_seed", 0, "seed of the draw of X, of the shuffles and of the random perturbations", kind="int"),
 ]
 
@@ -55,8 +78,12 @@ def xi(cfg: dict) -> dict:
 
 def solver(cfg: dict) -> dict:
     """Algorithm 1's settings of a section's resolved options (all but the norm, radius and X)."""
-    return {"max_passes": cfg["max_passes"], "delta": cfg["delta"], "batch_size": cfg["uap_batch"],
-            "seed": cfg["uap_seed"]}
+    return {
+        "max_passes": cfg["max_passes"],
+        "delta": cfg["delta"],
+        "batch_size": cfg["uap_batch"],
+        "seed": cfg["uap_seed"],
+    }
 
 
 def imagenet_equivalent(pixels: int) -> dict:
@@ -79,20 +106,50 @@ def eval_index(test_data: Data, n_eval: int | None) -> torch.Tensor:
     return torch.arange(len(test_data)) if n_eval is None else pick(test_data, n_eval, 0)
 
 
-def universal(model, spec: dict, train_data: Data, *, n: int, norm: str, xi: float, max_passes: int,
-              delta: float, batch_size: int, seed: int, progress: bool = True) -> tuple[dict, str]:
+def universal(
+    model,
+    spec: dict,
+    train_data: Data,
+    *,
+    n: int,
+    norm: str,
+    xi: float,
+    max_passes: int,
+    delta: float,
+    batch_size: int,
+    seed: int,
+) -> tuple[dict, str]:
     """Batched Algorithm 1 on the first n images of a seeded draw of the training set, from the
     store: ({"v" [C,H,W], "history" (fooling rate on X after each pass), "index", "seconds"},
     the artifact's key, by which results derived from v are keyed)."""
-    params = {"model": spec, "n": n, "norm": norm, "xi": xi, "max_passes": max_passes, "delta": delta,
-              "batch_size": batch_size, "overshoot": OVERSHOOT, "seed": seed}
+    params = {
+        "model": spec,
+        "n": n,
+        "norm": norm,
+        "xi": xi,
+        "max_passes": max_passes,
+        "delta": delta,
+        "batch_size": batch_size,
+        "overshoot": OVERSHOOT,
+        "seed": seed,
+    }
 
     def compute(_workdir):
         index = pick(train_data, n, seed)
         start = time.perf_counter()
-        v, history = algorithm1.uap(model, train_data.x[index], xi=xi, norm=norm, delta=delta, max_passes=max_passes,
-                                 overshoot=OVERSHOOT, batched=True, batch_size=batch_size, seed=seed,
-                                 progress=progress)
+        v, history = algorithm1.uap(
+            model,
+            train_data.x[index],
+            xi=xi,
+            norm=norm,
+            delta=delta,
+            max_passes=max_passes,
+            overshoot=OVERSHOOT,
+            batched=True,
+            batch_size=batch_size,
+            seed=seed,
+            desc=f"Algorithm 1, {norm}, n={n}",
+        )
         return {"v": v.cpu(), "history": list(history), "index": index, "seconds": time.perf_counter() - start}
 
     result = store.fetch("uap-perturbation", params, compute)
@@ -117,7 +174,7 @@ def rescale(v: torch.Tensor, norm: str, radius: float) -> torch.Tensor:
 def perturbed_labels(model, x: torch.Tensor, vs) -> torch.Tensor:
     """C(clip(x + v)) [P, N] for every v of vs ([P, C, H, W] or a list), x float on the model's device."""
     batch = device_batch(x.device)
-    return torch.stack([attacks.predict(model, (x + v.to(x.device)).clamp(0, 1), batch) for v in vs])
+    return torch.stack([attacks.classify(model, x, v, batch) for v in vs])
 
 
 def fooling(model, x: torch.Tensor, clean: torch.Tensor, vs) -> torch.Tensor:

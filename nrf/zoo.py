@@ -62,7 +62,8 @@ def recipe(cfg: dict, role: str, data_identity: str) -> dict:
         "weight_decay": cfg["weight_decay"],
         "seed": cfg["seed"] + (1 if role == "natural_seed1" else 0),
         "adv": {"norm": cfg["robust_norm"], "eps": eps, "steps": cfg["adv_steps"], "step_size": 2 / 3 * eps}
-        if robust else None,
+        if robust
+        else None,
         "precision": runtime.current_precision(),  # the run's (its profile's): bf16 and fp32 weights differ
         # everything keyed by this recipe (perturbations, scores) is recomputed when training code changes
         "code": store.fingerprint(__name__),
@@ -72,7 +73,12 @@ def recipe(cfg: dict, role: str, data_identity: str) -> dict:
 def evaluation(cfg: dict) -> dict:
     """The robust-accuracy attack of a section's options: untargeted PGD at the robust eps."""
     eps = cfg["robust_eps"]
-    return {"norm": cfg["robust_norm"], "eps": eps, "steps": cfg["eval_steps"], "step_size": 2.5 * eps / cfg["eval_steps"]}
+    return {
+        "norm": cfg["robust_norm"],
+        "eps": eps,
+        "steps": cfg["eval_steps"],
+        "step_size": 2.5 * eps / cfg["eval_steps"],
+    }
 
 
 def trained(spec: dict, train_data, test_data, device: torch.device | None = None):
@@ -86,14 +92,31 @@ def trained(spec: dict, train_data, test_data, device: torch.device | None = Non
         if (found := _committed(spec, test_data.identity)) is not None:
             return found
         start = time.perf_counter()
-        model = models.build(spec["arch"], num_classes=len(train_data.classes), width=spec["width"], seed=spec["seed"]).to(device)
+        model = models.build(
+            spec["arch"], num_classes=len(train_data.classes), width=spec["width"], seed=spec["seed"]
+        ).to(device)
         history = train.train(
-            model, train_data, test_data, epochs=spec["epochs"], lr=spec["lr"], batch_size=spec["batch_size"],
-            milestones=spec["milestones"], schedule=spec["schedule"], weight_decay=spec["weight_decay"],
-            adv=spec["adv"], seed=spec["seed"], checkpoint=workdir / "checkpoint.pt", device=device,
+            model,
+            train_data,
+            test_data,
+            epochs=spec["epochs"],
+            lr=spec["lr"],
+            batch_size=spec["batch_size"],
+            milestones=spec["milestones"],
+            schedule=spec["schedule"],
+            weight_decay=spec["weight_decay"],
+            adv=spec["adv"],
+            seed=spec["seed"],
+            checkpoint=workdir / "checkpoint.pt",
+            device=device,
         )
-        meta = {**spec, "test_data": test_data.identity, "history": history, "train_seconds": time.perf_counter() - start,
-                "clean_acc": train.accuracy(model, test_data.x.to(device), test_data.y.to(device))}
+        meta = {
+            **spec,
+            "test_data": test_data.identity,
+            "history": history,
+            "train_seconds": time.perf_counter() - start,
+            "clean_acc": train.accuracy(model, test_data.x.to(device), test_data.y.to(device)),
+        }
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}
 
     result = store.fetch("models", {**spec, "test": test_data.identity}, compute)
@@ -146,8 +169,10 @@ def _committed(spec: dict, test_identity: str) -> dict | None:
         if {k: meta.get(k) for k in spec} == spec and meta.get("test_data") == test_identity:
             print(f"nrf.zoo: {path.stem} taken from the committed {path.parent.parent.name} models")
             model, meta = models.load(path.with_suffix(".pt"), device="cpu")
-            return {"state_dict": model.state_dict(), "meta": {k: meta[k] for k in (
-                "test_data", "history", "train_seconds", "clean_acc", *spec)}}
+            return {
+                "state_dict": model.state_dict(),
+                "meta": {k: meta[k] for k in ("test_data", "history", "train_seconds", "clean_acc", *spec)},
+            }
     return None
 
 

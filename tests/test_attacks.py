@@ -99,7 +99,7 @@ def test_groups_batched_equal_groups_run_separately(setup):
     deltas, curve = attacks.perturb(model, x, targets, **kw)
     assert deltas.shape == (3, *x.shape[1:]) and curve.shape == (2, 3)
     for g in range(3):
-        d, c = attacks.perturb(model, x[4 * g:4 * g + 4], targets[g:g + 1], **kw)
+        d, c = attacks.perturb(model, x[4 * g : 4 * g + 4], targets[g : g + 1], **kw)
         assert torch.allclose(deltas[g], d[0], atol=1e-4)
         assert torch.equal(curve[:, g], c[:, 0])
     chunked, chunked_curve = attacks.perturb(model, x, targets, max_batch=4, **kw)
@@ -120,8 +120,11 @@ def test_uint8_input_matches_float(setup):
     model, (xs, _), _ = setup
     x8 = (xs[:4] * 255).round().to(torch.uint8)
     kw = dict(norm="l2", eps=1.0, steps=3)
-    assert torch.allclose(attacks.pgd(model, x8, torch.zeros(4, dtype=torch.long), **kw),
-                          attacks.pgd(model, x8.float() / 255, torch.zeros(4, dtype=torch.long), **kw), atol=1e-5)
+    assert torch.allclose(
+        attacks.pgd(model, x8, torch.zeros(4, dtype=torch.long), **kw),
+        attacks.pgd(model, x8.float() / 255, torch.zeros(4, dtype=torch.long), **kw),
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
@@ -161,8 +164,7 @@ def test_uap_fooling_on_x_rises_across_passes(setup, batched):
     median = algorithm1.deepfool(model, base, max_iter=10).flatten(1).norm(dim=1).median().item()
     xi = 2.0
     assert xi > 15 * median
-    _, history = algorithm1.uap(model, base, xi=xi, norm="l2", delta=0.0, max_passes=5, batched=batched,
-                                batch_size=16)
+    _, history = algorithm1.uap(model, base, xi=xi, norm="l2", delta=0.0, max_passes=5, batched=batched, batch_size=16)
     assert len(history) == 5 and history[-1] > history[0] + 0.1
 
 
@@ -213,23 +215,30 @@ def test_visualise_range():
     assert (attacks.visualise(torch.zeros(3, 4, 4)) == 0.5).all()
 
 
-@pytest.mark.parametrize("call,name", [
-    (lambda m, x, y: attacks.pgd(m, x, y, norm="l1", eps=1.0), "norm"),
-    (lambda m, x, y: attacks.pgd(m, x, y, norm="l2", eps=0.0), "eps"),
-    (lambda m, x, y: attacks.pgd(m, x, y, norm="l2", eps=1.0, step_size=-1.0), "step_size"),
-    (lambda m, x, y: attacks.pgd(m, x, y, norm="l2", eps=1.0, steps=0), "epochs"),
-    (lambda m, x, y: attacks.perturb(m, x, y[:2], group_size=3, eps=1.0, step_size=0.1, epochs=1), "group_size"),
-    (lambda m, x, y: attacks.perturb(m, x, y[:3], group_size=2, eps=1.0, step_size=0.1, epochs=1), "labels"),
-    (lambda m, x, y: attacks.perturb(m, x, y[:2], group_size=2, eps=1.0, step_size=0.1, epochs=1, batch_size=2,
-                                     max_batch=1), "max_batch"),
-    (lambda m, x, y: attacks.project(torch.zeros(2, 3), "linf", -1.0), "eps"),
-    (lambda m, x, y: attacks.asr(m, x, torch.zeros(3, 8, 8), 0), "delta"),
-    (lambda m, x, y: algorithm1.deepfool(m, x, num_candidates=1), "num_candidates"),
-    (lambda m, x, y: algorithm1.uap(m, x, xi=1.0, delta=1.0), "delta"),
-    (lambda m, x, y: algorithm1.uap(m, x, xi=0.0), "xi"),
-    (lambda m, x, y: attacks.patch(torch.zeros(3, 32, 32), 30, 0, 8), "patch"),
-    (lambda m, x, y: attacks.random_patches(4, 40, 32, seed=0), "size"),
-])
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda m, x, y: attacks.pgd(m, x, y, norm="l1", eps=1.0), "norm"),
+        (lambda m, x, y: attacks.pgd(m, x, y, norm="l2", eps=0.0), "eps"),
+        (lambda m, x, y: attacks.pgd(m, x, y, norm="l2", eps=1.0, step_size=-1.0), "step_size"),
+        (lambda m, x, y: attacks.pgd(m, x, y, norm="l2", eps=1.0, steps=0), "epochs"),
+        (lambda m, x, y: attacks.perturb(m, x, y[:2], group_size=3, eps=1.0, step_size=0.1, epochs=1), "group_size"),
+        (lambda m, x, y: attacks.perturb(m, x, y[:3], group_size=2, eps=1.0, step_size=0.1, epochs=1), "labels"),
+        (
+            lambda m, x, y: attacks.perturb(
+                m, x, y[:2], group_size=2, eps=1.0, step_size=0.1, epochs=1, batch_size=2, max_batch=1
+            ),
+            "max_batch",
+        ),
+        (lambda m, x, y: attacks.project(torch.zeros(2, 3), "linf", -1.0), "eps"),
+        (lambda m, x, y: attacks.asr(m, x, torch.zeros(3, 8, 8), 0), "delta"),
+        (lambda m, x, y: algorithm1.deepfool(m, x, num_candidates=1), "num_candidates"),
+        (lambda m, x, y: algorithm1.uap(m, x, xi=1.0, delta=1.0), "delta"),
+        (lambda m, x, y: algorithm1.uap(m, x, xi=0.0), "xi"),
+        (lambda m, x, y: attacks.patch(torch.zeros(3, 32, 32), 30, 0, 8), "patch"),
+        (lambda m, x, y: attacks.random_patches(4, 40, 32, seed=0), "size"),
+    ],
+)
 def test_bad_parameters_raise(setup, call, name):
     model, _, (xt, yt) = setup
     with pytest.raises(ValueError, match=name):

@@ -4,11 +4,21 @@ before anything computes."""
 
 import pytest
 
-from nrf import cli, records
+from nrf import cli, contents, records
 from nrf.options import Option
 
-WRONG_TYPE = {"int": "abc", "float": "abc", "str": "[1, 2]", "bool": "maybe", "ints": "abc", "floats": "abc",
-              "strs": "5", "class": "1.5", "classes": "7", "mapping": "5"}
+WRONG_TYPE = {
+    "int": "abc",
+    "float": "abc",
+    "str": "[1, 2]",
+    "bool": "maybe",
+    "ints": "abc",
+    "floats": "abc",
+    "strs": "5",
+    "class": "1.5",
+    "classes": "7",
+    "mapping": "5",
+}
 
 
 def bad_values(o: Option) -> list[str]:
@@ -28,8 +38,12 @@ def bad_values(o: Option) -> list[str]:
     return values
 
 
-CASES = [(name, o.name, value) for name in records.SECTIONS + ("constructed_training",)
-         for o in records.section(name).OPTIONS for value in bad_values(o)]
+CASES = [
+    (name, o.name, value)
+    for name, section in contents.SECTIONS.items()
+    for o in section.OPTIONS
+    for value in bad_values(o)
+]
 
 
 @pytest.mark.parametrize("section, option, value", CASES)
@@ -42,10 +56,10 @@ def test_bad_value(section, option, value, capsys, forbid):
     assert "Traceback" not in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("section", records.SECTIONS + ("constructed_training",))
+@pytest.mark.parametrize("section", contents.SECTIONS)
 def test_misspelled_name(section, capsys, forbid):
     forbid(records, "compute", "computed with a bad option")
-    name = records.section(section).OPTIONS[0].name
+    name = contents.SECTIONS[section].OPTIONS[0].name
     with pytest.raises(SystemExit) as e:
         cli.main(["compute", section, "-p", name + "x", "1"])
     err = capsys.readouterr().err

@@ -21,15 +21,31 @@ NAMES = ["bench_pgd", "bench_uap", "bench_train"]
 
 def run_quick(name: str, out) -> list[list[str]]:
     """Run `python bench/NAME.py --quick --out OUT`; the rows of the table it wrote."""
-    done = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     text = out.read_text()
     assert text in done.stdout  # printed as written
     for line in ("- device: ", "- CPU: ", "- torch ", f" bench/{name}.py --quick --out {out}`", "- date: "):
         assert line in text, line
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]]  # without the header
+    return tables(text)[0]
+
+
+def tables(text: str) -> list[list[list[str]]]:
+    """The rows of every Markdown table in `text`, without their headers and separator lines."""
+    found, rows = [], None
+    for line in text.splitlines() + [""]:
+        if line.startswith("| "):
+            rows = [] if rows is None else rows + [[cell.strip() for cell in line.strip("|").split("|")]]
+        elif rows is not None and not line.startswith("|---"):
+            found.append(rows)
+            rows = None
+    return found
 
 
 def installed(module: str) -> bool:
@@ -38,8 +54,12 @@ def installed(module: str) -> bool:
 
 def test_bench_pgd_has_every_row(tiny, tmp_path):
     rows = run_quick("bench_pgd", tmp_path / "pgd.md")
-    assert [(r[0], r[1]) for r in rows] == [("nrf", "linf"), ("torchattacks", "linf"), ("nrf", "l2"),
-                                            ("torchattacks", "l2")]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("nrf", "linf"),
+        ("torchattacks", "linf"),
+        ("nrf", "l2"),
+        ("torchattacks", "l2"),
+    ]
     assert all(float(r[5]) > 0 for r in rows if r[0] == "nrf")
     assert all((r[4] == common.NOT_INSTALLED) != installed("torchattacks") for r in rows if r[0] == "torchattacks")
 
@@ -59,8 +79,13 @@ def test_bench_train_has_every_row(tiny, tmp_path):
     rows = run_quick("bench_train", tmp_path / "train.md")
     assert [(r[0], int(r[1]), int(r[2]), r[3]) for r in rows] == [
         (arch, width, batch // bench_train.QUICK_DIVISOR, "PGD-3" if adv else "natural")
-        for arch, width, batch, adv in bench_train.ROWS]
+        for arch, width, batch, adv in bench_train.ROWS
+    ]
     assert all(float(r[4]) > 0 and float(r[5]) > 0 and float(r[6]) > 0 for r in rows)
+    attack = tables((tmp_path / "train.md").read_text())[1]
+    assert [r[0] for r in attack] == ["fp32", "bf16"] and all(
+        float(r[1]) > 0 and 0 <= float(r[2]) <= 100 for r in attack
+    )
 
 
 def test_comparison_library_gets_contiguous_input_gradients():
@@ -84,8 +109,9 @@ def test_a_full_run_refreshes_its_quote_in_the_readme(tmp_path, monkeypatch, cap
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
     text = common.publish("bench_pgd", "T", "| a |\n|---|\n| 1 |", torch.device("cpu"), str(tmp_path / "quick.md"))
     assert "old table" in readme.read_text()  # written elsewhere: the README is left alone
-    text = common.publish("bench_pgd", "T", "| a |\n|---|\n| 1 |", torch.device("cpu"),
-                          str(tmp_path / "results" / "bench_pgd.md"))
+    text = common.publish(
+        "bench_pgd", "T", "| a |\n|---|\n| 1 |", torch.device("cpu"), str(tmp_path / "results" / "bench_pgd.md")
+    )
     assert common.quoted(readme.read_text(), "bench_pgd") == text == (tmp_path / "results" / "bench_pgd.md").read_text()
     assert readme.read_text().endswith("<!-- end -->\n\nafter\n") and text in capsys.readouterr().out
     with pytest.raises(ValueError, match="no quote of bench/results/bench_uap.md"):

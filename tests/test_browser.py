@@ -34,11 +34,15 @@ FILE_LIKE = re.compile(r"\.(md|py|ipynb|json|ya?ml|txt|npz|pt|csv|toml|lock)$", 
 TIMEOUT = 60  # seconds for one page to load
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def _needs_browser_and_book():
-    missing = ("no Chromium found (apt-get install chromium)" if CHROMIUM is None else
-               f"no built book at {BOOK} (make book)" if not (BOOK / "index.html").exists() else None)
+    missing = (
+        "no Chromium found (apt-get install chromium)"
+        if CHROMIUM is None
+        else f"no built book at {BOOK} (make book)"
+        if not (BOOK / "index.html").exists()
+        else None
+    )
     if missing and "NRF_BOOK_HTML" in os.environ:
         pytest.fail(f"NRF_BOOK_HTML is set but {missing}")
     if missing:
@@ -64,9 +68,20 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def browser(tmp_path_factory):
     """Headless Chromium with its DevTools port: the port number."""
     profile = tmp_path_factory.mktemp("chromium")
-    proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     port_file = profile / "DevToolsActivePort"
     deadline = time.time() + 30
     while not port_file.exists() or not port_file.read_text().strip():
@@ -122,7 +137,7 @@ class Page:
         try:
             while True:
                 await self._receive(0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def evaluate(self, expression: str):
@@ -173,7 +188,7 @@ def link_problem(raw: str, resolved: str, base: str) -> str | None:
     if not resolved.startswith(base):
         host = parts.hostname or ""
         return f"{raw!r} points outside the book at a file name" if FILE_LIKE.search(host) or not host else None
-    rel = unquote(parts.path[len(urlsplit(base).path):]) or "index.html"
+    rel = unquote(parts.path[len(urlsplit(base).path) :]) or "index.html"
     target = BOOK / rel
     if target.is_dir():
         target = target / "index.html"

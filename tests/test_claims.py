@@ -9,7 +9,7 @@ def test_statistics():
     assert claims.mean_se([1, 2, 3]) == pytest.approx((2.0, (1 / 3) ** 0.5))
     assert claims.mean_se([4]) == (4.0, 0.0)
     mean, se = claims.mean_rate([0.5, 0.5], 100)
-    assert mean == 0.5 and se == pytest.approx(0.05 / 2 ** 0.5)
+    assert mean == 0.5 and se == pytest.approx(0.05 / 2**0.5)
     assert claims.exceeds(5, 2) and not claims.exceeds(4, 2) and not claims.exceeds(6, 2, margin=2)
     assert [claims.outcome(k, 3) for k in (3, 1, 0)] == ["holds", "holds in part", "does not hold"]
 

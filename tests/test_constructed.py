@@ -70,10 +70,14 @@ def test_unreachable_target_is_dropped_and_cyclic_cut_is_uniform():
 def test_build_adv_and_univ():
     model = models.build("resnet18", width=4, seed=0)
     g = torch.Generator().manual_seed(0)
-    data = Data(x=torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=g), y=labels(4),
-                classes=[str(c) for c in range(10)], identity="random")
+    data = Data(
+        x=torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=g),
+        y=labels(4),
+        classes=[str(c) for c in range(10)],
+        identity="random",
+    )
     for spec in (constructed.variant("adv", "l2", 1.0), constructed.variant("univ", "linf", 8 / 255, 4)):
-        raw = constructed.build(model, data, spec, steps=2, step=0.5, seed=0, progress=False)
+        raw = constructed.build(model, data, spec, steps=2, step=0.5, seed=0)
         assert raw["x"].dtype == torch.float16 and raw["x"].shape == data.x.shape
         delta = raw["x"].float() - data.x.float() / 255
         if spec["norm"] == "l2":
@@ -85,22 +89,26 @@ def test_build_adv_and_univ():
     assert 2 <= raw["base_size"] <= 6  # a target's images split into sets of about K = 4
 
 
-@pytest.mark.parametrize("args, match", [
-    (("rand", "l2", 1.0), "kind"),
-    (("adv", "l3", 1.0), "norm"),
-    (("adv", "l2", 0), "eps"),
-    (("adv", "l2", 1.0, 4), "K"),
-    (("univ", "l2", 1.0, 0), "K"),
-    (("univ", "l2", 1.0, 4, "subclass"), "source"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("rand", "l2", 1.0), "kind"),
+        (("adv", "l3", 1.0), "norm"),
+        (("adv", "l2", 0), "eps"),
+        (("adv", "l2", 1.0, 4), "K"),
+        (("univ", "l2", 1.0, 0), "K"),
+        (("univ", "l2", 1.0, 4, "subclass"), "source"),
+    ],
+)
 def test_variant_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         constructed.variant(*args)
 
 
 def test_catalogue_names_every_variant_and_checks_its_options():
-    cfg = options.resolve(constructed.OPTIONS, "smoke", {"Ks": [8, 1, 2], "K_univ": 8, "restrict_K": 2,
-                                                         "eps_scale": 2.0})
+    cfg = options.resolve(
+        constructed.OPTIONS, "smoke", {"Ks": [8, 1, 2], "K_univ": 8, "restrict_K": 2, "eps_scale": 2.0}
+    )
     names = constructed.variants(cfg)
     assert list(names) == ["adv", "adv-half", "univ", "adv-linf", "univ-linf", "univ-K2", "univ-class", "univ-cyclic"]
     assert names["adv"]["eps"] == 2.0 and names["adv-half"]["eps"] == 1.0 and names["univ"]["K"] == 8

@@ -173,8 +173,11 @@ def test_two_trees_in_one_source_are_ambiguous(tmp_path, fake):
     with tarfile.open(tmp_path / "two.tar.gz", "w:gz") as tar:  # tar czf two.tar.gz a b
         tar.add(a, arcname="a")
         tar.add(b, arcname="b")
-    with pytest.raises(ValueError, match=r"two.tar.gz is ambiguous: it holds 'train/<class>/<image>' under 2 "
-                                         r"folders \(a/, b/\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"two.tar.gz is ambiguous: it holds 'train/<class>/<image>' under 2 "
+        r"folders \(a/, b/\)",
+    ):
         data.load_cifar10(tmp_path / "two.tar.gz", "train")
     with zipfile.ZipFile(tmp_path / "twice.zip", "w") as z:
         for f in sorted(a.rglob("*.png")):
@@ -400,8 +403,11 @@ def test_cut_sample_never_overwrites_its_source(tmp_path, fake):
             data.cut_sample(a, out, train_per_class=2, test_per_class=1)
     with pytest.raises(SystemExit) as e:
         cli.main(["cut-sample", "--source", str(a), "--out", str(a), "--train-per-class", "2"])
-    assert e.value.code == 2 and a.read_bytes() == blob and sorted(p.name for p in tmp_path.iterdir()) == [
-        "a.tar.gz", "hard.tar.gz", "link.tar.gz", "tree"]
+    assert (
+        e.value.code == 2
+        and a.read_bytes() == blob
+        and sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz", "hard.tar.gz", "link.tar.gz", "tree"]
+    )
 
 
 def test_known_archives_are_what_they_decode_to(tmp_path, monkeypatch):
@@ -416,6 +422,8 @@ def test_known_archives_are_what_they_decode_to(tmp_path, monkeypatch):
             decoded = data.load_cifar10(archive, split).identity
             assert decoded.split("-")[-1] == known[sha][split]
     monkeypatch.setattr(data, "_decode_all", lambda *a, **k: pytest.fail("decoded a known archive"))
-    assert data.cifar10_identity("sample", "test", cache_dir=tmp_path / "empty") == "cifar10-sample-test-" + \
-        known[data._file_sha256(data.SAMPLE, data._signature(data.SAMPLE))]["test"]
+    assert (
+        data.cifar10_identity("sample", "test", cache_dir=tmp_path / "empty")
+        == "cifar10-sample-test-" + known[data._file_sha256(data.SAMPLE, data._signature(data.SAMPLE))]["test"]
+    )
     assert not (tmp_path / "empty").exists()  # nothing decoded, nothing cached

@@ -11,9 +11,24 @@ from nrf import records, store
 def test_device_check_dry_run(tmp_path):
     out = tmp_path / "out"
     env = {"NRF_STORE": str(tmp_path / "store"), "NRF_CACHE": str(tmp_path / "cache"), "NRF_THREADS": "2"}
-    done = subprocess.run([sys.executable, str(store.REPO / "bench" / "device_check.py"), str(out), "--dry-run",
-                           "--profile", "smoke", "--sections", "models", "--budget", "600"],
-                          capture_output=True, text=True, env={**__import__("os").environ, **env}, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(store.REPO / "bench" / "device_check.py"),
+            str(out),
+            "--dry-run",
+            "--profile",
+            "smoke",
+            "--sections",
+            "models",
+            "--budget",
+            "600",
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **env},
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "device_check.json").read_text())
     assert report["agreement"]["agrees"] and report["benchmark"]["matmul_flops"] > 0
@@ -30,6 +45,8 @@ def test_device_check_dry_run(tmp_path):
     assert all(r["status"] == "computed" for r in report["stages"])
     assert report["stages"][0]["peak_memory_mib"] > 50 and report["stages"][0]["peak_gpu_mib"] is None  # CPU
     record = records.load(out / "results" / "smoke" / "models.json")
-    assert record["options"]["roles"] == ["natural"] and "| models | computed |" in (out / "device_check.md").read_text()
+    assert (
+        record["options"]["roles"] == ["natural"] and "| models | computed |" in (out / "device_check.md").read_text()
+    )
     table = json.loads((out / "results" / "smoke" / "reproduce.json").read_text())
     assert [r["stage"] for r in table["stages"]] == ["models: natural", "models"]

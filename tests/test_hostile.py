@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nrf import cli, page, records, runtime, store, sweep
+from nrf import cli, contents, notebooks, page, records, store, sweep
 
 # ---- one line, not a traceback -----------------------------------------------------------------
 
@@ -41,7 +41,7 @@ def test_one_line_error(env, argv, says, capsys, monkeypatch, forbid, bare):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     forbid(records, "compute", "computed with a bad input")
-    forbid(sweep, "execute", "ran a notebook with a bad input")
+    forbid(notebooks, "execute", "ran a notebook with a bad input")
     forbid(subprocess, "Popen", "started a process with a bad input")
     with pytest.raises(SystemExit) as e:
         cli.main(argv)
@@ -63,6 +63,7 @@ def test_a_closed_pipe_is_no_traceback(monkeypatch):
 
 # ---- the CLI's rules ---------------------------------------------------------------------------
 
+
 def test_compute_takes_the_pages_default_profile(bare, monkeypatch, capsys):
     """`nrf compute` without -p profile computes the profile the page shows (records.default_profile:
     NRF_PROFILE, else medium where committed), not always smoke."""
@@ -78,7 +79,7 @@ def test_compute_takes_the_pages_default_profile(bare, monkeypatch, capsys):
             monkeypatch.setenv("NRF_PROFILE", profile)
         with pytest.raises(SystemExit):
             cli.main(["compute", "models"])
-        assert asked[-1] == records.default_profile("models") == (profile or asked[-1])
+        assert asked[-1] == records.default_profile(contents.SECTIONS["models"]) == (profile or asked[-1])
     assert asked[0] == "medium"  # committed: what the page shows
     with pytest.raises(SystemExit):
         cli.main(["compute", "models", "-p", "profile", "smoke"])  # -p wins
@@ -113,7 +114,7 @@ def test_relative_data_paths_are_the_users(tmp_path, monkeypatch):
 def test_output_folder(tmp_path, monkeypatch, capsys):
     """`nrf run SECTION --output FOLDER` writes FOLDER/SECTION.ipynb."""
     (tmp_path / "toy.py").write_text(NOTEBOOK.format(seconds=0))
-    monkeypatch.setattr(sweep, "BOOK", tmp_path)
+    monkeypatch.setattr(notebooks, "BOOK", tmp_path)
     (tmp_path / "out").mkdir()
     cli.main(["run", "toy", "--output", str(tmp_path / "out")])
     assert (tmp_path / "out" / "toy.ipynb").is_file()
@@ -123,6 +124,7 @@ def test_output_folder(tmp_path, monkeypatch, capsys):
 
 
 # ---- warnings a user expects -------------------------------------------------------------------
+
 
 def test_more_threads_than_cores_warns(monkeypatch, capsys):
     monkeypatch.setenv("NRF_THREADS", str(len(os.sched_getaffinity(0)) + 1))
@@ -147,11 +149,11 @@ def test_paper_profile_on_a_cpu_warns(monkeypatch, capsys):
 def test_a_huge_grid_warns(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "_local", lambda *args: (r for r in ()))  # run nothing
     with pytest.warns(UserWarning, match="10,000 points"):
-        sweep.run("toy", {"a": list(range(100)), "b": list(range(100))}, out=tmp_path,
-                  notebook=_toy(tmp_path))
+        sweep.run("toy", {"a": list(range(100)), "b": list(range(100))}, out=tmp_path, notebook=_toy(tmp_path))
 
 
 # ---- a page with fewer models than its claims need ---------------------------------------------
+
 
 def test_models_page_with_one_role(bare, monkeypatch):
     """`nrf run models -p roles '[natural]'`: no claim to decide, and the page still renders."""
@@ -161,13 +163,14 @@ def test_models_page_with_one_role(bare, monkeypatch):
     rec["results"]["models"] = {"natural": rec["results"]["models"]["natural"]}
     records.save(rec, bare / "results" / "smoke" / "models.json")
     assert page.verdict_frame([]).empty
-    sweep.execute("models", {"profile": "smoke", "roles": ["natural"]}, bare / "models.ipynb",
-                  log=open(bare / "log.txt", "w"))
+    notebooks.execute(
+        "models", {"profile": "smoke", "roles": ["natural"]}, bare / "models.ipynb", log=open(bare / "log.txt", "w")
+    )
 
 
 # ---- stopped by SIGTERM as by Ctrl-C -----------------------------------------------------------
 
-NOTEBOOK = '''# ---
+NOTEBOOK = """# ---
 # jupyter:
 #   kernelspec:
 #     display_name: Python 3
@@ -181,7 +184,7 @@ a = 1
 # %%
 import time
 time.sleep({seconds})
-'''
+"""
 
 
 def _toy(folder: Path, seconds: int = 0) -> Path:
@@ -191,8 +194,9 @@ def _toy(folder: Path, seconds: int = 0) -> Path:
 
 
 def children(pid: int, pattern: str = "") -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid), *(["-f", pattern] if pattern else [])], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        ["pgrep", "-P", str(pid), *(["-f", pattern] if pattern else [])], capture_output=True, text=True
+    )
     return [int(p) for p in out.stdout.split()]
 
 
@@ -219,9 +223,18 @@ def stopped(command: list[str], tmp_path: Path, started, env: dict | None = None
     names its processes, SIGTERM it. Returns its exit code, its stderr and those processes."""
     (tmp_path / "tmp").mkdir()
     with open(tmp_path / "stderr.txt", "w") as err:
-        parent = subprocess.Popen([sys.executable, "-c", *command], stderr=err, env={
-            **os.environ, "TMPDIR": str(tmp_path / "tmp"), "NRF_STORE": str(tmp_path / "store"),
-            "NRF_RESULTS": str(tmp_path / "results"), "NRF_THREADS": "1", **(env or {})})
+        parent = subprocess.Popen(
+            [sys.executable, "-c", *command],
+            stderr=err,
+            env={
+                **os.environ,
+                "TMPDIR": str(tmp_path / "tmp"),
+                "NRF_STORE": str(tmp_path / "store"),
+                "NRF_RESULTS": str(tmp_path / "results"),
+                "NRF_THREADS": "1",
+                **(env or {}),
+            },
+        )
         try:
             processes = wait_for("the command's start", lambda: started(parent.pid))
             parent.send_signal(signal.SIGTERM)
@@ -230,7 +243,7 @@ def stopped(command: list[str], tmp_path: Path, started, env: dict | None = None
             parent.kill()
     try:
         for pid in processes:
-            wait_for(f"the exit of process {pid}", lambda: gone(pid), 30)
+            wait_for(f"the exit of process {pid}", lambda: gone(pid), 30)  # noqa: B023 (called before pid moves on)
     finally:  # a failed test leaves nothing running either
         for pid in processes:
             if not gone(pid):
@@ -246,8 +259,8 @@ def kernel_of(parent: int) -> list[int]:
 RUN = """
 import sys
 from pathlib import Path
-from nrf import cli, sweep
-sweep.BOOK = Path(sys.argv[1])
+from nrf import cli, notebooks
+notebooks.BOOK = Path(sys.argv[1])
 cli.main(["run", "toy", "--output", sys.argv[2]])
 """
 
@@ -262,8 +275,8 @@ def test_sigterm_stops_nrf_run_and_cleans_up(tmp_path):
 SWEEP = """
 import sys
 from pathlib import Path
-from nrf import cli, sweep
-sweep.BOOK = Path(sys.argv[1])
+from nrf import cli, notebooks
+notebooks.BOOK = Path(sys.argv[1])
 cli.main(["sweep", "toy", "--grid", "a=1,2,3", "--workers", "2", "--out", sys.argv[2]])
 """
 
@@ -273,7 +286,7 @@ def test_sigterm_stops_a_local_sweep_and_its_points(tmp_path):
     _toy(tmp_path, seconds=120)
 
     def points_running(parent):
-        points = children(parent, "nrf.sweep")
+        points = children(parent, "nrf.notebooks")
         kernels = [k for p in points for k in kernel_of(p)]
         return points + kernels if len(kernels) == 2 else None
 

@@ -25,9 +25,14 @@ def test_every_arch_gives_logits_and_consistent_features(arch):
     torch.testing.assert_close(model.head(feats), logits)
 
 
-@pytest.mark.parametrize("arch, mean, std", [("resnet18", models.CIFAR_MEAN, models.CIFAR_STD),
-                                             ("vgg11", models.CIFAR_MEAN, models.CIFAR_STD),
-                                             ("resnet18_imagenet", models.IMAGENET_MEAN, models.IMAGENET_STD)])
+@pytest.mark.parametrize(
+    "arch, mean, std",
+    [
+        ("resnet18", models.CIFAR_MEAN, models.CIFAR_STD),
+        ("vgg11", models.CIFAR_MEAN, models.CIFAR_STD),
+        ("resnet18_imagenet", models.IMAGENET_MEAN, models.IMAGENET_STD),
+    ],
+)
 def test_normalisation_is_the_first_layer(arch, mean, std):
     width, px = SHAPES[arch]
     model = models.build(arch, width=width).eval()
@@ -63,16 +68,27 @@ def test_save_load_round_trip(tmp_path):
     loaded, meta = models.load(path, device="cpu")
     assert [p.name for p in path.parent.iterdir()] == ["m.pt"]  # no temporary file left behind
     assert not loaded.training
-    assert meta == {"data": "cifar10-sample-train-abc", "clean_acc": 0.5, "milestones": [50, 100],
-                    "arch": "vgg11", "num_classes": 5, "width": 8}
+    assert meta == {
+        "data": "cifar10-sample-train-abc",
+        "clean_acc": 0.5,
+        "milestones": [50, 100],
+        "arch": "vgg11",
+        "num_classes": 5,
+        "width": 8,
+    }
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
 
 
-@pytest.mark.parametrize("kwargs, match", [({"arch": "resnet50"}, "arch must be one of resnet18, vgg11"),
-                                           ({"arch": "resnet18", "width": 0}, "width"),
-                                           ({"arch": "resnet18", "num_classes": 1}, "num_classes"),
-                                           ({"arch": "resnet18_imagenet", "width": 16}, "width must be 64")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"arch": "resnet50"}, "arch must be one of resnet18, vgg11"),
+        ({"arch": "resnet18", "width": 0}, "width"),
+        ({"arch": "resnet18", "num_classes": 1}, "num_classes"),
+        ({"arch": "resnet18_imagenet", "width": 16}, "width must be 64"),
+    ],
+)
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         models.build(**kwargs)
@@ -101,8 +117,13 @@ def test_narrow_odd_batch_trains():
     the ResNet-18 projection at width < 16. The model avoids that kernel (models.BasicBlock);
     this trains exactly those shapes, in a subprocess so that a crash fails the test instead of
     killing the test run."""
-    done = subprocess.run([sys.executable, "-c", NARROW_ODD], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    done = subprocess.run(
+        [sys.executable, "-c", NARROW_ODD],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     assert done.returncode == 0 and "trained" in done.stdout, (done.returncode, done.stderr[-2000:])
 
 

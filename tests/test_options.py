@@ -22,12 +22,20 @@ def test_profile_defaults_and_overrides():
     assert options.resolve(OPTS, "medium")["width"] == 32
     assert options.resolve(OPTS, "paper")["width"] == 64
     cfg = options.resolve(OPTS, "smoke", {"width": 32, "norm": "linf", "milestones": []})
-    assert cfg == {"profile": "smoke", "width": 32, "lr": 0.1, "eps": None, "norm": "linf", "extras": False,
-                   "Ks": [1, 2], "milestones": [], "targets": None}
+    assert cfg == {
+        "profile": "smoke",
+        "width": 32,
+        "lr": 0.1,
+        "eps": None,
+        "norm": "linf",
+        "extras": False,
+        "Ks": [1, 2],
+        "milestones": [],
+        "targets": None,
+    }
 
 
-@pytest.mark.parametrize("given, value", [
-    ("1e-3", 1e-3), ("8/255", 8 / 255), (" 2 / 4 ", 0.5), (1, 1.0), (0.5, 0.5)])
+@pytest.mark.parametrize("given, value", [("1e-3", 1e-3), ("8/255", 8 / 255), (" 2 / 4 ", 0.5), (1, 1.0), (0.5, 0.5)])
 def test_numbers_as_researchers_type_them(given, value):
     assert options.resolve(OPTS, "smoke", {"lr": given})["lr"] == pytest.approx(value)
 
@@ -37,14 +45,27 @@ def test_integers_accept_integral_numbers_only():
     assert options.resolve(OPTS, "smoke", {"width": 8.0})["width"] == 8
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("lr", "nan", "finite number"), ("lr", float("inf"), "finite number"), ("lr", "fast", "finite number"),
-    ("lr", 0, ">= 1e-12"), ("lr", True, "finite number"), ("lr", "1/0", "finite number"),
-    ("width", 2.5, "integer"), ("width", 0, "integer >= 1"), ("width", None, "integer"),
-    ("norm", "l3", "one of ['l2', 'linf']"), ("extras", "yes", "true or false"),
-    ("Ks", [], "non-empty list"), ("Ks", [1, 0], "integers >= 1"), ("Ks", 3, "list"),
-    ("targets", ["dog", "dog"], "distinct"), ("targets", [1.5], "class names or indices"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("lr", "nan", "finite number"),
+        ("lr", float("inf"), "finite number"),
+        ("lr", "fast", "finite number"),
+        ("lr", 0, ">= 1e-12"),
+        ("lr", True, "finite number"),
+        ("lr", "1/0", "finite number"),
+        ("width", 2.5, "integer"),
+        ("width", 0, "integer >= 1"),
+        ("width", None, "integer"),
+        ("norm", "l3", "one of ['l2', 'linf']"),
+        ("extras", "yes", "true or false"),
+        ("Ks", [], "non-empty list"),
+        ("Ks", [1, 0], "integers >= 1"),
+        ("Ks", 3, "list"),
+        ("targets", ["dog", "dog"], "distinct"),
+        ("targets", [1.5], "class names or indices"),
+    ],
+)
 def test_bad_values_name_the_option_and_what_is_allowed(name, value, words):
     with pytest.raises(ValueError) as e:
         options.resolve(OPTS, "smoke", {name: value})

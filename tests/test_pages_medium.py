@@ -5,10 +5,10 @@ different test workers."""
 import pytest
 from test_pages import render
 
-from nrf import records, store
+from nrf import contents, store
 
 # Medium records are committed stage by stage as `nrf reproduce medium` lands them: each renders.
-PAGES = [name for name in records.SECTIONS if (store.results_root() / "medium" / f"{name}.json").exists()]
+PAGES = [name for name in contents.PAGES if (store.results_root() / "medium" / f"{name}.json").exists()]
 
 
 @pytest.mark.parametrize("name", PAGES)

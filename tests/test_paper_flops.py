@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 
-from nrf import options, records, store, zoo
+from nrf import contents, options, records, store, zoo
 
 spec = importlib.util.spec_from_file_location("paper_flops", store.REPO / "bench" / "paper_flops.py")
 paper_flops = importlib.util.module_from_spec(spec)
@@ -18,7 +18,7 @@ def paper():
 
 def test_every_stage_and_role_has_a_row(paper):
     roles = [f"models: {role}" for role in zoo.ROLES]
-    assert list(paper) == roles + list(records.SECTIONS)
+    assert list(paper) == roles + list(contents.PAGES)
     assert paper["models"]["flops"] == 0  # the record only: every model and its robust accuracy are in its role's row
     assert all(r["passes"] > 0 and r["flops"] > 0 for stage, r in paper.items() if stage != "models")
 
@@ -26,7 +26,7 @@ def test_every_stage_and_role_has_a_row(paper):
 def test_robust_model_costs_its_attack_steps_more(paper):
     """Same epochs and evaluations as the natural model, plus adv_steps input-gradient steps per
     training image and epoch: about (adv_steps * 2 + 3) / 3 times its cost."""
-    cfg = records.resolve("models", {"profile": "paper"})
+    cfg = records.resolve(contents.PAGES["models"], {"profile": "paper"})
     cost = paper_flops.per_image("resnet18", cfg["width"])
     natural, robust = paper["models: natural"]["flops"], paper["models: robust"]["flops"]
     assert cfg["robust_epochs"] == cfg["epochs"]

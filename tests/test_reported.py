@@ -5,14 +5,38 @@ from pathlib import Path
 
 import pytest
 
-from nrf import records, reported
+from nrf import contents, reported
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO.parent / "shared" / "PAPER.md"
 # The ids under which PAPER.md's "What the papers report" gives the papers' numbers or sentences
 # (typed from PAPER.md: test input, not a number of the book).
-PAPER_IDS = ["I-T7", "I-T3", "I-T1", "I-T5", "I-T2", "I-T4", "I-T8", "I-F4", "I-F16", "I-F3", "I-F14", "I-F15",
-             "I-F5", "I-F6", "I-F2", "I-F10", "I-F9", "I-A6", "I-F7", "II-T1", "II-T2", "II-T6", "II-F7", "II-F4"]
+PAPER_IDS = [
+    "I-T7",
+    "I-T3",
+    "I-T1",
+    "I-T5",
+    "I-T2",
+    "I-T4",
+    "I-T8",
+    "I-F4",
+    "I-F16",
+    "I-F3",
+    "I-F14",
+    "I-F15",
+    "I-F5",
+    "I-F6",
+    "I-F2",
+    "I-F10",
+    "I-F9",
+    "I-A6",
+    "I-F7",
+    "II-T1",
+    "II-T2",
+    "II-T6",
+    "II-F7",
+    "II-F4",
+]
 
 
 def test_every_entry_names_its_source_setting_and_sentence():
@@ -43,9 +67,9 @@ def test_every_verdict_the_papers_report_on_has_an_entry():
     resolves to an entry, so every claim row can show the paper's number."""
     seen = set()
     for path in sorted((REPO / "results").glob("*/*.json")):
-        if path.stem not in records.SECTIONS:
+        if path.stem not in contents.PAGES:
             continue
-        for verdict in records.section(path.stem).verdicts(json.loads(path.read_text())):  # verdicts read numbers only
+        for verdict in contents.PAGES[path.stem].verdicts(json.loads(path.read_text())):  # verdicts read numbers only
             for test_id in (i.strip() for i in verdict.test.split(",")):
                 seen.add(test_id)
                 if test_id in PAPER_IDS or test_id.rstrip("abc") in PAPER_IDS:

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-
 from conftest import TINY
-from nrf import records, reproduce, zoo
+
+from nrf import contents, records, reproduce, zoo
 
 PARAMS = {**TINY, "roles": ["natural"]}
 
@@ -13,18 +13,18 @@ PARAMS = {**TINY, "roles": ["natural"]}
 def test_reproduce_computes_then_resumes(tmp_path, monkeypatch, session_store):
     monkeypatch.setenv("NRF_STORE", str(session_store))
     monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
-    rows = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
+    rows = reproduce.run("smoke", sections=("models",), params=PARAMS)
     assert [r["stage"] for r in rows] == ["models: natural", "models"]  # each model trains in a process of its own
     assert all(r["status"] == "computed" and r["seconds"] > 0 and r["peak_memory_mib"] > 50 for r in rows)
     rec = records.load(tmp_path / "results" / "smoke" / "models.json")
     assert rec["options"]["roles"] == ["natural"] and rec["provenance"]["code"]
     report = json.loads((tmp_path / "results" / "smoke" / "reproduce.json").read_text())
     assert report["stages"] == rows
-    again = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
+    again = reproduce.run("smoke", sections=("models",), params=PARAMS)
     assert [r["status"] for r in again] == ["committed"]  # same options, same code: not redone
     assert again[0]["seconds"] == rows[-1]["seconds"]  # the seconds of the run that computed it
     assert "models" in reproduce.table(again)
-    redone = reproduce.run("smoke", sections=("models",), params=PARAMS, recompute=True, progress=False)
+    redone = reproduce.run("smoke", sections=("models",), params=PARAMS, recompute=True)
     assert [r["status"] for r in redone] == ["computed", "computed"]
     check = records.load(tmp_path / "results" / "smoke" / "models.json")["provenance"]["recomputation"]
     assert check["against"]["created"] == rec["provenance"]["created"]
@@ -34,9 +34,9 @@ def test_reproduce_computes_then_resumes(tmp_path, monkeypatch, session_store):
 def test_reproduce_checks_options_first(tmp_path, monkeypatch):
     monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
     with pytest.raises(ValueError, match="unknown option 'wdith'"):
-        reproduce.run("smoke", sections=("models",), params={"wdith": 4}, progress=False)
+        reproduce.run("smoke", sections=("models",), params={"wdith": 4})
     with pytest.raises(ValueError, match="option width must be"):
-        reproduce.run("smoke", sections=("models",), params={"width": 0}, progress=False)
+        reproduce.run("smoke", sections=("models",), params={"width": 0})
     assert not (tmp_path / "results").exists()
 
 
@@ -50,16 +50,16 @@ def test_reproduce_stages_and_budget(tmp_path, monkeypatch, session_store):
     earlier = {"stage": "gallery", "status": "computed", "seconds": 12.0, "peak_memory_mib": 900}
     (folder / "reproduce.json").write_text(json.dumps({"stages": [earlier]}))
     with pytest.raises(ValueError, match="unknown stage 'galery'"):
-        reproduce.run("smoke", sections=("galery",), progress=False)
+        reproduce.run("smoke", sections=("galery",))
     with pytest.raises(ValueError, match="budget must be a positive number"):
-        reproduce.run("smoke", sections=("models",), params=PARAMS, budget=0, progress=False)
-    rows = reproduce.run("smoke", sections=("gallery", "models"), params=PARAMS, budget=1, progress=False)
+        reproduce.run("smoke", sections=("models",), params=PARAMS, budget=0)
+    rows = reproduce.run("smoke", sections=("gallery", "models"), params=PARAMS, budget=1)
     assert [r["status"] for r in rows] == ["stopped at the budget"]  # the book's order: models first
     assert rows[0]["stage"] == "models: natural" and not (folder / "models.json").exists()
     table = json.loads((folder / "reproduce.json").read_text())["stages"]
     assert [r["stage"] for r in table] == ["models: natural", "gallery"] and table[1] == earlier
     monkeypatch.setenv("NRF_STORE", str(session_store))
-    rows = reproduce.run("smoke", sections=("models",), params=PARAMS, progress=False)
+    rows = reproduce.run("smoke", sections=("models",), params=PARAMS)
     assert [r["status"] for r in rows] == ["computed", "computed"] and (folder / "models.json").exists()
     table = [r["stage"] for r in json.loads((folder / "reproduce.json").read_text())["stages"]]
     assert table == ["models: natural", "models", "gallery"]
@@ -76,28 +76,34 @@ def test_models_stage_is_one_process_per_model():
 
 def test_a_committed_record_that_fails_its_check_is_recomputed(tmp_path, monkeypatch):
     """A corrupt committed .npz is not "committed": reproduce computes the stage again and
-    replaces the record (the stage's process is stood in for by an in-process commit)."""
-    import torch
+    replaces the record (the stage's process is stood in for by an in-process publish)."""
     from types import SimpleNamespace
+
+    import torch
 
     from nrf.options import Option
 
-    def run(cfg, progress=True):
+    def run(cfg):
         return {"results": {"n": cfg["n"]}, "tensors": {"delta": torch.ones(3)}, "data": {"identity": "toy"}}
 
-    toy = SimpleNamespace(OPTIONS=[Option("n", 1, "a number", kind="int")], run=run, verdicts=lambda rec: [])
-    monkeypatch.setattr(records, "section", lambda name: toy)
+    toy = SimpleNamespace(
+        __name__="nrf.sections.locality",
+        OPTIONS=[Option("n", 1, "a number", kind="int")],
+        run=run,
+        verdicts=lambda rec: [],
+    )
+    monkeypatch.setitem(contents.PAGES, "locality", toy)
     monkeypatch.setenv("NRF_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
 
     def stage(name, params, *rest):
-        records.commit(name, params, progress=False)
+        records.publish(contents.PAGES[name], params, progress=False)
         return {"stage": name, "status": "computed", "seconds": 1.0, "peak_memory_mib": 1, "peak_gpu_mib": None}
 
     monkeypatch.setattr(reproduce, "_stage", stage)
-    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",), progress=False)] == ["computed"]
-    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",), progress=False)] == ["committed"]
+    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",))] == ["computed"]
+    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",))] == ["committed"]
     npz = tmp_path / "results" / "smoke" / "locality.npz"
     npz.write_bytes(npz.read_bytes()[:-10])
-    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",), progress=False)] == ["computed"]
+    assert [r["status"] for r in reproduce.run("smoke", sections=("locality",))] == ["computed"]
     assert torch.equal(records.load(npz.with_suffix(".json"))["tensors"]["delta"], torch.ones(3))

@@ -10,9 +10,20 @@ from conftest import TINY as MODELS_TINY
 from nrf import attacks, diversity, models, records, zoo
 from nrf.sections import appendix
 
-TINY = {**MODELS_TINY, "targets": [0, "dog"], "target": "cat", "steps": [0.5], "batches": [4], "base_sizes": [4],
-        "base_size": 8, "solver_batch": 8, "solver_epochs": 2, "n_eval": 16, "n_diverse": 3,
-        "layers": ["layer2", "features"]}
+TINY = {
+    **MODELS_TINY,
+    "targets": [0, "dog"],
+    "target": "cat",
+    "steps": [0.5],
+    "batches": [4],
+    "base_sizes": [4],
+    "base_size": 8,
+    "solver_batch": 8,
+    "solver_epochs": 2,
+    "n_eval": 16,
+    "n_diverse": 3,
+    "layers": ["layer2", "features"],
+}
 
 
 def test_sweep_panels_and_best_step():
@@ -36,8 +47,9 @@ def test_diversity_solver():
     x = torch.rand(6, 3, 32, 32)
     opts = {"norm": "l2", "eps": 1.0, "step_size": 0.3, "epochs": 2, "batch_size": 4, "seed": 5}
     plain, curve, penalty = diversity.solve(model, x, 3, n=3, weight=0.0, layers=["layer1", "layer4"], **opts)
-    ref, ref_curve = attacks.perturb(model, x.repeat(3, 1, 1, 1), torch.tensor([3, 3, 3]), group_size=6,
-                                     random_start=True, **opts)
+    ref, ref_curve = attacks.perturb(
+        model, x.repeat(3, 1, 1, 1), torch.tensor([3, 3, 3]), group_size=6, random_start=True, **opts
+    )
     assert torch.allclose(plain, ref, atol=1e-5) and torch.equal(curve, ref_curve)  # weight 0 is perturb
     assert penalty.shape == (2,) and ((penalty >= 0) & (penalty <= 1)).all()
     pushed, _, _ = diversity.solve(model, x, 3, n=3, weight=5.0, layers=["layer1", "layer4"], **opts)
@@ -50,7 +62,7 @@ def test_diversity_solver():
 
 
 def test_record(tiny, forbid):
-    rec = records.get("appendix", TINY, progress=False)
+    rec = records.get(appendix, TINY)
     r, t = rec["results"], rec["tensors"]
     assert r["targets"] == [0, 5] and r["target"] == 3 and r["centre"] == {"step": 0.2, "batch": 8, "base_size": 8}
     dyn = r["dynamics"]
@@ -62,8 +74,10 @@ def test_record(tiny, forbid):
     assert dyn["panels"]["base_size"] == {"values": [4, 8], "rows": [1, 2]}
     # I-A6: the image is outside the base set and of another class; the deltas are in the ball
     aug = r["augmented"]
-    assert r["image_label"] != 3 and r["image"] not in appendix._base_order(rec["provenance"]["data"]["n_train"],
-                                                                            0)[:8].tolist()
+    assert (
+        r["image_label"] != 3
+        and r["image"] not in appendix._base_order(rec["provenance"]["data"]["n_train"], 0)[:8].tolist()
+    )
     assert set(aug["asr"]) == {"natural", "natural_seed1"} and set(aug["asr"]["natural"]) == set(appendix.KINDS)
     deltas = t["augmented_deltas"]
     assert deltas.shape == (3, 3, 32, 32) and (deltas.flatten(1).norm(dim=1) <= 1 + 1e-4).all()
@@ -77,9 +91,9 @@ def test_record(tiny, forbid):
     assert found[-1].status == "not applicable"
 
     # numbers recomputed directly: the standard perturbation's and a diverse one's ASR on the held-out images
-    cfg = records.resolve("appendix", TINY)
+    cfg = records.resolve(appendix, TINY)
     train, test = zoo.load_data(cfg["data"])
-    model, _ = zoo.trained(zoo.recipe(cfg, "natural", train.identity), train, test, progress=False)
+    model, _ = zoo.trained(zoo.recipe(cfg, "natural", train.identity), train, test)
     xe = test.x[appendix._eval_index(len(test), 16, 0)]
     assert aug["asr"]["natural"]["standard"] == pytest.approx(attacks.asr(model, xe, t["augmented_deltas"][2], 3))
     assert r["diverse"]["penalised"]["asr"][1] == pytest.approx(attacks.asr(model, xe, t["diverse_penalised"][1], 3))
@@ -88,41 +102,44 @@ def test_record(tiny, forbid):
     forbid(attacks, "perturb", "recomputed a stored result")
     forbid(attacks, "asr_many", "recomputed a stored result")
     forbid(diversity, "solve", "recomputed a stored result")
-    again = records.get("appendix", TINY, progress=False)
+    again = records.get(appendix, TINY)
     assert again["results"] == r and again["source"].startswith("store")
     assert torch.equal(again["tensors"]["diverse_penalised"], t["diverse_penalised"])
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"targets": []}, "option targets"),
-    ({"targets": [42]}, "option targets"),
-    ({"target": "unicorn"}, "option target"),
-    ({"target": 42}, "option target"),
-    ({"steps": [0, 0.2]}, "option steps"),
-    ({"solver_step": -1}, "option solver_step"),
-    ({"batches": [0]}, "option batches"),
-    ({"batches": [10**6]}, "option batches"),
-    ({"base_sizes": [1]}, "option base_sizes"),
-    ({"base_sizes": [10**6]}, "option base_sizes"),
-    ({"base_size": 10**6}, "option base_size"),
-    ({"solver_batch": 10**6}, "option solver_batch"),
-    ({"solver_epochs": 0}, "option solver_epochs"),
-    ({"n_eval": 0}, "option n_eval"),
-    ({"n_eval": 10**6}, "option n_eval"),
-    ({"image": -3}, "option image"),
-    ({"image": 10**6}, "option image"),
-    ({"augment": "mixup"}, "option augment"),
-    ({"n_diverse": 1}, "option n_diverse"),
-    ({"penalty": 0}, "option penalty"),
-    ({"layers": ["fc"]}, "option layers"),
-    ({"layers": ["layer1", "layer1"]}, "option layers"),
-    ({"eps": -1}, "option eps"),
-    ({"step": 0.2}, "unknown option 'step'"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"targets": []}, "option targets"),
+        ({"targets": [42]}, "option targets"),
+        ({"target": "unicorn"}, "option target"),
+        ({"target": 42}, "option target"),
+        ({"steps": [0, 0.2]}, "option steps"),
+        ({"solver_step": -1}, "option solver_step"),
+        ({"batches": [0]}, "option batches"),
+        ({"batches": [10**6]}, "option batches"),
+        ({"base_sizes": [1]}, "option base_sizes"),
+        ({"base_sizes": [10**6]}, "option base_sizes"),
+        ({"base_size": 10**6}, "option base_size"),
+        ({"solver_batch": 10**6}, "option solver_batch"),
+        ({"solver_epochs": 0}, "option solver_epochs"),
+        ({"n_eval": 0}, "option n_eval"),
+        ({"n_eval": 10**6}, "option n_eval"),
+        ({"image": -3}, "option image"),
+        ({"image": 10**6}, "option image"),
+        ({"augment": "mixup"}, "option augment"),
+        ({"n_diverse": 1}, "option n_diverse"),
+        ({"penalty": 0}, "option penalty"),
+        ({"layers": ["fc"]}, "option layers"),
+        ({"layers": ["layer1", "layer1"]}, "option layers"),
+        ({"eps": -1}, "option eps"),
+        ({"step": 0.2}, "unknown option 'step'"),
+    ],
+)
 def test_bad_options_fail_before_training(tiny, forbid, bad, match):
     forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        records.get("appendix", {**TINY, **bad}, progress=False)
+        records.get(appendix, {**TINY, **bad})
 
 
 def made(fine_classes=None) -> dict:
@@ -130,23 +147,41 @@ def made(fine_classes=None) -> dict:
     its base set, the augmented perturbation beats the standard one, the penalty pushes apart."""
     eye = [[1.0 if i == j else 0.0 for j in range(3)] for i in range(3)]
     alike = [[1.0 if i == j else 0.9 for j in range(3)] for i in range(3)]
-    spread = [[1.0 if i == j else c for j, c in enumerate(row)] for i, row in
-              enumerate([[1, 0.05, 0.1], [0.05, 1, 0.0], [0.1, 0.0, 1]])]
-    return {"results": {
-        "targets": [0, 5, 7], "classes": [str(i) for i in range(10)], "n_eval": 1000, "centre": {"step": 0.2},
-        "dynamics": {
-            "panels": {"step": {"values": [0.1, 0.2, 1.0], "rows": [0, 1, 2]},
-                       "base_size": {"values": [4, 64], "rows": [3, 1]}},
-            "asr": [[0.3, 0.35, 0.4], [0.6, 0.62, 0.58], [0.5, 0.45, 0.55], [0.3, 0.32, 0.28]],
-            "base_asr": [[0.4, 0.4, 0.45], [0.7, 0.7, 0.68], [0.6, 0.5, 0.6], [1.0, 0.95, 1.0]],
-            "chance": [0.1, 0.1, 0.1]},
-        "augmented": {"asr": {"natural": {"augmented": 0.5, "ordinary": 0.6, "standard": 0.12},
-                              "natural_seed1": {"augmented": 0.3, "ordinary": 0.35, "standard": 0.1}},
-                      "chance": {"natural": 0.1, "natural_seed1": 0.1}},
-        "diverse": {"chance": 0.1,
-                    "plain": {"asr": [0.6, 0.6, 0.6], "pixel": alike, "representation": [alike, alike]},
-                    "penalised": {"asr": [0.5, 0.55, 0.5], "pixel": eye, "representation": [spread, eye]}},
-        "fine_classes": fine_classes, "data_identity": "toy"}}
+    spread = [
+        [1.0 if i == j else c for j, c in enumerate(row)]
+        for i, row in enumerate([[1, 0.05, 0.1], [0.05, 1, 0.0], [0.1, 0.0, 1]])
+    ]
+    return {
+        "results": {
+            "targets": [0, 5, 7],
+            "classes": [str(i) for i in range(10)],
+            "n_eval": 1000,
+            "centre": {"step": 0.2},
+            "dynamics": {
+                "panels": {
+                    "step": {"values": [0.1, 0.2, 1.0], "rows": [0, 1, 2]},
+                    "base_size": {"values": [4, 64], "rows": [3, 1]},
+                },
+                "asr": [[0.3, 0.35, 0.4], [0.6, 0.62, 0.58], [0.5, 0.45, 0.55], [0.3, 0.32, 0.28]],
+                "base_asr": [[0.4, 0.4, 0.45], [0.7, 0.7, 0.68], [0.6, 0.5, 0.6], [1.0, 0.95, 1.0]],
+                "chance": [0.1, 0.1, 0.1],
+            },
+            "augmented": {
+                "asr": {
+                    "natural": {"augmented": 0.5, "ordinary": 0.6, "standard": 0.12},
+                    "natural_seed1": {"augmented": 0.3, "ordinary": 0.35, "standard": 0.1},
+                },
+                "chance": {"natural": 0.1, "natural_seed1": 0.1},
+            },
+            "diverse": {
+                "chance": 0.1,
+                "plain": {"asr": [0.6, 0.6, 0.6], "pixel": alike, "representation": [alike, alike]},
+                "penalised": {"asr": [0.5, 0.55, 0.5], "pixel": eye, "representation": [spread, eye]},
+            },
+            "fine_classes": fine_classes,
+            "data_identity": "toy",
+        }
+    }
 
 
 def statuses(rec) -> list[str]:
@@ -168,11 +203,19 @@ def test_verdicts_fail_or_cannot_be_tested():
     d["base_asr"][3] = [0.3, 0.32, 0.28]  # K = 4 no longer overfits
     a = rec["results"]["augmented"]["asr"]
     a["natural"]["augmented"], a["natural_seed1"]["augmented"] = 0.12, 0.05
-    rec["results"]["diverse"]["penalised"].update(pixel=copy.deepcopy(rec["results"]["diverse"]["plain"]["pixel"]),
-                                                  representation=rec["results"]["diverse"]["plain"]["representation"],
-                                                  asr=[0.1, 0.11, 0.09])
-    assert statuses(rec)[:6] == ["holds in part", "does not hold", "does not hold", "does not hold", "does not hold",
-                                 "does not hold"]
+    rec["results"]["diverse"]["penalised"].update(
+        pixel=copy.deepcopy(rec["results"]["diverse"]["plain"]["pixel"]),
+        representation=rec["results"]["diverse"]["plain"]["representation"],
+        asr=[0.1, 0.11, 0.09],
+    )
+    assert statuses(rec)[:6] == [
+        "holds in part",
+        "does not hold",
+        "does not hold",
+        "does not hold",
+        "does not hold",
+        "does not hold",
+    ]
 
     flat = made()
     d = flat["results"]["dynamics"]

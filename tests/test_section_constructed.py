@@ -2,20 +2,28 @@
 
 import pytest
 import torch
-
 from conftest import TINY as MODELS_TINY
+
 from nrf import attacks, records, zoo
 from nrf import constructed as core
 from nrf.sections import constructed
 
 # Few images, a budget large enough that a 1-epoch network is fooled almost everywhere (so the
 # balanced cut keeps something), two solver steps. The other constructed-data tests build on it.
-TINY = {**MODELS_TINY, "n_source": 1000, "Ks": [1, 2, 8], "K_univ": 8, "restrict_K": 2, "eps_scale": 8.0,
-        "solver_epochs": 2, "solver_step": 0.5}
+TINY = {
+    **MODELS_TINY,
+    "n_source": 1000,
+    "Ks": [1, 2, 8],
+    "K_univ": 8,
+    "restrict_K": 2,
+    "eps_scale": 8.0,
+    "solver_epochs": 2,
+    "solver_step": 0.5,
+}
 
 
 def test_record_and_catalogue(tiny, forbid):
-    rec = records.get("constructed", TINY, progress=False)
+    rec = records.get(constructed, TINY)
     r, t = rec["results"], rec["tensors"]
     v = r["variants"]
     assert set(v) == {"adv", "adv-half", "univ", "adv-linf", "univ-linf", "univ-K2", "univ-class", "univ-cyclic"}
@@ -36,7 +44,7 @@ def test_record_and_catalogue(tiny, forbid):
 
     # a second catalogue loads everything; one variant as a training set
     forbid(core, "build", "recomputed a stored variant")
-    cat = core.Catalogue(records.resolve("constructed", TINY)).build(progress=False)
+    cat = core.Catalogue(records.resolve(constructed, TINY)).build()
     data = cat.dataset("univ-K2")
     assert len(data) == cat.size("univ-K2") == kept and data.x.dtype == torch.float16
     assert data.identity == cat.identity("univ-K2") and (data.x >= 0).all() and (data.x <= 1).all()
@@ -44,47 +52,54 @@ def test_record_and_catalogue(tiny, forbid):
     cyclic = cat.dataset("univ-cyclic")
     assert torch.equal(cyclic.y, (cyclic.fine_y + 1) % 10)
     forbid(core, "Catalogue", "computed the record again")
-    assert records.get("constructed", TINY, progress=False)["results"] == r
+    assert records.get(constructed, TINY)["results"] == r
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"Ks": []}, "option Ks"),
-    ({"Ks": [1, 0]}, "option Ks"),
-    ({"Ks": [1, 2, 2]}, "option Ks"),
-    ({"restrict_K": 3}, "option restrict_K"),
-    ({"K_univ": 0}, "option K_univ"),
-    ({"eps_scale": -1}, "option eps_scale"),
-    ({"n_source": 0}, "option n_source"),
-    ({"n_source": 10**6}, "option n_source"),
-    ({"solver_epochs": 0}, "option solver_epochs"),
-    ({"solver": {"steps": 2}}, "unknown option 'solver'"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"Ks": []}, "option Ks"),
+        ({"Ks": [1, 0]}, "option Ks"),
+        ({"Ks": [1, 2, 2]}, "option Ks"),
+        ({"restrict_K": 3}, "option restrict_K"),
+        ({"K_univ": 0}, "option K_univ"),
+        ({"eps_scale": -1}, "option eps_scale"),
+        ({"n_source": 0}, "option n_source"),
+        ({"n_source": 10**6}, "option n_source"),
+        ({"solver_epochs": 0}, "option solver_epochs"),
+        ({"solver": {"steps": 2}}, "unknown option 'solver'"),
+    ],
+)
 def test_bad_options_fail_before_training(tiny, forbid, bad, match):
     forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        records.get("constructed", {**TINY, **bad}, progress=False)
+        records.get(constructed, {**TINY, **bad})
 
 
 def test_unknown_dataset_is_rejected(tiny, forbid):
     forbid(zoo, "trained", "trained")
     with pytest.raises(ValueError, match="option dataset"):
-        core.Catalogue(records.resolve("constructed", TINY)).check("univ-K3")
+        core.Catalogue(records.resolve(constructed, TINY)).check("univ-K3")
 
 
 def record(gaps=(0.0, 0.0), kept=(40, 40), cyclic_kept=30):
     """A hand-made record: two balanced variants and the cyclic one."""
     labels = [4] * 10 if kept[0] else [0] * 10
-    variants = {name: {"max_gap": g, "kept": k, "label_counts": labels}
-                for name, g, k in zip(("adv", "univ"), gaps, kept)}
+    variants = {
+        name: {"max_gap": g, "kept": k, "label_counts": labels} for name, g, k in zip(("adv", "univ"), gaps, kept)
+    }
     variants["univ-cyclic"] = {"max_gap": None, "kept": cyclic_kept, "label_counts": labels}
     return {"results": {"variants": variants}}
 
 
-@pytest.mark.parametrize("rec, statuses", [
-    (record(), ["holds", "holds"]),
-    (record(gaps=(0.0, 0.03)), ["does not hold", "holds"]),
-    (record(kept=(40, 30)), ["holds", "does not hold"]),
-    (record(kept=(0, 0), cyclic_kept=0), ["cannot be tested", "cannot be tested"]),
-])
+@pytest.mark.parametrize(
+    "rec, statuses",
+    [
+        (record(), ["holds", "holds"]),
+        (record(gaps=(0.0, 0.03)), ["does not hold", "holds"]),
+        (record(kept=(40, 30)), ["holds", "does not hold"]),
+        (record(kept=(0, 0), cyclic_kept=0), ["cannot be tested", "cannot be tested"]),
+    ],
+)
 def test_verdicts(rec, statuses):
     assert [v.status for v in constructed.verdicts(rec)] == statuses

@@ -1,27 +1,43 @@
 """Sweep point "constructed_training": one training run, the same store artifact as a page's grid point."""
 
 import pytest
+from test_section_constructed import TINY as CONSTRUCTED
 
 from nrf import constructed, grid, records, sweep, zoo
 from nrf.sections import constructed_training as section
-from test_section_constructed import TINY as CONSTRUCTED
+from nrf.sections import generalisation
 
-TINY = {**CONSTRUCTED, "train_epochs": 2, "model_width": 4, "dataset": "univ-K2", "train_lr": 0.05,
-        "train_batch_size": 64, "decay": "step"}
+TINY = {
+    **CONSTRUCTED,
+    "train_epochs": 2,
+    "model_width": 4,
+    "dataset": "univ-K2",
+    "train_lr": 0.05,
+    "train_batch_size": 64,
+    "decay": "step",
+}
 
 
 def grid_of(point: dict) -> dict:
     """The options of a page's grid holding exactly this sweep point."""
     cfg = {k: v for k, v in point.items() if k not in ("dataset", "train_lr", "train_batch_size", "decay")}
-    return {**records.resolve("generalisation", cfg), "lrs": [point["train_lr"]],
-            "batch_sizes": [point["train_batch_size"]], "decays": [point["decay"]]}
+    return {
+        **records.resolve(generalisation, cfg),
+        "lrs": [point["train_lr"]],
+        "batch_sizes": [point["train_batch_size"]],
+        "decays": [point["decay"]],
+    }
 
 
 def test_point_is_the_pages_grid_point(tiny, forbid):
-    rec = records.get("constructed_training", TINY, progress=False)
+    rec = records.get(section, TINY)
     r = rec["results"]
-    assert {k: r[k] for k in ("lr", "batch_size", "decay", "epochs")} == {"lr": 0.05, "batch_size": 64,
-                                                                          "decay": "step", "epochs": 2}
+    assert {k: r[k] for k in ("lr", "batch_size", "decay", "epochs")} == {
+        "lr": 0.05,
+        "batch_size": 64,
+        "decay": "step",
+        "epochs": 2,
+    }
     assert len(r["history"]["test_acc"]) == 2 and r["history"]["lr"] == pytest.approx([0.05, 0.005])
     assert 0 <= r["final_acc"] <= r["best_epoch_acc"] <= 1 and r["chance"] == pytest.approx(0.1)
     assert r["size"] > 0 and r["dataset"] == "univ-K2" and r["variant"]["K"] == 2
@@ -29,37 +45,39 @@ def test_point_is_the_pages_grid_point(tiny, forbid):
 
     # a page's in-process grid finds the point the sweep point trained, and the other way round
     other = {**TINY, "train_lr": 0.07, "decay": "none"}
-    cat = constructed.Catalogue(grid_of(TINY)).build(progress=False)
-    grid.run(cat, ["univ-K2"], grid_of(other), progress=False)
+    cat = constructed.Catalogue(grid_of(TINY)).build()
+    grid.run(cat, ["univ-K2"], grid_of(other))
     forbid(grid.training, "train", "trained a point that is in the store")
-    assert grid.run(cat, ["univ-K2"], grid_of(TINY), progress=False)["best"]["univ-K2"]["final_acc"] == r["final_acc"]
-    assert records.get("constructed_training", other, progress=False)["results"]["history"]["lr"] == [0.07, 0.07]
+    assert grid.run(cat, ["univ-K2"], grid_of(TINY))["best"]["univ-K2"]["final_acc"] == r["final_acc"]
+    assert records.get(section, other)["results"]["history"]["lr"] == [0.07, 0.07]
 
 
 def test_sweep_notebook_fills_the_store(tiny, tmp_path, forbid):
     fixed = {**TINY, "train_epochs": 1, "dataset": "adv", "decay": "none"}
     del fixed["train_lr"]
-    done = sweep.run("constructed_training", points=[{"train_lr": 0.03}], fixed=fixed, workers=1, out=tmp_path,
-                     progress=False)
+    done = sweep.run("constructed_training", points=[{"train_lr": 0.03}], fixed=fixed, workers=1, out=tmp_path)
     assert [d["status"] for d in done] == ["done"], done[0]["error"]
     forbid(grid.training, "train", "trained a point that the sweep stored")
     point = {**fixed, "train_lr": 0.03}
-    cat = constructed.Catalogue(grid_of(point)).build(progress=False)
-    assert grid.run(cat, ["adv"], grid_of(point), progress=False)["points"][0]["lr"] == 0.03
+    cat = constructed.Catalogue(grid_of(point)).build()
+    assert grid.run(cat, ["adv"], grid_of(point))["points"][0]["lr"] == 0.03
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"dataset": "univ-K3"}, "option dataset"),
-    ({"train_lr": 0}, "option train_lr"),
-    ({"train_batch_size": 0}, "option train_batch_size"),
-    ({"decay": "cosine"}, "option decay"),
-    ({"decay": "step", "train_epochs": 1}, "option decay"),
-    ({"train_epochs": 0}, "option train_epochs"),
-    ({"model_width": 1.5}, "option model_width"),
-    ({"Ks": []}, "option Ks"),
-    ({"lr": 0}, "option lr"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"dataset": "univ-K3"}, "option dataset"),
+        ({"train_lr": 0}, "option train_lr"),
+        ({"train_batch_size": 0}, "option train_batch_size"),
+        ({"decay": "cosine"}, "option decay"),
+        ({"decay": "step", "train_epochs": 1}, "option decay"),
+        ({"train_epochs": 0}, "option train_epochs"),
+        ({"model_width": 1.5}, "option model_width"),
+        ({"Ks": []}, "option Ks"),
+        ({"lr": 0}, "option lr"),
+    ],
+)
 def test_bad_options_fail_before_training(tiny, forbid, bad, match):
     forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        records.get("constructed_training", {**TINY, **bad}, progress=False)
+        records.get(section, {**TINY, **bad})

@@ -8,12 +8,19 @@ from nrf.sections import gallery
 
 # Two targets (the default pair: dog, automobile), a 32-image base set, 4 patches on 20 images:
 # seconds on the tiny models.
-TINY = {**MODELS_TINY, "targets": ["automobile", "dog"], "base_size": 32, "solver_epochs": 1, "solver_batch": 32,
-        "n_patches": 4, "n_eval": 20}
+TINY = {
+    **MODELS_TINY,
+    "targets": ["automobile", "dog"],
+    "base_size": 32,
+    "solver_epochs": 1,
+    "solver_batch": 32,
+    "n_patches": 4,
+    "n_eval": 20,
+}
 
 
 def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
-    rec = records.get("gallery", TINY, progress=False)
+    rec = records.get(gallery, TINY)
     r, t = rec["results"], rec["tensors"]
     assert r["targets"] == [1, 5] and r["classes"][5] == "dog" and r["n_test"] == 1000
     assert set(r["galleries"]) == {"I-F2"}  # smoke: no extra galleries by default
@@ -32,29 +39,47 @@ def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
 
     forbid(records, "compute", "a second call with the same options recomputed the record")
     forbid(zoo, "trained", "a second call with the same options trained a model")
-    again = records.get("gallery", TINY, progress=False)
+    again = records.get(gallery, TINY)
     assert again["results"] == r
 
 
-@pytest.mark.parametrize("bad, name", [
-    ({"arch": "resnet50"}, "arch"), ({"norm": "l1"}, "norm"), ({"eps": 0.0}, "eps"),
-    ({"pair": ["dog", "dog"]}, "pair"), ({"pair": ["dog", 5]}, "pair"), ({"pair": ["dog", "cat"]}, "pair"),
-    ({"pair": ["dog"]}, "pair"), ({"image_seed": 0.5}, "image_seed"), ({"extras": 1}, "extras"),
-    ({"targets": ["unicorn"]}, "targets"), ({"n_eval": 10**6}, "n_eval"), ({"patch_size": 33}, "patch_size"),
-    ({"solver": {"steps": 3}}, "solver"),
-])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"arch": "resnet50"}, "arch"),
+        ({"norm": "l1"}, "norm"),
+        ({"eps": 0.0}, "eps"),
+        ({"pair": ["dog", "dog"]}, "pair"),
+        ({"pair": ["dog", 5]}, "pair"),
+        ({"pair": ["dog", "cat"]}, "pair"),
+        ({"pair": ["dog"]}, "pair"),
+        ({"image_seed": 0.5}, "image_seed"),
+        ({"extras": 1}, "extras"),
+        ({"targets": ["unicorn"]}, "targets"),
+        ({"n_eval": 10**6}, "n_eval"),
+        ({"patch_size": 33}, "patch_size"),
+        ({"solver": {"steps": 3}}, "solver"),
+    ],
+)
 def test_bad_options_fail_before_any_training(bad, name, tiny, forbid):
     forbid(zoo, "trained", "trained a model before checking the options")
     with pytest.raises(ValueError, match=name):
-        records.get("gallery", {**TINY, **bad}, progress=False)
+        records.get(gallery, {**TINY, **bad})
 
 
 def made(asr, chance, clean_acc=0.8, standard_pred=(5, 1), extras=()):
     """A hand-made gallery record: two targets (automobile, dog) on 1000 test images."""
     g = {"arch": "resnet18", "norm": "l2", "eps": 1.0, "clean_acc": clean_acc, "asr": list(asr), "chance": list(chance)}
     galleries = {"I-F2": g, **{k: {**g, "arch": "vgg11"} for k in extras}}
-    return {"results": {"classes": ["c"] * 10, "targets": [1, 5], "n_test": 1000, "galleries": galleries,
-                        "compare": {"pair": [5, 1], "standard_pred": list(standard_pred), "universal_pred": [5, 3]}}}
+    return {
+        "results": {
+            "classes": ["c"] * 10,
+            "targets": [1, 5],
+            "n_test": 1000,
+            "galleries": galleries,
+            "compare": {"pair": [5, 1], "standard_pred": list(standard_pred), "universal_pred": [5, 3]},
+        }
+    }
 
 
 def status(rec, test):

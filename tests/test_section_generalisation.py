@@ -1,16 +1,16 @@
 """Section "Generalisation": its grid over D_adv and D_univ, trained in process, and its verdicts."""
 
 import pytest
+from test_section_constructed import TINY as CONSTRUCTED
 
 from nrf import constructed, grid, records, zoo
 from nrf.sections import generalisation
-from test_section_constructed import TINY as CONSTRUCTED
 
 TINY = {**CONSTRUCTED, "lrs": [0.05], "train_epochs": 1, "model_width": 4}
 
 
 def test_record(tiny, forbid):
-    rec = records.get("generalisation", TINY, progress=False)
+    rec = records.get(generalisation, TINY)
     r = rec["results"]
     assert set(r["best"]) == set(generalisation.DATASETS) == set(r["datasets"])
     assert [p["dataset"] for p in r["points"]] == generalisation.DATASETS  # one setting each
@@ -21,36 +21,48 @@ def test_record(tiny, forbid):
 
     forbid(constructed, "build", "built a stored variant again")
     forbid(grid.training, "train", "trained a stored point again")
-    again = generalisation.run(records.resolve("generalisation", TINY), progress=False)
+    again = generalisation.run(records.resolve(generalisation, TINY))
     assert again["results"]["points"] == r["points"]
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"lrs": [0]}, "option lrs"), ({"lrs": [0.1, 0.1]}, "option lrs"), ({"decays": ["cosine"]}, "option decays"),
-    ({"decays": ["step"]}, "option decays"), ({"Ks": [0]}, "option Ks"), ({"workers": 2}, "unknown option 'workers'"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"lrs": [0]}, "option lrs"),
+        ({"lrs": [0.1, 0.1]}, "option lrs"),
+        ({"decays": ["cosine"]}, "option decays"),
+        ({"decays": ["step"]}, "option decays"),
+        ({"Ks": [0]}, "option Ks"),
+        ({"workers": 2}, "unknown option 'workers'"),
+    ],
+)
 def test_bad_options_fail_before_training(tiny, forbid, bad, match):
     forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        records.get("generalisation", {**TINY, **bad}, progress=False)
+        records.get(generalisation, {**TINY, **bad})
 
 
 def record(adv, univ, adv_linf, univ_linf, n_test=1000, chance=0.1):
     """A hand-made record: a one-point grid, the final test accuracy of each data set."""
     accs = {"adv": adv, "univ": univ, "adv-linf": adv_linf, "univ-linf": univ_linf}
     points = [{"dataset": n, "final_acc": a, "best_epoch_acc": a} for n, a in accs.items()]
-    return {"results": {"points": points, "best": {p["dataset"]: p for p in points}, "n_test": n_test,
-                        "chance": chance}}
+    return {
+        "results": {"points": points, "best": {p["dataset"]: p for p in points}, "n_test": n_test, "chance": chance}
+    }
 
 
-@pytest.mark.parametrize("rec, statuses", [
-    (record(0.6, 0.3, 0.5, 0.2), ["holds", "holds"]),
-    (record(0.6, 0.59, 0.5, 0.2), ["does not hold", "holds"]),
-    (record(0.6, 0.3, 0.11, 0.1), ["holds", "cannot be tested"]),
-    (record(0.3, 0.5, 0.3, 0.5), ["does not hold", "does not hold"]),
-])
+@pytest.mark.parametrize(
+    "rec, statuses",
+    [
+        (record(0.6, 0.3, 0.5, 0.2), ["holds", "holds"]),
+        (record(0.6, 0.59, 0.5, 0.2), ["does not hold", "holds"]),
+        (record(0.6, 0.3, 0.11, 0.1), ["holds", "cannot be tested"]),
+        (record(0.3, 0.5, 0.3, 0.5), ["does not hold", "does not hold"]),
+    ],
+)
 def test_verdicts(rec, statuses):
     found = generalisation.verdicts(rec)
     assert [v.status for v in found] == statuses and [v.test for v in found] == ["I-T3", "I-T3"]
-    assert found[0].effect == pytest.approx(100 * (rec["results"]["best"]["adv"]["final_acc"]
-                                                   - rec["results"]["best"]["univ"]["final_acc"]))
+    assert found[0].effect == pytest.approx(
+        100 * (rec["results"]["best"]["adv"]["final_acc"] - rec["results"]["best"]["univ"]["final_acc"])
+    )

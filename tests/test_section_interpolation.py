@@ -1,20 +1,20 @@
 """Section "Interpolating universality": the K rows share the Generalisation page's grid points."""
 
 import pytest
+from test_section_generalisation import TINY as GENERALISATION
 
 from nrf import grid, records, zoo
-from nrf.sections import interpolation
-from test_section_generalisation import TINY as GENERALISATION
+from nrf.sections import generalisation, interpolation
 
 TINY = {**GENERALISATION, "target": "dog"}
 
 
 def test_record_shares_points_with_generalisation(tiny, monkeypatch):
-    general = records.get("generalisation", GENERALISATION, progress=False)["results"]
+    general = records.get(generalisation, GENERALISATION)["results"]
     calls = []
     real = grid.training.train
     monkeypatch.setattr(grid.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
-    rec = records.get("interpolation", TINY, progress=False)
+    rec = records.get(interpolation, TINY)
     r, t = rec["results"], rec["tensors"]
     assert r["K"] == {"1": "adv", "2": "univ-K2", "8": "univ"} and r["restrict_K"] == 2
     assert set(r["best"]) == {"adv", "univ-K2", "univ", "univ-class", "adv-half"}
@@ -27,44 +27,63 @@ def test_record_shares_points_with_generalisation(tiny, monkeypatch):
     assert [v.test for v in found] == ["I-T1", "I-T5", "I-T2", "I-T2"] and found[-1].status == "not applicable"
 
 
-@pytest.mark.parametrize("bad, match", [({"target": "unicorn"}, "option target"), ({"lrs": []}, "option lrs"),
-                                        ({"restrict_K": 4}, "option restrict_K")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [({"target": "unicorn"}, "option target"), ({"lrs": []}, "option lrs"), ({"restrict_K": 4}, "option restrict_K")],
+)
 def test_bad_options_fail_before_training(tiny, forbid, bad, match):
     forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        records.get("interpolation", {**TINY, **bad}, progress=False)
+        records.get(interpolation, {**TINY, **bad})
 
 
 def record(accs: dict, ks=(1, 2, 8), restrict_k=2, fine=False, n_test=10_000, chance=0.1):
     """A hand-made record: a one-point grid, the final test accuracy of each data set."""
     rows = {str(k): {1: "adv", 8: "univ"}.get(k, f"univ-K{k}") for k in ks}
     points = [{"dataset": n, "final_acc": a} for n, a in accs.items()]
-    return {"results": {"K": rows, "restrict_K": restrict_k, "points": points,
-                        "best": {p["dataset"]: p for p in points}, "n_test": n_test, "chance": chance,
-                        "fine_labels": fine}}
+    return {
+        "results": {
+            "K": rows,
+            "restrict_K": restrict_k,
+            "points": points,
+            "best": {p["dataset"]: p for p in points},
+            "n_test": n_test,
+            "chance": chance,
+            "fine_labels": fine,
+        }
+    }
 
 
 FALLS = {"adv": 0.6, "univ-K2": 0.45, "univ": 0.3, "adv-half": 0.6, "univ-class": 0.46}
 
 
-@pytest.mark.parametrize("accs, statuses", [
-    (FALLS, ["holds", "holds", "holds", "not applicable"]),
-    ({**FALLS, "adv-half": 0.46}, ["holds", "does not hold", "holds", "not applicable"]),
-    # one-sided in the paper's direction: D_adv at eps/2 below D_univ at K = 2 is no support
-    ({**FALLS, "adv-half": 0.3}, ["holds", "does not hold", "holds", "not applicable"]),
-    # "improves modestly": a 4-point gain is not ruled below the 5-point margin at 2 s.e.
-    ({**FALLS, "univ-class": 0.49}, ["holds", "holds", "does not hold", "not applicable"]),
-    # K = 1 less than 10 points above chance decides nothing
-    ({**FALLS, "adv": 0.19}, ["cannot be tested", "cannot be tested", "cannot be tested", "not applicable"]),
-    ({**FALLS, "univ-class": 0.65}, ["holds", "holds", "does not hold", "not applicable"]),
-    ({**FALLS, "univ": 0.6}, ["does not hold", "holds", "holds", "not applicable"]),
-    ({n: 0.1 for n in FALLS}, ["cannot be tested", "cannot be tested", "cannot be tested", "not applicable"]),
-])
+@pytest.mark.parametrize(
+    "accs, statuses",
+    [
+        (FALLS, ["holds", "holds", "holds", "not applicable"]),
+        ({**FALLS, "adv-half": 0.46}, ["holds", "does not hold", "holds", "not applicable"]),
+        # one-sided in the paper's direction: D_adv at eps/2 below D_univ at K = 2 is no support
+        ({**FALLS, "adv-half": 0.3}, ["holds", "does not hold", "holds", "not applicable"]),
+        # "improves modestly": a 4-point gain is not ruled below the 5-point margin at 2 s.e.
+        ({**FALLS, "univ-class": 0.49}, ["holds", "holds", "does not hold", "not applicable"]),
+        # K = 1 less than 10 points above chance decides nothing
+        ({**FALLS, "adv": 0.19}, ["cannot be tested", "cannot be tested", "cannot be tested", "not applicable"]),
+        ({**FALLS, "univ-class": 0.65}, ["holds", "holds", "does not hold", "not applicable"]),
+        ({**FALLS, "univ": 0.6}, ["does not hold", "holds", "holds", "not applicable"]),
+        ({n: 0.1 for n in FALLS}, ["cannot be tested", "cannot be tested", "cannot be tested", "not applicable"]),
+    ],
+)
 def test_verdicts(accs, statuses):
     assert [v.status for v in interpolation.verdicts(record(accs))] == statuses
 
 
 def test_verdicts_without_k2_and_with_fine_labels():
-    found = interpolation.verdicts(record({n: a for n, a in FALLS.items() if n != "univ-K2"} | {"univ-K4": 0.45},
-                                          ks=(1, 4, 8), restrict_k=4, fine=True))
+    found = interpolation.verdicts(
+        record(
+            {n: a for n, a in FALLS.items() if n != "univ-K2"} | {"univ-K4": 0.45},
+            ks=(1, 4, 8),
+            restrict_k=4,
+            fine=True,
+        )
+    )
     assert [v.status for v in found] == ["holds", "not applicable", "holds", "cannot be tested"]

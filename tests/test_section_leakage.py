@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-
-from nrf import constructed, grid, records, zoo
-from nrf.sections import leakage
 from test_section_generalisation import TINY as GENERALISATION
+
+from nrf import constructed, grid, models, records, zoo
+from nrf.sections import leakage
 
 TINY = {**GENERALISATION, "probe_steps": 20}
 
@@ -19,8 +19,16 @@ def test_probe_learns_a_linearly_separable_task():
     assert out["train_acc"] == 1.0 and torch.equal(out["pred"], y)
 
 
+def test_features_leave_the_model_in_its_mode():
+    model = models.build("resnet18", width=4, seed=0).train()
+    x = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    f = leakage.features(model, x, batch_size=2)
+    assert model.training  # read in eval mode (running BN statistics), then put back
+    assert f.shape[0] == 3 and torch.equal(f, leakage.features(model.eval(), x.float() / 255))
+
+
 def test_record(tiny, forbid):
-    rec = records.get("leakage", TINY, progress=False)
+    rec = records.get(leakage, TINY)
     r = rec["results"]
     assert set(r["probes"]) == set(leakage.DATASETS)
     for probes in r["probes"].values():
@@ -33,17 +41,23 @@ def test_record(tiny, forbid):
 
     for owner, name in ((leakage, "probe"), (constructed, "build"), (grid.training, "train")):
         forbid(owner, name, f"recomputed a stored result ({name})")
-    again = leakage.run(records.resolve("leakage", TINY), progress=False)
+    again = leakage.run(records.resolve(leakage, TINY))
     assert again["results"]["probes"] == r["probes"]
 
 
-@pytest.mark.parametrize("bad, match", [({"probe_steps": 0}, "option probe_steps"),
-                                        ({"eps_scale": 0}, "option eps_scale"), ({"lrs": []}, "option lrs"),
-                                        ({"notebooks": False}, "unknown option 'notebooks'")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"probe_steps": 0}, "option probe_steps"),
+        ({"eps_scale": 0}, "option eps_scale"),
+        ({"lrs": []}, "option lrs"),
+        ({"notebooks": False}, "unknown option 'notebooks'"),
+    ],
+)
 def test_bad_options_fail_before_training(tiny, forbid, bad, match):
     forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        records.get("leakage", {**TINY, **bad}, progress=False)
+        records.get(leakage, {**TINY, **bad})
 
 
 def record(natural=0.4, others=0.35, robust=0.2, scratch=0.3, cyclic=0.19, n_test=10_000, chance=0.1):
@@ -51,18 +65,27 @@ def record(natural=0.4, others=0.35, robust=0.2, scratch=0.3, cyclic=0.19, n_tes
     other natural models, the robust model) and of fresh ResNet-18s on D_univ and the cyclic D_univ."""
     probes = {"natural": natural, "natural_seed1": others, "vgg16": others, "robust": robust}
     points = [{"dataset": "univ", "final_acc": scratch}, {"dataset": "univ-cyclic", "final_acc": cyclic}]
-    return {"results": {"chance": chance, "n_test": n_test, "roles": list(probes),
-                        "probes": {"univ": {role: {"test_acc": a} for role, a in probes.items()}},
-                        "fresh": {"points": points, "best": {p["dataset"]: p for p in points}}}}
+    return {
+        "results": {
+            "chance": chance,
+            "n_test": n_test,
+            "roles": list(probes),
+            "probes": {"univ": {role: {"test_acc": a} for role, a in probes.items()}},
+            "fresh": {"points": points, "best": {p["dataset"]: p for p in points}},
+        }
+    }
 
 
-@pytest.mark.parametrize("rec, statuses", [
-    (record(), ["holds", "holds"]),
-    (record(others=0.2), ["holds in part", "holds"]),  # other natural models' probes no better than the robust one
-    (record(scratch=0.15), ["holds in part", "holds"]),  # the fresh model below the robust probe
-    (record(others=0.1, scratch=0.1, robust=0.3), ["does not hold", "holds"]),
-    (record(cyclic=0.1), ["holds", "does not hold"]),  # trained on cyclic labels, it learns nothing of the classes
-    (record(natural=0.15), ["cannot be tested", "holds"]),  # the source's probe has no signal
-])
+@pytest.mark.parametrize(
+    "rec, statuses",
+    [
+        (record(), ["holds", "holds"]),
+        (record(others=0.2), ["holds in part", "holds"]),  # other natural models' probes no better than the robust one
+        (record(scratch=0.15), ["holds in part", "holds"]),  # the fresh model below the robust probe
+        (record(others=0.1, scratch=0.1, robust=0.3), ["does not hold", "holds"]),
+        (record(cyclic=0.1), ["holds", "does not hold"]),  # trained on cyclic labels, it learns nothing of the classes
+        (record(natural=0.15), ["cannot be tested", "holds"]),  # the source's probe has no signal
+    ],
+)
 def test_verdicts(rec, statuses):
     assert [v.status for v in leakage.verdicts(rec)] == statuses

@@ -9,12 +9,19 @@ from nrf import attacks, claims, models, patches, records, zoo
 from nrf.sections import locality
 
 # Two targets, a 32-image base set and 4 patches on 20 images: seconds on the tiny models.
-TINY = {**MODELS_TINY, "targets": ["automobile", "dog"], "base_size": 32, "solver_epochs": 1, "solver_batch": 32,
-        "n_patches": 4, "n_eval": 20}
+TINY = {
+    **MODELS_TINY,
+    "targets": ["automobile", "dog"],
+    "base_size": 32,
+    "solver_epochs": 1,
+    "solver_batch": 32,
+    "n_patches": 4,
+    "n_eval": 20,
+}
 
 
 def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
-    rec = records.get("locality", TINY, progress=False)
+    rec = records.get(locality, TINY)
     r, t = rec["results"], rec["tensors"]
     assert r["target"] == 5 and r["targets"] == [1, 5] and r["norm"] == "l2"
     assert set(r["norms"]) == {"l2"} and set(t) == {"deltas_l2"}  # smoke: no extra norm by default
@@ -32,7 +39,7 @@ def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
 
     forbid(records, "compute", "a second call with the same options recomputed the record")
     forbid(zoo, "trained", "a second call with the same options trained a model")
-    assert records.get("locality", TINY, progress=False)["results"] == r
+    assert records.get(locality, TINY)["results"] == r
 
 
 def test_cut_rescales_l2_patches_to_the_largest_and_zeroes_the_rest():
@@ -51,11 +58,15 @@ def test_per_image_hits_are_the_hits_the_patches_were_scored_by(bare):
     """locality.hits pairs patches image by image; its rates are patches.score's ASRs."""
     torch.manual_seed(0)
     model = models.build("resnet18", width=4).eval()
-    data = type("Data", (), {"x": (torch.rand(12, 3, 32, 32) * 255).to(torch.uint8), "identity": "random-12",
-                             "__len__": lambda self: 12})()
+    data = type(
+        "Data",
+        (),
+        {"x": (torch.rand(12, 3, 32, 32) * 255).to(torch.uint8), "identity": "random-12", "__len__": lambda self: 12},
+    )()
     universal = {"deltas": torch.randn(2, 3, 32, 32) * 0.5, "targets": [1, 5]}
-    scored = patches.score(model, {"tiny": 1}, universal, data, norm="l2", n_patches=4, patch_size=11, n_eval=10,
-                           patch_seed=0, progress=False)
+    scored = patches.score(
+        model, {"tiny": 1}, universal, data, norm="l2", n_patches=4, patch_size=11, n_eval=10, patch_seed=0
+    )
     found = locality.hits(model, {"tiny": 1}, universal, scored, data, norm="l2")
     assert found.shape == (2, 4, 10) and found.dtype == torch.bool
     assert torch.allclose(found.float().mean(-1), scored["asr"])
@@ -76,19 +87,31 @@ def test_spearman_averages_tied_ranks():
     assert patches.spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([4.0, 3, 2, 1])) == pytest.approx(-1)
     # ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4): r = 4.5 / sqrt(4.5 * 5)
     assert patches.spearman(torch.tensor([0.1, 0.2, 0.2, 0.3]), torch.tensor([1.0, 2, 3, 4])) == pytest.approx(
-        4.5 / (4.5 * 5) ** 0.5)
+        4.5 / (4.5 * 5) ** 0.5
+    )
 
 
-@pytest.mark.parametrize("bad, name", [
-    ({"norm": "l1"}, "norm"), ({"eps": -1.0}, "eps"), ({"target": "unicorn"}, "target"), ({"target": 42}, "target"),
-    ({"target": "cat"}, "target"), ({"targets": [1, 1]}, "targets"), ({"n_patches": 0}, "n_patches"),
-    ({"patch_size": 33}, "patch_size"), ({"n_eval": 10**6}, "n_eval"), ({"extras": "yes"}, "extras"),
-    ({"base_size": 10**6}, "base_size"), ({"width": 0}, "width"),
-])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"norm": "l1"}, "norm"),
+        ({"eps": -1.0}, "eps"),
+        ({"target": "unicorn"}, "target"),
+        ({"target": 42}, "target"),
+        ({"target": "cat"}, "target"),
+        ({"targets": [1, 1]}, "targets"),
+        ({"n_patches": 0}, "n_patches"),
+        ({"patch_size": 33}, "patch_size"),
+        ({"n_eval": 10**6}, "n_eval"),
+        ({"extras": "yes"}, "extras"),
+        ({"base_size": 10**6}, "base_size"),
+        ({"width": 0}, "width"),
+    ],
+)
 def test_bad_options_fail_before_any_training(bad, name, tiny, forbid):
     forbid(zoo, "trained", "trained a model before checking the options")
     with pytest.raises(ValueError, match=name):
-        records.get("locality", {**TINY, **bad}, progress=False)
+        records.get(locality, {**TINY, **bad})
 
 
 def made(asr, q=(20.0, 20.0), full=(0.5, 0.5), chance=(0.1, 0.1), n_eval=1000, extras=False):

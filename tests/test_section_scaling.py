@@ -9,13 +9,24 @@ from nrf import attacks, records, zoo
 from nrf.sections import scaling
 
 # Two targets, three scales, 8 test images, 4 patches: seconds on the tiny models.
-TINY = {**MODELS_TINY, "targets": [0, "bird"], "scales": [2], "factor": 3, "scale_eval": 8, "n_patches": 4,
-        "n_eval": 8, "base_size": 32, "solver_epochs": 1, "robust_base_size": 16, "robust_solver_epochs": 1,
-        "robust_solver_batch": 8}
+TINY = {
+    **MODELS_TINY,
+    "targets": [0, "bird"],
+    "scales": [2],
+    "factor": 3,
+    "scale_eval": 8,
+    "n_patches": 4,
+    "n_eval": 8,
+    "base_size": 32,
+    "solver_epochs": 1,
+    "robust_base_size": 16,
+    "robust_solver_epochs": 1,
+    "robust_solver_batch": 8,
+}
 
 
 def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
-    rec = records.get("scaling", TINY, progress=False)
+    rec = records.get(scaling, TINY)
     r, t = rec["results"], rec["tensors"]
     assert r["targets"] == [0, 2] and r["grid"] == [1.0, 2.0, 3.0]  # 1 (as made) and factor are always measured
     assert set(r["asr"]) == {"universal", "best", "worst", "robust"}
@@ -35,40 +46,60 @@ def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
     assert all(0 <= v <= 32 - 11 for corner in p["best_corner"] + p["worst_corner"] for v in corner)
     # one point of a curve recomputed directly: s = 1 on the natural model is the plain ASR
     train, test = zoo.load_data("sample")
-    cfg = records.resolve("scaling", TINY)
-    model, _ = zoo.trained(zoo.recipe(cfg, "natural", train.identity), train, test, progress=False)
+    cfg = records.resolve(scaling, TINY)
+    model, _ = zoo.trained(zoo.recipe(cfg, "natural", train.identity), train, test)
     x = test.x[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:8].sort().values]
     assert r["asr"]["universal"]["natural"][1][0] == pytest.approx(attacks.asr(model, x, t["deltas"][1], 2))
     assert len(scaling.verdicts(rec)) == 4
 
     forbid(records, "compute", "a second call with the same options recomputed the record")
     forbid(attacks, "perturb", "a second call with the same options solved again")
-    assert records.get("scaling", TINY, progress=False)["results"] == r
+    assert records.get(scaling, TINY)["results"] == r
 
 
-@pytest.mark.parametrize("bad, name", [
-    ({"scales": []}, "scales"), ({"scales": [0, 1]}, "scales"), ({"scales": 2}, "scales"), ({"factor": 0.5}, "factor"),
-    ({"scale_eval": 0}, "scale_eval"), ({"scale_eval": 10**6}, "scale_eval"), ({"targets": [42]}, "targets"),
-    ({"robust_base_size": 10**6}, "robust_base_size"), ({"robust_solver_epochs": 0}, "robust_solver_epochs"),
-    ({"patch_size": 99}, "patch_size"), ({"eps": -1}, "eps"),
-])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"scales": []}, "scales"),
+        ({"scales": [0, 1]}, "scales"),
+        ({"scales": 2}, "scales"),
+        ({"factor": 0.5}, "factor"),
+        ({"scale_eval": 0}, "scale_eval"),
+        ({"scale_eval": 10**6}, "scale_eval"),
+        ({"targets": [42]}, "targets"),
+        ({"robust_base_size": 10**6}, "robust_base_size"),
+        ({"robust_solver_epochs": 0}, "robust_solver_epochs"),
+        ({"patch_size": 99}, "patch_size"),
+        ({"eps": -1}, "eps"),
+    ],
+)
 def test_bad_options_fail_before_any_training(bad, name, tiny, forbid):
     forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=name):
-        records.get("scaling", {**TINY, **bad}, progress=False)
+        records.get(scaling, {**TINY, **bad})
 
 
 def made(natural=(0.3, 0.6), seed1=(0.3, 0.6), robust=(0.1, 0.12), own=0.5, down=(0.2, 0.4), chance=0.1, n=1000):
     """A hand-made scaling record, grid (1, 5), factor 5, two targets on n images each: the
     natural model's perturbation at s = 1 and 5 on the three models, the robust model's own at 5
     on the robust model, and at 1 (scaled down) and 5 on the natural one."""
+
     def rows(at1, at5):
         return [[at1, at5], [at1, at5]]
 
-    asr = {"universal": {"natural": rows(*natural), "natural_seed1": rows(*seed1), "robust": rows(*robust)},
-           "robust": {"robust": rows(chance, own), "natural": rows(*down)}}
-    return {"results": {"grid": [1.0, 5.0], "factor": 5.0, "n_eval": n, "asr": asr,
-                        "chance": {role: [chance, chance] for role in ("natural", "natural_seed1", "robust")}}}
+    asr = {
+        "universal": {"natural": rows(*natural), "natural_seed1": rows(*seed1), "robust": rows(*robust)},
+        "robust": {"robust": rows(chance, own), "natural": rows(*down)},
+    }
+    return {
+        "results": {
+            "grid": [1.0, 5.0],
+            "factor": 5.0,
+            "n_eval": n,
+            "asr": asr,
+            "chance": {role: [chance, chance] for role in ("natural", "natural_seed1", "robust")},
+        }
+    }
 
 
 def statuses(rec):

@@ -9,8 +9,17 @@ from nrf import attacks, records, zoo
 from nrf.sections import spatial
 
 # Two targets, two universal perturbations each on 8 images, 8 standard ones, a 4 x 4 grid.
-TINY = {**MODELS_TINY, "targets": ["airplane", 1], "per_target": 2, "n_standard": 8, "n_eval": 8, "stride": 8,
-        "base_size": 32, "solver_epochs": 1, "solver_batch": 32}
+TINY = {
+    **MODELS_TINY,
+    "targets": ["airplane", 1],
+    "per_target": 2,
+    "n_standard": 8,
+    "n_eval": 8,
+    "stride": 8,
+    "base_size": 32,
+    "solver_epochs": 1,
+    "solver_batch": 32,
+}
 
 
 def test_shift_grid_and_centring():
@@ -28,7 +37,7 @@ def test_shift_grid_and_centring():
 
 
 def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
-    rec = records.get("spatial", TINY, progress=False)
+    rec = records.get(spatial, TINY)
     r, t = rec["results"], rec["tensors"]
     n_shifts = (32 // 8) ** 2
     assert r["targets"] == [0, 1] and r["seeds"] == [0, 1] and r["distances"] == [0, 8, 16]
@@ -44,8 +53,8 @@ def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
     assert t["standard_delta"].norm() <= 1 + 1e-4
     # the zero-shift ASR is the plain ASR of the unshifted perturbation on the same images
     train, test = zoo.load_data("sample")
-    cfg = records.resolve("spatial", TINY)
-    model, _ = zoo.trained(zoo.recipe(cfg, "natural", train.identity), train, test, progress=False)
+    cfg = records.resolve(spatial, TINY)
+    model, _ = zoo.trained(zoo.recipe(cfg, "natural", train.identity), train, test)
     index = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:8].sort().values
     assert r["standard"]["targets"][0] != test.y[r["standard"]["index"][0]]  # aimed away from its label
     delta = t["universal_deltas"][1, 0]
@@ -54,28 +63,46 @@ def test_record_is_well_formed_and_loads_the_second_time(tiny, forbid):
 
     forbid(records, "compute", "a second call with the same options recomputed the record")
     forbid(attacks, "shifted_asr", "a second call with the same options measured again")
-    assert records.get("spatial", TINY, progress=False)["results"] == r
+    assert records.get(spatial, TINY)["results"] == r
 
 
-@pytest.mark.parametrize("bad, name", [
-    ({"stride": 3}, "stride"), ({"stride": 32}, "stride"), ({"stride": 0}, "stride"), ({"n_eval": 10**6}, "n_eval"),
-    ({"n_standard": 2.5}, "n_standard"), ({"n_standard": 10**6}, "n_standard"), ({"per_target": 0}, "per_target"),
-    ({"targets": ["unicorn"]}, "targets"), ({"targets": [1, 1]}, "targets"), ({"norm": "l1"}, "norm"),
-    ({"base_size": 10**6}, "base_size"), ({"profile": "huge"}, "profile"),
-])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"stride": 3}, "stride"),
+        ({"stride": 32}, "stride"),
+        ({"stride": 0}, "stride"),
+        ({"n_eval": 10**6}, "n_eval"),
+        ({"n_standard": 2.5}, "n_standard"),
+        ({"n_standard": 10**6}, "n_standard"),
+        ({"per_target": 0}, "per_target"),
+        ({"targets": ["unicorn"]}, "targets"),
+        ({"targets": [1, 1]}, "targets"),
+        ({"norm": "l1"}, "norm"),
+        ({"base_size": 10**6}, "base_size"),
+        ({"profile": "huge"}, "profile"),
+    ],
+)
 def test_bad_options_fail_before_any_training(bad, name, tiny, forbid):
     forbid(zoo, "trained", "trained a model before checking the options")
     with pytest.raises(ValueError, match=name):
-        records.get("spatial", {**TINY, **bad}, progress=False)
+        records.get(spatial, {**TINY, **bad})
 
 
 def made(standard, universal, std_chance=0.1, uni_chance=0.1, n=1000):
     """A hand-made spatial record: a standard curve over distances (0, 8, 16) on n images, and four
     universal perturbations (2 seeds x 2 targets) with the given curve, each on n images."""
     curves = [[a + e for a in universal] for e in (-0.01, 0.0, 0.0, 0.01)]
-    return {"results": {"seeds": [0, 1], "n_standard": n, "n_eval": n, "distances": [0, 8, 16],
-                        "standard": {"curve": list(standard), "chance": std_chance},
-                        "universal": {"curves": curves, "chance": [uni_chance, uni_chance]}}}
+    return {
+        "results": {
+            "seeds": [0, 1],
+            "n_standard": n,
+            "n_eval": n,
+            "distances": [0, 8, 16],
+            "standard": {"curve": list(standard), "chance": std_chance},
+            "universal": {"curves": curves, "chance": [uni_chance, uni_chance]},
+        }
+    }
 
 
 def status(rec):

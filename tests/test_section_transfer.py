@@ -40,13 +40,23 @@ def test_tally_counts_as_paper():
 
 def test_paired_keeps_the_pairs_both_kinds_send_to_t():
     # four images aimed at targets (0, 1, 1, 0) of [0, 1]; image 3's label is its target (never counted)
-    raw = {"aimed": torch.tensor([0, 1, 1, 0]), "labels": torch.tensor([1, 0, 2, 0]),
-           "standard": {"natural": torch.tensor([0, 1, 1, 0]), "b": torch.tensor([0, 1, 2, 0])},
-           # universal[role][target row, image]: image 2 is not sent to 1 by the source's universal one
-           "universal": {"natural": torch.tensor([[0, 0, 0, 0], [1, 1, 2, 1]]),
-                         "b": torch.tensor([[2, 0, 0, 0], [1, 1, 1, 1]])}}
-    assert transfer.paired(raw, [0, 1], "b") == {"pairs": 2, "standard": 2, "universal": 1, "only_standard": 1,
-                                                 "only_universal": 0}
+    raw = {
+        "aimed": torch.tensor([0, 1, 1, 0]),
+        "labels": torch.tensor([1, 0, 2, 0]),
+        "standard": {"natural": torch.tensor([0, 1, 1, 0]), "b": torch.tensor([0, 1, 2, 0])},
+        # universal[role][target row, image]: image 2 is not sent to 1 by the source's universal one
+        "universal": {
+            "natural": torch.tensor([[0, 0, 0, 0], [1, 1, 2, 1]]),
+            "b": torch.tensor([[2, 0, 0, 0], [1, 1, 1, 1]]),
+        },
+    }
+    assert transfer.paired(raw, [0, 1], "b") == {
+        "pairs": 2,
+        "standard": 2,
+        "universal": 1,
+        "only_standard": 1,
+        "only_universal": 0,
+    }
 
 
 def test_compare_pools_and_counts_wins():
@@ -58,7 +68,7 @@ def test_compare_pools_and_counts_wins():
 
 
 def test_record(tiny, forbid):
-    rec = records.get("transfer", TINY, progress=False)
+    rec = records.get(transfer, TINY)
     r, n = rec["results"], 16
     assert r["targets"] == [0, 2] and r["n_test"] == n and r["classes"][2] == "bird"
     assert r["others"] == list(transfer.OTHERS)
@@ -79,14 +89,22 @@ def test_record(tiny, forbid):
 
     # recomputed directly: the standard perturbations are the paper's PGD, and the universal
     # perturbation toward bird is counted as PAPER.md says on the second natural model
-    cfg = records.resolve("transfer", TINY)
+    cfg = records.resolve(transfer, TINY)
     train, test = zoo.load_data(cfg["data"])
     specs = {role: zoo.recipe(cfg, role, train.identity) for role in ("natural", *transfer.OTHERS)}
-    models = {role: zoo.trained(spec, train, test, progress=False)[0] for role, spec in specs.items()}
-    uni = universals.per_target(models["natural"], specs["natural"], train, test, norm="l2", eps=1.0, targets=[0, 2],
-                                seed=0, progress=False, **universals.solver(cfg, len(train)))
-    raw = transfer.predictions(models, specs, test, uni["deltas"], [0, 2], norm="l2", eps=1.0, n_test=n, seed=0,
-                               progress=False)
+    models = {role: zoo.trained(spec, train, test)[0] for role, spec in specs.items()}
+    uni = universals.per_target(
+        models["natural"],
+        specs["natural"],
+        train,
+        test,
+        norm="l2",
+        eps=1.0,
+        targets=[0, 2],
+        seed=0,
+        **universals.solver(cfg, len(train)),
+    )
+    raw = transfer.predictions(models, specs, test, uni["deltas"], [0, 2], norm="l2", eps=1.0, n_test=n, seed=0)
     x, y = test.x[raw["index"]], raw["labels"]
     assert ((raw["aimed"] != y) & ((raw["aimed"] == 0) | (raw["aimed"] == 2))).all()
     adv = (to_float(x) + attacks.pgd(models["natural"], x, raw["aimed"], norm="l2", eps=1.0)).clamp(0, 1)
@@ -101,39 +119,54 @@ def test_record(tiny, forbid):
     forbid(zoo, "trained", "trained or loaded a model for a stored record")
     forbid(attacks, "perturb", "recomputed a stored result")
     forbid(attacks, "predict", "recomputed a stored result")
-    again = records.get("transfer", TINY, progress=False)
+    forbid(attacks, "classify", "recomputed a stored result")
+    again = records.get(transfer, TINY)
     assert again["results"] == r and again["source"].startswith("store")
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"n_test": 0}, "option n_test"),
-    ({"n_test": 10**6}, "option n_test"),
-    ({"n_test": 2.5}, "option n_test"),
-    ({"targets": [42]}, "option targets"),
-    ({"targets": [1, 1]}, "option targets"),
-    ({"targets": []}, "option targets"),
-    ({"base_size": 10**6}, "option base_size"),
-    ({"solver_step": 0}, "option solver_step"),
-    ({"norm": "l1"}, "option norm"),
-    ({"eps": -1}, "option eps"),
-    ({"profile": "huge"}, "option profile"),
-    ({"solver": {"step": 1}}, "unknown option 'solver'"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"n_test": 0}, "option n_test"),
+        ({"n_test": 10**6}, "option n_test"),
+        ({"n_test": 2.5}, "option n_test"),
+        ({"targets": [42]}, "option targets"),
+        ({"targets": [1, 1]}, "option targets"),
+        ({"targets": []}, "option targets"),
+        ({"base_size": 10**6}, "option base_size"),
+        ({"solver_step": 0}, "option solver_step"),
+        ({"norm": "l1"}, "option norm"),
+        ({"eps": -1}, "option eps"),
+        ({"profile": "huge"}, "option profile"),
+        ({"solver": {"step": 1}}, "unknown option 'solver'"),
+    ],
+)
 def test_bad_options_fail_before_training(tiny, forbid, bad, match):
     forbid(zoo, "trained", "trained or loaded a model before checking the options")
     with pytest.raises(ValueError, match=match):
-        records.get("transfer", {**TINY, **bad}, progress=False)
+        records.get(transfer, {**TINY, **bad})
 
 
 def record(only_standard, only_universal, pairs=1000, acc=0.9, tally=(0.6, 0.3)):
     """A hand-made record: the same paired counts on both other models (the standard perturbation
     transfers on 300 + only_standard pairs, the universal one on 300 + only_universal), and PAPER.md's
     pooled tally."""
-    p = {"pairs": pairs, "standard": 300 + only_standard, "universal": 300 + only_universal,
-         "only_standard": only_standard, "only_universal": only_universal}
+    p = {
+        "pairs": pairs,
+        "standard": 300 + only_standard,
+        "universal": 300 + only_universal,
+        "only_standard": only_standard,
+        "only_universal": only_universal,
+    }
     c = {"standard": tally[0], "universal": tally[1], "n_standard": 400, "n_universal": 2000, "wins": 3, "compared": 10}
-    return {"results": {"others": list(transfer.OTHERS), "clean_acc": {r: acc for r in ("natural", *transfer.OTHERS)},
-                        "compare": {r: c for r in transfer.OTHERS}, "paired": {r: p for r in transfer.OTHERS}}}
+    return {
+        "results": {
+            "others": list(transfer.OTHERS),
+            "clean_acc": {r: acc for r in ("natural", *transfer.OTHERS)},
+            "compare": {r: c for r in transfer.OTHERS},
+            "paired": {r: p for r in transfer.OTHERS},
+        }
+    }
 
 
 def test_verdicts():

@@ -2,35 +2,64 @@ import pytest
 import torch
 from conftest import TINY as MODELS_TINY
 
-from nrf import attacks, records, zoo
+from nrf import algorithm1, attacks, records, zoo
 from nrf.sections import uap
 
-TINY = {**MODELS_TINY, "archs": ["natural", "vgg11"], "n_train": 8, "sizes": [4, 8], "compare_n": 4,
-        "max_passes": 2, "uap_batch": 4, "n_eval": 40}
+TINY = {
+    **MODELS_TINY,
+    "archs": ["natural", "vgg11"],
+    "n_train": 8,
+    "sizes": [4, 8],
+    "compare_n": 4,
+    "max_passes": 2,
+    "uap_batch": 4,
+    "n_eval": 40,
+}
 
 
-@pytest.mark.parametrize("bad, name", [
-    ({"norms": ["l3"]}, "norms"), ({"norms": "l2"}, "norms"), ({"norms": ["l2", "l2"]}, "norms"),
-    ({"xi_l2": -1.0}, "xi_l2"), ({"xi_linf": 0}, "xi_linf"), ({"archs": ["resnet50"]}, "archs"),
-    ({"archs": ["natural", "natural"]}, "archs"), ({"sizes": [0, 4]}, "sizes"), ({"sizes": [4, 4]}, "sizes"),
-    ({"delta": 1.0}, "delta"), ({"max_passes": 0}, "max_passes"), ({"uap_batch": 2.5}, "uap_batch"),
-    ({"n_eval": 0}, "n_eval"), ({"width": -3}, "width"), ({"nonsense": 1}, "nonsense")])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"norms": ["l3"]}, "norms"),
+        ({"norms": "l2"}, "norms"),
+        ({"norms": ["l2", "l2"]}, "norms"),
+        ({"xi_l2": -1.0}, "xi_l2"),
+        ({"xi_linf": 0}, "xi_linf"),
+        ({"archs": ["resnet50"]}, "archs"),
+        ({"archs": ["natural", "natural"]}, "archs"),
+        ({"sizes": [0, 4]}, "sizes"),
+        ({"sizes": [4, 4]}, "sizes"),
+        ({"delta": 1.0}, "delta"),
+        ({"max_passes": 0}, "max_passes"),
+        ({"uap_batch": 2.5}, "uap_batch"),
+        ({"n_eval": 0}, "n_eval"),
+        ({"width": -3}, "width"),
+        ({"nonsense": 1}, "nonsense"),
+    ],
+)
 def test_bad_options_fail_before_any_work(bad, name, tiny, forbid):
     forbid(zoo, "load_data", "loaded data for bad options")
     with pytest.raises(ValueError, match=name):
-        records.get("uap", {**TINY, **bad}, progress=False)
+        records.get(uap, {**TINY, **bad})
 
 
-@pytest.mark.parametrize("bad, name", [({"n_train": 10**6}, "n_train"), ({"sizes": [4, 10**6]}, "sizes"),
-                                       ({"compare_n": 10**6}, "compare_n"), ({"n_eval": 10**6}, "n_eval")])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"n_train": 10**6}, "n_train"),
+        ({"sizes": [4, 10**6]}, "sizes"),
+        ({"compare_n": 10**6}, "compare_n"),
+        ({"n_eval": 10**6}, "n_eval"),
+    ],
+)
 def test_sizes_beyond_the_data_fail_before_training(bad, name, tiny, forbid):
     forbid(zoo, "trained", "trained a model for bad options")
     with pytest.raises(ValueError, match=f"option {name}"):
-        records.get("uap", {**TINY, **bad}, progress=False)
+        records.get(uap, {**TINY, **bad})
 
 
 def test_record_is_well_formed_then_loads(tiny, forbid):
-    rec = records.get("uap", TINY, progress=False)
+    rec = records.get(uap, TINY)
     r, t = rec["results"], rec["tensors"]
     archs, norms = TINY["archs"], ["l2", "linf"]
     assert r["archs"] == archs and r["norms"] == norms and r["n_eval"] == TINY["n_eval"]
@@ -62,24 +91,36 @@ def test_record_is_well_formed_then_loads(tiny, forbid):
     assert [v.test for v in found] == ["II-A1", "II-T1", "II-T2", "II-F3", "II-F4"]
 
     forbid(records, "compute", "recomputed a stored record")
-    again = records.get("uap", TINY, progress=False)
+    again = records.get(uap, TINY)
     assert again["results"] == rec["results"]
     assert torch.equal(again["tensors"]["perturbations"], t["perturbations"])
 
 
 def test_run_again_loads_every_artifact(tiny, forbid):
-    cfg = records.resolve("uap", TINY)
-    first = uap.run(cfg, progress=False)
-    forbid(attacks, "uap", "recomputed a perturbation")
+    cfg = records.resolve(uap, TINY)
+    first = uap.run(cfg)
+    forbid(algorithm1, "uap", "recomputed a perturbation")
     forbid(attacks, "predict", "recomputed predictions")
-    again = uap.run(cfg, progress=False)
+    forbid(attacks, "classify", "recomputed predictions")
+    again = uap.run(cfg)
     assert records.jsonable(again["results"]) == records.jsonable(first["results"])
 
 
 # ---- verdicts on hand-made records -------------------------------------------------------------------
 
-def hand_made(*, test=0.8, chance=0.02, transfer=0.6, sizes=(0.3, 0.8), faithful=0.8, batched=0.79,
-              archs=("natural", "vgg11"), dominant="one", n_eval=1000):
+
+def hand_made(
+    *,
+    test=0.8,
+    chance=0.02,
+    transfer=0.6,
+    sizes=(0.3, 0.8),
+    faithful=0.8,
+    batched=0.79,
+    archs=("natural", "vgg11"),
+    dominant="one",
+    n_eval=1000,
+):
     archs, norms = list(archs), ["l2"]
     k = 10
     if dominant == "one":  # every fooled image goes to label 3 (class 3's to 4)
@@ -89,17 +130,47 @@ def hand_made(*, test=0.8, chance=0.02, transfer=0.6, sizes=(0.3, 0.8), faithful
     else:
         counts = [[0] * k for _ in range(k)]
     tests = test if isinstance(test, dict) else {role: test for role in archs}
-    fooling = {role: {"l2": {"train": 0.9, "test": tests[role], "chance": chance, "passes": 2, "history": [0.5, 0.9],
-                             "seconds": 1.0}} for role in archs}
+    fooling = {
+        role: {
+            "l2": {
+                "train": 0.9,
+                "test": tests[role],
+                "chance": chance,
+                "passes": 2,
+                "history": [0.5, 0.9],
+                "seconds": 1.0,
+            }
+        }
+        for role in archs
+    }
     matrix = [[tests[s] if i == j else transfer for j, _ in enumerate(archs)] for i, s in enumerate(archs)]
-    results = {"classes": [f"c{i}" for i in range(k)], "archs": archs, "norms": norms,
-               "names": {role: role for role in archs}, "n_train": 100, "n_train_total": 5000, "n_eval": n_eval,
-               "fooling": fooling, "transfer": {"l2": matrix}, "dominant": {role: {"l2": counts} for role in archs},
-               "sizes": {"n": [25, 100][:len(sizes)], "norm": "l2", "role": archs[0], "test": list(sizes),
-                         "train": list(sizes), "chance": chance},
-               "compare": {"n": 50, "norm": "l2", "role": archs[0],
-                           "faithful": {"history": [faithful], "seconds": 4.0, "test_fooling": faithful},
-                           "batched": {"history": [batched], "seconds": 1.0, "test_fooling": batched}}}
+    results = {
+        "classes": [f"c{i}" for i in range(k)],
+        "archs": archs,
+        "norms": norms,
+        "names": {role: role for role in archs},
+        "n_train": 100,
+        "n_train_total": 5000,
+        "n_eval": n_eval,
+        "fooling": fooling,
+        "transfer": {"l2": matrix},
+        "dominant": {role: {"l2": counts} for role in archs},
+        "sizes": {
+            "n": [25, 100][: len(sizes)],
+            "norm": "l2",
+            "role": archs[0],
+            "test": list(sizes),
+            "train": list(sizes),
+            "chance": chance,
+        },
+        "compare": {
+            "n": 50,
+            "norm": "l2",
+            "role": archs[0],
+            "faithful": {"history": [faithful], "seconds": 4.0, "test_fooling": faithful},
+            "batched": {"history": [batched], "seconds": 1.0, "test_fooling": batched},
+        },
+    }
     return {"results": results}
 
 
@@ -113,8 +184,13 @@ def test_verdicts_hold_on_a_clear_record():
 
 def test_verdicts_fail_on_a_record_without_the_effects():
     found = statuses(hand_made(test=0.3, transfer=0.03, sizes=(0.5, 0.5), batched=0.5, dominant="even"))
-    assert found == {"II-A1": "does not hold", "II-T1": "does not hold", "II-T2": "does not hold",
-                     "II-F3": "does not hold", "II-F4": "does not hold"}
+    assert found == {
+        "II-A1": "does not hold",
+        "II-T1": "does not hold",
+        "II-T2": "does not hold",
+        "II-F3": "does not hold",
+        "II-F4": "does not hold",
+    }
 
 
 def test_verdicts_in_part_and_untestable():

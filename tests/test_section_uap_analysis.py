@@ -2,34 +2,67 @@ import pytest
 import torch
 from conftest import TINY as MODELS_TINY
 
-from nrf import attacks, records, uaps, zoo
+from nrf import algorithm1, records, uaps, zoo
 from nrf.sections import uap_analysis
 
-TINY = {**MODELS_TINY, "n_train": 8, "max_passes": 2, "uap_batch": 4, "n_eval": 40, "scales": [0.5, 1.0, 2.0],
-        "draws": 2, "rounds": 2, "ft_epochs": 1, "ft_size": 64, "n_normals": 16, "dims": [2, 8]}
+TINY = {
+    **MODELS_TINY,
+    "n_train": 8,
+    "max_passes": 2,
+    "uap_batch": 4,
+    "n_eval": 40,
+    "scales": [0.5, 1.0, 2.0],
+    "draws": 2,
+    "rounds": 2,
+    "ft_epochs": 1,
+    "ft_size": 64,
+    "n_normals": 16,
+    "dims": [2, 8],
+}
 
 
-@pytest.mark.parametrize("bad, name", [
-    ({"norm": "l1"}, "norm"), ({"scales": []}, "scales"), ({"scales": [1, -2]}, "scales"),
-    ({"recompute": "yes"}, "recompute"), ({"rounds": 0}, "rounds"), ({"ft_lr": 0}, "ft_lr"),
-    ({"ft_size": 0}, "ft_size"), ({"pool": 1.5}, "pool"), ({"dims": [0]}, "dims"), ({"dims": [2, 2]}, "dims"),
-    ({"draws": -1}, "draws"), ({"epochs": 0}, "epochs"), ({"delta": 1}, "delta"), ({"nonsense": 1}, "nonsense")])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"norm": "l1"}, "norm"),
+        ({"scales": []}, "scales"),
+        ({"scales": [1, -2]}, "scales"),
+        ({"recompute": "yes"}, "recompute"),
+        ({"rounds": 0}, "rounds"),
+        ({"ft_lr": 0}, "ft_lr"),
+        ({"ft_size": 0}, "ft_size"),
+        ({"pool": 1.5}, "pool"),
+        ({"dims": [0]}, "dims"),
+        ({"dims": [2, 2]}, "dims"),
+        ({"draws": -1}, "draws"),
+        ({"epochs": 0}, "epochs"),
+        ({"delta": 1}, "delta"),
+        ({"nonsense": 1}, "nonsense"),
+    ],
+)
 def test_bad_options_fail_before_any_work(bad, name, tiny, forbid):
     forbid(zoo, "load_data", "loaded data for bad options")
     with pytest.raises(ValueError, match=name):
-        records.get("uap_analysis", {**TINY, **bad}, progress=False)
+        records.get(uap_analysis, {**TINY, **bad})
 
 
-@pytest.mark.parametrize("bad, name", [({"dims": [2, 17]}, "dims"), ({"n_normals": 10**6}, "n_normals"),
-                                       ({"ft_size": 10**6}, "ft_size"), ({"n_eval": 10**6}, "n_eval")])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"dims": [2, 17]}, "dims"),
+        ({"n_normals": 10**6}, "n_normals"),
+        ({"ft_size": 10**6}, "ft_size"),
+        ({"n_eval": 10**6}, "n_eval"),
+    ],
+)
 def test_sizes_beyond_the_data_fail_before_training(bad, name, tiny, forbid):
     forbid(zoo, "trained", "trained a model for bad options")
     with pytest.raises(ValueError, match=f"option {name}"):
-        records.get("uap_analysis", {**TINY, **bad}, progress=False)
+        records.get(uap_analysis, {**TINY, **bad})
 
 
 def test_record_is_well_formed_then_loads(tiny, forbid):
-    rec = records.get("uap_analysis", TINY, progress=False)
+    rec = records.get(uap_analysis, TINY)
     r, t = rec["results"], rec["tensors"]
     assert r["norm"] == "l2" and r["n_eval"] == 40 and 0 <= r["clean_acc"] <= 1
     f5 = r["f5"]
@@ -49,21 +82,21 @@ def test_record_is_well_formed_then_loads(tiny, forbid):
     assert [v.test for v in uap_analysis.verdicts(rec)] == ["II-F5", "II-T6", "II-F7", "II-F7"]
 
     # the perturbation is the one Algorithm 1 stores for the uap section's settings: loaded, not solved
-    cfg = records.resolve("uap_analysis", TINY)
-    forbid(attacks, "uap", "solved the shared perturbation again")
+    cfg = records.resolve(uap_analysis, TINY)
+    forbid(algorithm1, "uap", "solved the shared perturbation again")
     train_data, test_data = zoo.load_data(cfg["data"])
     spec = zoo.recipe(cfg, "natural", train_data.identity)
-    model, _ = zoo.trained(spec, train_data, test_data, progress=False)
-    shared, _ = uaps.universal(model, spec, train_data, n=8, norm="l2", xi=1.0, **uaps.solver(cfg), progress=False)
+    model, _ = zoo.trained(spec, train_data, test_data)
+    shared, _ = uaps.universal(model, spec, train_data, n=8, norm="l2", xi=1.0, **uaps.solver(cfg))
     assert torch.equal(t["universal"], shared["v"])
 
     forbid(records, "compute", "recomputed a stored record")
-    again = records.get("uap_analysis", TINY, progress=False)
+    again = records.get(uap_analysis, TINY)
     assert again["results"] == r
 
 
 def test_finetuning_resumes_after_the_last_finished_round(tiny, monkeypatch):
-    cfg = records.resolve("uap_analysis", {**TINY, "uap_seed": 3})
+    cfg = records.resolve(uap_analysis, {**TINY, "uap_seed": 3})
     calls = []
     real = uap_analysis.finetune
 
@@ -75,26 +108,52 @@ def test_finetuning_resumes_after_the_last_finished_round(tiny, monkeypatch):
 
     monkeypatch.setattr(uap_analysis, "finetune", killed_in_round_two)
     with pytest.raises(KeyboardInterrupt):
-        uap_analysis.run(cfg, progress=False)
+        uap_analysis.run(cfg)
     calls.clear()
     monkeypatch.setattr(uap_analysis, "finetune", lambda *a, **k: (calls.append(1), real(*a, **k)))
-    out = uap_analysis.run(cfg, progress=False)
+    out = uap_analysis.run(cfg)
     assert len(calls) == 1  # only round 2 ran again
     assert len(out["results"]["t6"]["rounds"]) == 3
 
 
 # ---- verdicts on hand-made records -------------------------------------------------------------------
 
-def hand_made(*, universal=0.7, random=(0.03, 0.05), fresh=(0.7, 0.4), ranks=(5, 12), sub=(0.3, 0.35),
-              free=(0.03, 0.04), n_eval=1000):
+
+def hand_made(
+    *,
+    universal=0.7,
+    random=(0.03, 0.05),
+    fresh=(0.7, 0.4),
+    ranks=(5, 12),
+    sub=(0.3, 0.35),
+    free=(0.03, 0.04),
+    n_eval=1000,
+):
     rounds = [{"fooling": f, "fooling_first": fresh[0], "clean_acc": 0.8} for f in fresh]
-    results = {"norm": "l2", "xi": {"l2": 1.0, "linf": 10 / 255}, "n_eval": n_eval, "n_train": 100, "clean_acc": 0.8,
-               "f5": {"scales": [0.5, 1.0], "radii": [0.5, 1.0], "random": [[0.01, r] for r in random],
-                      "scaled": [0.3, universal], "recomputed": None},
-               "t6": {"rounds": rounds, "ft_epochs": 1, "ft_lr": 0.01, "pool": 1, "ft_size": 1000},
-               "f7": {"dims": [10, 50], "kept": 128, "median_length": 0.2,
-                      "subspace": [[s / 2 for s in sub], list(sub)],
-                      "unconstrained": list(free), "rank90_normals": ranks[0], "rank90_random": ranks[1]}}
+    results = {
+        "norm": "l2",
+        "xi": {"l2": 1.0, "linf": 10 / 255},
+        "n_eval": n_eval,
+        "n_train": 100,
+        "clean_acc": 0.8,
+        "f5": {
+            "scales": [0.5, 1.0],
+            "radii": [0.5, 1.0],
+            "random": [[0.01, r] for r in random],
+            "scaled": [0.3, universal],
+            "recomputed": None,
+        },
+        "t6": {"rounds": rounds, "ft_epochs": 1, "ft_lr": 0.01, "pool": 1, "ft_size": 1000},
+        "f7": {
+            "dims": [10, 50],
+            "kept": 128,
+            "median_length": 0.2,
+            "subspace": [[s / 2 for s in sub], list(sub)],
+            "unconstrained": list(free),
+            "rank90_normals": ranks[0],
+            "rank90_random": ranks[1],
+        },
+    }
     return {"results": results}
 
 

@@ -17,9 +17,11 @@ import sys
 import time
 
 import pytest
+from test_section_constructed_training import TINY as POINT
+from test_section_constructed_training import grid_of
 
-from nrf import cli, constructed, grid, records, slurm, sweep
-from test_section_constructed_training import TINY as POINT, grid_of
+from nrf import cli, constructed, grid, notebooks, records, slurm, sweep
+from nrf.sections import constructed_training
 
 LIMIT = 300  # seconds a test may take, jobs queued and run included
 SMALL = {"cpus": 1, "mem_gb": 1, "time_min": 5}
@@ -42,7 +44,7 @@ def _cluster_here() -> str | None:
 WHY_NOT = _cluster_here()
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")
 
-NOTEBOOK = '''# ---
+NOTEBOOK = """# ---
 # jupyter:
 #   kernelspec:
 #     display_name: Python 3
@@ -74,12 +76,13 @@ if a == "sleep":
 if a == 3:
     raise ValueError(f"a is {a}")
 pathlib.Path(out, f"a{a}_b{b}.txt").write_text(f"{a * b} {os.environ.get('NRF_THREADS')} {os.environ.get('NRF_STORE')}")
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
 def bounded():
     """The test fails after LIMIT seconds instead of hanging; the interrupted sweep cancels its jobs."""
+
     def expire(signum, frame):
         raise TimeoutError(f"a SLURM test ran past {LIMIT} s")
 
@@ -100,8 +103,10 @@ def notebook(tmp_path, monkeypatch):
 
 def comparable(records: list[dict], root) -> list[dict]:
     """Records without what differs between two runs of a sweep: seconds, the sweep's folder."""
-    return [{**r, "seconds": None, "notebook": r["notebook"].relative_to(root), "log": r["log"].relative_to(root)}
-            for r in records]
+    return [
+        {**r, "seconds": None, "notebook": r["notebook"].relative_to(root), "log": r["log"].relative_to(root)}
+        for r in records
+    ]
 
 
 def test_slurm_as_local_then_only_what_is_not_done(notebook, tmp_path, monkeypatch, capsys):
@@ -111,18 +116,21 @@ def test_slurm_as_local_then_only_what_is_not_done(notebook, tmp_path, monkeypat
     written = tmp_path / "written"
     written.mkdir()
     grid_, fixed = {"a": [1, 2, 3], "b": [5]}, {"out": str(written)}
-    here = sweep.run("slurmtoy", grid_, fixed=fixed, workers=2, out=tmp_path / "local", progress=False,
-                     notebook=notebook)
+    here = sweep.run("slurmtoy", grid_, fixed=fixed, workers=2, out=tmp_path / "local", notebook=notebook)
     outputs = {f.name: f.read_text() for f in written.iterdir()}
     for f in written.iterdir():
         f.unlink()
-    there = sweep.run("slurmtoy", grid_, fixed=fixed, out=tmp_path / "slurm", progress=False, notebook=notebook,
-                      executor="slurm", slurm=SMALL)
+    there = sweep.run(
+        "slurmtoy", grid_, fixed=fixed, out=tmp_path / "slurm", notebook=notebook, executor="slurm", slurm=SMALL
+    )
     assert [r["status"] for r in there] == ["done", "done", "failed"], there
     assert "ValueError: a is 3" in there[2]["log"].read_text() and there[2]["error"].endswith("ValueError: a is 3")
     assert comparable(there, tmp_path / "slurm") == comparable(here, tmp_path / "local")
-    assert {f.name: f.read_text() for f in written.iterdir()} == outputs == {"a1_b5.txt": "5 1 elsewhere",
-                                                                             "a2_b5.txt": "10 1 elsewhere"}
+    assert (
+        {f.name: f.read_text() for f in written.iterdir()}
+        == outputs
+        == {"a1_b5.txt": "5 1 elsewhere", "a2_b5.txt": "10 1 elsewhere"}
+    )
     for r in there[:2]:
         assert json.loads((r["notebook"].parent / "done.json").read_text())["params"] == r["params"]
 
@@ -134,10 +142,31 @@ def test_slurm_as_local_then_only_what_is_not_done(notebook, tmp_path, monkeypat
         yield from execute(section, notebook, todo, *args)
 
     monkeypatch.setattr(slurm, "execute", spy)
-    monkeypatch.setattr(sweep, "BOOK", tmp_path)
+    monkeypatch.setattr(notebooks, "BOOK", tmp_path)
     with pytest.raises(SystemExit) as e:
-        cli.main(["sweep", "slurmtoy", "--grid", "a=1,2,3", "--grid", "b=5", "-p", "out", str(written),
-                  "--out", str(tmp_path / "slurm"), "--executor", "slurm", "--cpus", "1", "--mem", "1", "--time", "5"])
+        cli.main(
+            [
+                "sweep",
+                "slurmtoy",
+                "--grid",
+                "a=1,2,3",
+                "--grid",
+                "b=5",
+                "-p",
+                "out",
+                str(written),
+                "--out",
+                str(tmp_path / "slurm"),
+                "--executor",
+                "slurm",
+                "--cpus",
+                "1",
+                "--mem",
+                "1",
+                "--time",
+                "5",
+            ]
+        )
     assert e.value.code == 1
     assert submitted == [{"out": str(written), "a": 3, "b": 5}]
     printed = capsys.readouterr().out
@@ -145,8 +174,15 @@ def test_slurm_as_local_then_only_what_is_not_done(notebook, tmp_path, monkeypat
 
 
 def test_cancelled_and_lost_tasks_are_reported_as_such(notebook, tmp_path):
-    records_ = sweep.run("slurmtoy", {"a": ["cancel", "lost", 2]}, fixed={"out": str(tmp_path)}, out=tmp_path / "runs",
-                         progress=False, notebook=notebook, executor="slurm", slurm=SMALL)
+    records_ = sweep.run(
+        "slurmtoy",
+        {"a": ["cancel", "lost", 2]},
+        fixed={"out": str(tmp_path)},
+        out=tmp_path / "runs",
+        notebook=notebook,
+        executor="slurm",
+        slurm=SMALL,
+    )
     assert [r["status"] for r in records_] == ["cancelled", "failed", "done"], records_
     cancelled, lost = records_[0]["error"], records_[1]["error"]
     assert "CANCELLED" in cancelled and "its output: " in cancelled
@@ -157,15 +193,16 @@ def test_cancelled_and_lost_tasks_are_reported_as_such(notebook, tmp_path):
 def test_what_sbatch_refuses_is_an_error(notebook, tmp_path):
     for options, match in (({"partition": "nosuch"}, "partition"), ({"gpus": 1}, "gres|gpu")):
         with pytest.raises(ValueError, match=f"sbatch refused the job array: .*({match})"):
-            sweep.run("slurmtoy", {"a": [1]}, out=tmp_path, progress=False, notebook=notebook, executor="slurm",
-                      slurm={**SMALL, **options})
+            sweep.run(
+                "slurmtoy", {"a": [1]}, out=tmp_path, notebook=notebook, executor="slurm", slurm={**SMALL, **options}
+            )
 
 
 STOPPED = """
 import sys
 from pathlib import Path
-from nrf import cli, sweep
-sweep.BOOK = Path(sys.argv[1])
+from nrf import cli, notebooks
+notebooks.BOOK = Path(sys.argv[1])
 cli.main(["sweep", "stopped", "--grid", "a=sleep", "--grid", "b=1,2", "--out", sys.argv[2], "--executor", "slurm",
           "--workers", "1", "--cpus", "1", "--mem", "1", "--time", "5"])
 """
@@ -181,8 +218,12 @@ def test_sigterm_cancels_the_queued_and_running_tasks(notebook, tmp_path):
         return out.stdout.split()
 
     assert tasks() == [], "an earlier run's tasks are still queued"
-    sweep_ = subprocess.Popen([sys.executable, "-c", STOPPED, str(tmp_path), str(tmp_path / "runs")],
-                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    sweep_ = subprocess.Popen(
+        [sys.executable, "-c", STOPPED, str(tmp_path), str(tmp_path / "runs")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         while sorted(tasks()) != ["PENDING", "RUNNING"]:
             assert sweep_.poll() is None, sweep_.stderr.read()
@@ -203,8 +244,14 @@ def test_sigterm_cancels_the_queued_and_running_tasks(notebook, tmp_path):
 def test_timed_out_task_is_reported_as_such(notebook, tmp_path):
     """A two-minute limit, SLURM's warning (USR2, submitit's cue) due 50 s ahead: SLURM may send
     it up to a minute early, but not before the task has started."""
-    records_ = sweep.run("slurmtoy", {"a": ["sleep"]}, out=tmp_path, progress=False, notebook=notebook,
-                         executor="slurm", slurm={**SMALL, "time_min": 2, "sbatch": {"signal": "USR2@50"}})
+    records_ = sweep.run(
+        "slurmtoy",
+        {"a": ["sleep"]},
+        out=tmp_path,
+        notebook=notebook,
+        executor="slurm",
+        slurm={**SMALL, "time_min": 2, "sbatch": {"signal": "USR2@50"}},
+    )
     assert [r["status"] for r in records_] == ["timeout"], records_
     assert "time limit" in records_[0]["error"] or "TIMEOUT" in records_[0]["error"]
 
@@ -214,13 +261,19 @@ def test_points_computed_on_slurm_are_found_by_the_pages(tiny, tmp_path, forbid,
     monkeypatch.setenv("NRF_THREADS", "1")
     fixed = {**POINT, "profile": "smoke", "train_epochs": 1, "dataset": "adv", "decay": "none"}
     del fixed["train_lr"]
-    done = sweep.run("constructed_training", points=[{"train_lr": 0.04}], fixed=fixed, out=tmp_path, progress=False,
-                     executor="slurm", slurm={**SMALL, "mem_gb": 4, "time_min": 10})
+    done = sweep.run(
+        "constructed_training",
+        points=[{"train_lr": 0.04}],
+        fixed=fixed,
+        out=tmp_path,
+        executor="slurm",
+        slurm={**SMALL, "mem_gb": 4, "time_min": 10},
+    )
     assert [d["status"] for d in done] == ["done"], done[0]["error"]
     forbid(grid.training, "train", "trained a point that the SLURM job stored")
     point = {**fixed, "train_lr": 0.04}
-    record = records.get("constructed_training", point, mode="committed", progress=False)  # never computes
+    record = records.get(constructed_training, point, mode="committed", progress=False)  # never computes
     assert record["source"].startswith("store") and record["results"]["lr"] == 0.04
-    cat = constructed.Catalogue(grid_of(point)).build(progress=False)
-    row = grid.run(cat, ["adv"], grid_of(point), progress=False)["points"][0]
+    cat = constructed.Catalogue(grid_of(point)).build()
+    row = grid.run(cat, ["adv"], grid_of(point))["points"][0]
     assert row["lr"] == 0.04 and row["final_acc"] == record["results"]["final_acc"]

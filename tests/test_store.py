@@ -261,8 +261,11 @@ def test_a_read_only_store_says_it_is_not_writable(tmp_path, monkeypatch):
         raise OSError(errno.EROFS, "Read-only file system", str(self))
 
     monkeypatch.setattr(Path, "mkdir", read_only)
-    with pytest.raises(ValueError, match=rf"the store {tmp_path} is not writable \(Read-only file system: .*\.work\): "
-                                         "set NRF_STORE"):
+    with pytest.raises(
+        ValueError,
+        match=rf"the store {tmp_path} is not writable \(Read-only file system: .*\.work\): "
+        "set NRF_STORE",
+    ):
         store.fetch("s", {}, compute, root=tmp_path)
     assert not calls
 
@@ -302,8 +305,9 @@ def test_records_written_under_results_do_not_make_the_checkout_dirty(tmp_path, 
     import subprocess
 
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True
+        )
 
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "a.json").write_text("{}")

@@ -12,9 +12,9 @@ import subprocess
 
 import pytest
 
-from nrf import cli, slurm, sweep
+from nrf import cli, notebooks, slurm, sweep
 
-NOTEBOOK = '''# ---
+NOTEBOOK = """# ---
 # jupyter:
 #   kernelspec:
 #     display_name: Python 3
@@ -33,7 +33,7 @@ import pathlib
 if a == 3:
     raise ValueError(f"a is {a}")
 pathlib.Path(out, f"a{a}_b{b}.txt").write_text(f"{a * b} {os.environ.get('NRF_THREADS')} {os.environ.get('NRF_STORE')}")
-'''
+"""
 
 
 @pytest.fixture()
@@ -49,22 +49,27 @@ def no_subprocess(*args, **kwargs):
 
 
 def test_points():
-    assert sweep.points({"b": [2, 1], "a": ["x", [3]]}) == [
-        {"b": 2, "a": "x"}, {"b": 2, "a": [3]}, {"b": 1, "a": "x"}, {"b": 1, "a": [3]}]
+    assert sweep.grid_points({"b": [2, 1], "a": ["x", [3]]}) == [
+        {"b": 2, "a": "x"},
+        {"b": 2, "a": [3]},
+        {"b": 1, "a": "x"},
+        {"b": 1, "a": [3]},
+    ]
     with pytest.raises(ValueError, match="grid"):
-        sweep.points({})
+        sweep.grid_points({})
     with pytest.raises(ValueError, match="'lr'"):
-        sweep.points({"a": [1], "lr": 0.1})
+        sweep.grid_points({"a": [1], "lr": 0.1})
     with pytest.raises(ValueError, match="'lr'"):
-        sweep.points({"a": [1], "lr": []})
+        sweep.grid_points({"a": [1], "lr": []})
 
 
 def test_run_fail_skip(notebook, tmp_path, monkeypatch):
     written, runs = tmp_path / "written", tmp_path / "runs"
     monkeypatch.setenv("NRF_THREADS", "1")
     monkeypatch.setenv("NRF_STORE", "elsewhere")  # the kernels inherit the environment
-    records = sweep.run("toy", {"a": [1, 2, 3], "b": [5]}, fixed={"out": str(written)}, workers=2, out=runs,
-                        progress=False, notebook=notebook)
+    records = sweep.run(
+        "toy", {"a": [1, 2, 3], "b": [5]}, fixed={"out": str(written)}, workers=2, out=runs, notebook=notebook
+    )
     assert [r["params"] for r in records] == [{"out": str(written), "a": a, "b": 5} for a in (1, 2, 3)]
     assert [r["status"] for r in records] == ["done", "done", "failed"]
     for r in records[:2]:
@@ -76,36 +81,40 @@ def test_run_fail_skip(notebook, tmp_path, monkeypatch):
     assert not (failed["log"].parent / "done.json").exists()
 
     monkeypatch.setattr(subprocess, "Popen", no_subprocess)  # done points are never executed again
-    again = sweep.run("toy", points=[{"a": 1, "b": 5}, {"a": 2, "b": 5}], fixed={"out": str(written)}, out=runs,
-                      progress=False, notebook=notebook)
+    again = sweep.run(
+        "toy", points=[{"a": 1, "b": 5}, {"a": 2, "b": 5}], fixed={"out": str(written)}, out=runs, notebook=notebook
+    )
     assert [r["status"] for r in again] == ["skipped", "skipped"]
     assert [r["seconds"] for r in again] == [r["seconds"] for r in records[:2]]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"section": "no_such_section", "notebook": None}, "section"),
-    ({"notebook": "missing.py"}, "notebook"),
-    ({"workers": 0}, "workers"),
-    ({"workers": 1.5}, "workers"),
-    ({"grid": None}, "exactly one"),
-    ({"points": [{"a": 1}]}, "exactly one"),
-    ({"grid": {"a": 1}}, "'a'"),
-    ({"fixed": {"a": 0}}, "'a'"),
-    ({"grid": None, "points": [{"a": 1}, {"a": 1}]}, "distinct"),
-    ({"fixed": {"f": object()}}, "YAML"),
-    ({"executor": "dask"}, "executor"),
-    ({"slurm": {"cpus": 1}}, "executor slurm"),
-    ({"executor": "slurm", "slurm": {"gpu": 1}}, "'gpu'"),
-    ({"executor": "slurm", "slurm": {"time_min": 0}}, "time_min"),
-    ({"executor": "slurm", "slurm": {"gpus": 1.5}}, "gpus"),
-    ({"executor": "slurm", "slurm": {"mem_gb": "lots"}}, "mem_gb"),
-    ({"executor": "slurm", "slurm": {"partition": ""}}, "partition"),
-    ({"executor": "slurm", "slurm": {"sbatch": ["qos=high"]}}, "sbatch"),
-    ({"executor": "slurm", "fixed": {"profile": "huge"}}, "profile"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"section": "no_such_section", "notebook": None}, "section"),
+        ({"notebook": "missing.py"}, "notebook"),
+        ({"workers": 0}, "workers"),
+        ({"workers": 1.5}, "workers"),
+        ({"grid": None}, "exactly one"),
+        ({"points": [{"a": 1}]}, "exactly one"),
+        ({"grid": {"a": 1}}, "'a'"),
+        ({"fixed": {"a": 0}}, "'a'"),
+        ({"grid": None, "points": [{"a": 1}, {"a": 1}]}, "distinct"),
+        ({"fixed": {"f": object()}}, "YAML"),
+        ({"executor": "dask"}, "executor"),
+        ({"slurm": {"cpus": 1}}, "executor slurm"),
+        ({"executor": "slurm", "slurm": {"gpu": 1}}, "'gpu'"),
+        ({"executor": "slurm", "slurm": {"time_min": 0}}, "time_min"),
+        ({"executor": "slurm", "slurm": {"gpus": 1.5}}, "gpus"),
+        ({"executor": "slurm", "slurm": {"mem_gb": "lots"}}, "mem_gb"),
+        ({"executor": "slurm", "slurm": {"partition": ""}}, "partition"),
+        ({"executor": "slurm", "slurm": {"sbatch": ["qos=high"]}}, "sbatch"),
+        ({"executor": "slurm", "fixed": {"profile": "huge"}}, "profile"),
+    ],
+)
 def test_bad_arguments(notebook, tmp_path, monkeypatch, kwargs, match):
     monkeypatch.setattr(subprocess, "Popen", no_subprocess)  # checked before anything runs
-    call = {"section": "toy", "grid": {"a": [1, 2]}, "notebook": notebook, "out": tmp_path, "progress": False}
+    call = {"section": "toy", "grid": {"a": [1, 2]}, "notebook": notebook, "out": tmp_path}
     with pytest.raises(ValueError, match=match):
         sweep.run(**{**call, **kwargs})
 
@@ -148,12 +157,25 @@ def test_grid_option_and_file(tmp_path):
 
 def test_cli(notebook, tmp_path, monkeypatch, capsys):
     """--grid-file and --grid together, -p over the file's fixed values, default out, exit 1 on failure."""
-    monkeypatch.setattr(sweep, "BOOK", tmp_path)
+    monkeypatch.setattr(notebooks, "BOOK", tmp_path)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "grid.yaml").write_text("a: [1, 3]\nfixed:\n  out: nowhere\n")
     with pytest.raises(SystemExit) as e:
-        cli.main(["sweep", "toy", "--grid-file", "grid.yaml", "--grid", "b=4", "-p", "out", str(tmp_path / "written"),
-                  "--workers", "2"])
+        cli.main(
+            [
+                "sweep",
+                "toy",
+                "--grid-file",
+                "grid.yaml",
+                "--grid",
+                "b=4",
+                "-p",
+                "out",
+                str(tmp_path / "written"),
+                "--workers",
+                "2",
+            ]
+        )
     assert e.value.code == 1
     assert (tmp_path / "written" / "a1_b4.txt").read_text().split()[0] == "4"
     printed = capsys.readouterr().out
@@ -164,12 +186,23 @@ def test_cli(notebook, tmp_path, monkeypatch, capsys):
 def test_slurm_options(monkeypatch):
     """Defaults from the points' profile (a GPU per point beyond smoke), CPUs from NRF_THREADS."""
     monkeypatch.setenv("NRF_THREADS", "3")
-    assert slurm.parameters({}, "paper") == {"timeout_min": 1440, "cpus_per_task": 3, "gpus_per_node": 1,
-                                             "mem_gb": 32, "slurm_additional_parameters": {}}
-    assert slurm.parameters({"partition": "gpu", "time_min": 30, "cpus": 4, "gpus": 2, "mem_gb": 2.5,
-                             "sbatch": {"account": "nrf"}}, "smoke") == {
-        "timeout_min": 30, "cpus_per_task": 4, "gpus_per_node": 2, "mem_gb": 2.5,
-        "slurm_additional_parameters": {"account": "nrf"}, "slurm_partition": "gpu"}
+    assert slurm.parameters({}, "paper") == {
+        "timeout_min": 1440,
+        "cpus_per_task": 3,
+        "gpus_per_node": 1,
+        "mem_gb": 32,
+        "slurm_additional_parameters": {},
+    }
+    assert slurm.parameters(
+        {"partition": "gpu", "time_min": 30, "cpus": 4, "gpus": 2, "mem_gb": 2.5, "sbatch": {"account": "nrf"}}, "smoke"
+    ) == {
+        "timeout_min": 30,
+        "cpus_per_task": 4,
+        "gpus_per_node": 2,
+        "mem_gb": 2.5,
+        "slurm_additional_parameters": {"account": "nrf"},
+        "slurm_partition": "gpu",
+    }
     assert slurm.profile("toy", [{"profile": "smoke"}, {"profile": "paper"}, {"profile": "medium"}]) == "paper"
     monkeypatch.setenv("NRF_PROFILE", "medium")  # a toy notebook's default
     assert slurm.profile("toy", [{"profile": "smoke"}, {}]) == "medium"
@@ -180,7 +213,7 @@ def test_slurm_options(monkeypatch):
 
 def test_cli_slurm_errors(notebook, tmp_path, monkeypatch, capsys):
     """SLURM options without the SLURM executor, and that executor without sbatch: exit 2."""
-    monkeypatch.setattr(sweep, "BOOK", tmp_path)
+    monkeypatch.setattr(notebooks, "BOOK", tmp_path)
     monkeypatch.setattr(subprocess, "Popen", no_subprocess)
     monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
     for args, match in ([["--gpus", "0"], "need --executor slurm"], [["--executor", "slurm"], "sbatch on PATH"]):
@@ -189,14 +222,28 @@ def test_cli_slurm_errors(notebook, tmp_path, monkeypatch, capsys):
         assert e.value.code == 2 and match in capsys.readouterr().err
 
 
+def test_slurm_executor_names_its_extra(notebook, tmp_path, monkeypatch, capsys):
+    """submitit is an extra (pip install 'nrf[slurm]'): without it, --executor slurm is a one-line
+    error naming the extra, before anything runs."""
+    import sys
+
+    monkeypatch.setattr(notebooks, "BOOK", tmp_path)
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if it were not installed
+    with pytest.raises(SystemExit) as e:
+        cli.main(["sweep", "toy", "--grid", "a=1", "--out", str(tmp_path), "--executor", "slurm"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "pip install 'nrf[slurm]'" in err and len(err.strip().splitlines()) == 1
+
+
 def test_cli_bad_grid(notebook, tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep, "BOOK", tmp_path)
+    monkeypatch.setattr(notebooks, "BOOK", tmp_path)
     with pytest.raises(SystemExit) as e:
         cli.main(["sweep", "toy", "--grid", "lr"])
     assert e.value.code == 2
 
 
-SLOW = '''# ---
+SLOW = """# ---
 # jupyter:
 #   kernelspec:
 #     display_name: Python 3
@@ -210,13 +257,13 @@ a = 1
 # %%
 import time
 time.sleep(60)
-'''
+"""
 
 SWEEP = """
 import sys
 from pathlib import Path
 from nrf import sweep
-sweep.run("slow", {"a": [1]}, out=sys.argv[2], notebook=Path(sys.argv[1]), progress=False)
+sweep.run("slow", {"a": [1]}, out=sys.argv[2], notebook=Path(sys.argv[1]))
 """
 
 
@@ -227,8 +274,10 @@ def test_points_die_with_the_sweep_and_are_claimed_by_one_sweep(tmp_path):
 
     (tmp_path / "slow.py").write_text(SLOW)
     (tmp_path / "tmp").mkdir()
-    parent = subprocess.Popen([sys.executable, "-c", SWEEP, str(tmp_path / "slow.py"), str(tmp_path / "runs")],
-                              env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SWEEP, str(tmp_path / "slow.py"), str(tmp_path / "runs")],
+        env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+    )
     folder = None
     for _ in range(300):  # until the point runs its notebook
         logs = list((tmp_path / "runs" / "slow").glob("*/log.txt"))
@@ -237,11 +286,11 @@ def test_points_die_with_the_sweep_and_are_claimed_by_one_sweep(tmp_path):
             break
         time.sleep(0.1)
     assert folder is not None, "the point never started"
-    other = sweep.run("slow", {"a": [1]}, out=tmp_path / "runs", notebook=tmp_path / "slow.py", progress=False)
+    other = sweep.run("slow", {"a": [1]}, out=tmp_path / "runs", notebook=tmp_path / "slow.py")
     assert other[0]["status"] == "failed" and "being run by another sweep (pid" in other[0]["error"]
 
     for _ in range(300):  # the point's own process, running the notebook
-        points = subprocess.run(["pgrep", "-f", "-P", str(parent.pid), "nrf.sweep"], capture_output=True, text=True)
+        points = subprocess.run(["pgrep", "-f", "-P", str(parent.pid), "nrf.notebooks"], capture_output=True, text=True)
         if points.stdout.split():
             break
         time.sleep(0.1)

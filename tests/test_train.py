@@ -34,8 +34,7 @@ def natural(sample):
     """A small natural model trained on 1000 sample images: the shared subject of several tests."""
     tr, te = subset(sample[0], 1000), subset(sample[1], 300)
     model = models.build("resnet18", width=8, seed=0)
-    history = train(model, tr, te, epochs=3, lr=0.05, batch_size=50, milestones=(2,), augment=None,
-                    device="cpu")
+    history = train(model, tr, te, epochs=3, lr=0.05, batch_size=50, milestones=(2,), augment=None, device="cpu")
     return model, history, te
 
 
@@ -94,8 +93,14 @@ tr, te = subset(load_cifar10("sample", "train"), 300), subset(load_cifar10("samp
 train(models.build("resnet18", width=4), tr, te, checkpoint=sys.argv[1], checkpoint_every=0, device="cpu",
       **kw)
 """
-KILL_KW = {"epochs": 3, "lr": 0.05, "batch_size": 50, "milestones": [2], "seed": 3,
-           "adv": {"norm": "l2", "eps": 0.5, "steps": 1, "step_size": 0.5}}
+KILL_KW = {
+    "epochs": 3,
+    "lr": 0.05,
+    "batch_size": 50,
+    "milestones": [2],
+    "seed": 3,
+    "adv": {"norm": "l2", "eps": 0.5, "steps": 1, "step_size": 0.5},
+}
 
 
 def test_killed_run_resumes_to_bit_identical_weights(sample, tmp_path):
@@ -128,11 +133,17 @@ def test_killed_run_resumes_to_bit_identical_weights(sample, tmp_path):
         train(resumed, tr, te, checkpoint=ckpt, device="cpu", **{**KILL_KW, "lr": 0.1})
 
 
-BAD = [({"epochs": 0}, "epochs"), ({"lr": 0.0}, "lr"), ({"batch_size": 0}, "batch_size"),
-       ({"milestones": (2,)}, "milestones"), ({"milestones": (0,)}, "milestones"),
-       ({"adv": {"norm": "l2", "eps": 1.0}}, "adv must be"), ({"augment": "mixup"}, "augment must be one of"),
-       ({"adv": {"norm": "l1", "eps": 1.0, "steps": 3, "step_size": 0.5}}, r"adv\['norm'\]"),
-       ({"adv": {"norm": "l2", "eps": 1.0, "steps": 0, "step_size": 0.5}}, r"adv\['steps'\]")]
+BAD = [
+    ({"epochs": 0}, "epochs"),
+    ({"lr": 0.0}, "lr"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"milestones": (2,)}, "milestones"),
+    ({"milestones": (0,)}, "milestones"),
+    ({"adv": {"norm": "l2", "eps": 1.0}}, "adv must be"),
+    ({"augment": "mixup"}, "augment must be one of"),
+    ({"adv": {"norm": "l1", "eps": 1.0, "steps": 3, "step_size": 0.5}}, r"adv\['norm'\]"),
+    ({"adv": {"norm": "l2", "eps": 1.0, "steps": 0, "step_size": 0.5}}, r"adv\['steps'\]"),
+]
 
 
 @pytest.mark.parametrize("bad, match", BAD)
@@ -156,8 +167,7 @@ def test_diverged_training_stops_and_names_the_cause(sample, tmp_path):
     tr, te = subset(sample[0], 100), subset(sample[1], 20)
     ckpt = tmp_path / "run.pt"
     with pytest.raises(ValueError, match="training diverged in epoch 1.*lower the learning rate"):
-        train(models.build("resnet18", width=4), tr, te, epochs=2, lr=1e4, batch_size=50, checkpoint=ckpt,
-              device="cpu")
+        train(models.build("resnet18", width=4), tr, te, epochs=2, lr=1e4, batch_size=50, checkpoint=ckpt, device="cpu")
     assert not ckpt.exists()  # nothing kept of a diverged run
 
 
@@ -196,10 +206,13 @@ def test_learning_rate_schedules():
     assert [lr("onecycle", 0.2, s, 100) for s in (0, 9, 19, 60, 99)] == pytest.approx([0.01, 0.1, 0.2, 0.1, 0.0025])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"schedule": "cosine"}, "schedule must be one of"),
-    ({"schedule": "onecycle", "milestones": [1], "epochs": 2}, "milestones belong to the step schedule"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"schedule": "cosine"}, "schedule must be one of"),
+        ({"schedule": "onecycle", "milestones": [1], "epochs": 2}, "milestones belong to the step schedule"),
+    ],
+)
 def test_bad_schedule(kwargs, match):
     model = models.build("resnet18", width=2)
     d = Data(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), list(range(10)), "toy")

@@ -21,8 +21,18 @@ NOISE = 0.10  # assumed: the share of images random noise of the same norm fools
 def points(accs: dict) -> dict:
     """A grid of one point per data set (final and best epoch alike): record['results'] keys
     'points' and 'best'."""
-    rows = [{"dataset": n, "final_acc": a / 100, "best_epoch_acc": a / 100, "lr": 0.1, "batch_size": 128,
-             "decay": "step", "epochs": 400} for n, a in accs.items()]
+    rows = [
+        {
+            "dataset": n,
+            "final_acc": a / 100,
+            "best_epoch_acc": a / 100,
+            "lr": 0.1,
+            "batch_size": 128,
+            "decay": "step",
+            "epochs": 400,
+        }
+        for n, a in accs.items()
+    ]
     return {"points": rows, "best": {row["dataset"]: row for row in rows}}
 
 
@@ -37,8 +47,16 @@ def interp(by_k: dict, half: float, single_class: float, restrict_k: int = 256) 
     single-class base set."""
     names = {k: "adv" if k == 1 else f"univ-K{k}" for k in by_k}
     accs = {names[k]: a for k, a in by_k.items()} | {"adv-half": half, "univ-class": single_class}
-    return {"results": {**points(accs), "K": {str(k): n for k, n in names.items()}, "restrict_K": restrict_k,
-                        "chance": CHANCE, "n_test": N_M10, "fine_labels": False}}
+    return {
+        "results": {
+            **points(accs),
+            "K": {str(k): n for k, n in names.items()},
+            "restrict_K": restrict_k,
+            "chance": CHANCE,
+            "n_test": N_M10,
+            "fine_labels": False,
+        }
+    }
 
 
 def leak(probes: dict, scratch: float, cyclic: float) -> dict:
@@ -46,8 +64,15 @@ def leak(probes: dict, scratch: float, cyclic: float) -> dict:
     cyclic-label D_univ."""
     roles = ["natural", "natural_seed1", "vgg16", "robust"]
     univ = {role: {"test_acc": probes[role] / 100, "shifted": 0.0, "train_acc": 1.0} for role in roles}
-    return {"results": {"probes": {"univ": univ, "univ-cyclic": univ}, "roles": roles, "chance": CHANCE,
-                        "n_test": N_M10, "fresh": points({"univ": scratch, "univ-cyclic": cyclic})}}
+    return {
+        "results": {
+            "probes": {"univ": univ, "univ-cyclic": univ},
+            "roles": roles,
+            "chance": CHANCE,
+            "n_test": N_M10,
+            "fresh": points({"univ": scratch, "univ-cyclic": cyclic}),
+        }
+    }
 
 
 def fooling(own: dict, transfer: list | None = None) -> dict:
@@ -55,16 +80,25 @@ def fooling(own: dict, transfer: list | None = None) -> dict:
     (random noise fools NOISE), and the transfer matrix (%, rows: source)."""
     archs = list(own)
     transfer = transfer or [[own[a] if i == j else 0.0 for j, _ in enumerate(archs)] for i, a in enumerate(archs)]
-    return {"archs": archs, "norms": ["l2"], "names": {a: a for a in archs}, "n_eval": N_ILSVRC,
-            "n_train": 10_000, "n_train_total": 1_281_167,
-            "fooling": {a: {"l2": {"test": p / 100, "chance": NOISE}} for a, p in own.items()},
-            "transfer": {"l2": [[p / 100 for p in row] for row in transfer]}}
+    return {
+        "archs": archs,
+        "norms": ["l2"],
+        "names": {a: a for a in archs},
+        "n_eval": N_ILSVRC,
+        "n_train": 10_000,
+        "n_train_total": 1_281_167,
+        "fooling": {a: {"l2": {"test": p / 100, "chance": NOISE}} for a, p in own.items()},
+        "transfer": {"l2": [[p / 100 for p in row] for row in transfer]},
+    }
 
 
 def finetune(rounds: list) -> dict:
     """II-T6: the fooling rate (%) of a freshly computed perturbation before and after each round."""
-    return {"n_eval": N_ILSVRC, "t6": {"rounds": [{"fooling": p / 100} for p in rounds]},
-            "f5": {"scales": [1.0], "scaled": [rounds[0] / 100], "random": [[NOISE]]}}
+    return {
+        "n_eval": N_ILSVRC,
+        "t6": {"rounds": [{"fooling": p / 100} for p in rounds]},
+        "f5": {"scales": [1.0], "scaled": [rounds[0] / 100], "random": [[NOISE]]},
+    }
 
 
 def normals(subspace: float, free: float) -> dict:
@@ -80,38 +114,95 @@ def verdict(section, record: dict, test: str, index: int = 0):
 
 # (name, the verdict from the paper's numbers, the verdict with the effect reversed, the status reversed)
 CASES = [
-    ("I-T3 l2 (CIFAR-10)", lambda: verdict(generalisation, t3((64.3, 23.3), (78.7, 26.5)), "I-T3", 0),
-     lambda: verdict(generalisation, t3((23.3, 64.3), (26.5, 78.7)), "I-T3", 0), "does not hold"),
-    ("I-T3 linf (ImageNet-M10)", lambda: verdict(generalisation, t3((64.3, 23.3), (78.7, 26.5)), "I-T3", 1),
-     lambda: verdict(generalisation, t3((23.3, 64.3), (26.5, 78.7)), "I-T3", 1), "does not hold"),
-    ("I-T1", lambda: verdict(interpolation, interp(
-        {1: 74.5, 2: 57.1, 4: 61.3, 8: 57.4, 16: 34.3, 32: 21.8, 256: 19.1}, 76.6, 23.9), "I-T1"),
-     lambda: verdict(interpolation, interp({1: 34.3, 2: 57.1, 16: 74.5, 256: 19.1}, 76.6, 23.9), "I-T1"),
-     "does not hold"),
-    ("I-T5", lambda: verdict(interpolation, interp({1: 74.5, 2: 57.1, 256: 19.1}, 76.6, 23.9), "I-T5"),
-     lambda: verdict(interpolation, interp({1: 74.5, 2: 76.6, 256: 19.1}, 57.1, 23.9), "I-T5"), "does not hold"),
+    (
+        "I-T3 l2 (CIFAR-10)",
+        lambda: verdict(generalisation, t3((64.3, 23.3), (78.7, 26.5)), "I-T3", 0),
+        lambda: verdict(generalisation, t3((23.3, 64.3), (26.5, 78.7)), "I-T3", 0),
+        "does not hold",
+    ),
+    (
+        "I-T3 linf (ImageNet-M10)",
+        lambda: verdict(generalisation, t3((64.3, 23.3), (78.7, 26.5)), "I-T3", 1),
+        lambda: verdict(generalisation, t3((23.3, 64.3), (26.5, 78.7)), "I-T3", 1),
+        "does not hold",
+    ),
+    (
+        "I-T1",
+        lambda: verdict(
+            interpolation,
+            interp({1: 74.5, 2: 57.1, 4: 61.3, 8: 57.4, 16: 34.3, 32: 21.8, 256: 19.1}, 76.6, 23.9),
+            "I-T1",
+        ),
+        lambda: verdict(interpolation, interp({1: 34.3, 2: 57.1, 16: 74.5, 256: 19.1}, 76.6, 23.9), "I-T1"),
+        "does not hold",
+    ),
+    (
+        "I-T5",
+        lambda: verdict(interpolation, interp({1: 74.5, 2: 57.1, 256: 19.1}, 76.6, 23.9), "I-T5"),
+        lambda: verdict(interpolation, interp({1: 74.5, 2: 76.6, 256: 19.1}, 57.1, 23.9), "I-T5"),
+        "does not hold",
+    ),
     # Table 2's random base sets (23.2%) stand in the K = 256 row, as the paper compares them.
-    ("I-T2", lambda: verdict(interpolation, interp({1: 74.5, 2: 57.1, 256: 23.2}, 76.6, 23.9), "I-T2"),
-     lambda: verdict(interpolation, interp({1: 74.5, 2: 57.1, 256: 23.2}, 76.6, 43.9), "I-T2"), "does not hold"),
-    ("I-T4 probes", lambda: verdict(leakage, leak(
-        {"natural": 36.9, "natural_seed1": 35.0, "vgg16": 26.4, "robust": 22.3}, 26.5, 19.1), "I-T4", 0),
-     lambda: verdict(leakage, leak(
-         {"natural": 36.9, "natural_seed1": 22.3, "vgg16": 22.3, "robust": 35.0}, 22.3, 19.1), "I-T4", 0),
-     "does not hold"),
-    ("I-T4 cyclic", lambda: verdict(leakage, leak(
-        {"natural": 36.9, "natural_seed1": 35.0, "vgg16": 26.4, "robust": 22.3}, 26.5, 19.1), "I-T4", 1),
-     lambda: verdict(leakage, leak(
-         {"natural": 36.9, "natural_seed1": 35.0, "vgg16": 26.4, "robust": 22.3}, 26.5, 1.9), "I-T4", 1),
-     "does not hold"),
-    ("II-T1", lambda: uap._t1(fooling({"CaffeNet": 90.5, "VGG-F": 90.5})),
-     lambda: uap._t1(fooling({"CaffeNet": 10.0, "VGG-F": 9.5})), "does not hold"),
+    (
+        "I-T2",
+        lambda: verdict(interpolation, interp({1: 74.5, 2: 57.1, 256: 23.2}, 76.6, 23.9), "I-T2"),
+        lambda: verdict(interpolation, interp({1: 74.5, 2: 57.1, 256: 23.2}, 76.6, 43.9), "I-T2"),
+        "does not hold",
+    ),
+    (
+        "I-T4 probes",
+        lambda: verdict(
+            leakage,
+            leak({"natural": 36.9, "natural_seed1": 35.0, "vgg16": 26.4, "robust": 22.3}, 26.5, 19.1),
+            "I-T4",
+            0,
+        ),
+        lambda: verdict(
+            leakage,
+            leak({"natural": 36.9, "natural_seed1": 22.3, "vgg16": 22.3, "robust": 35.0}, 22.3, 19.1),
+            "I-T4",
+            0,
+        ),
+        "does not hold",
+    ),
+    (
+        "I-T4 cyclic",
+        lambda: verdict(
+            leakage,
+            leak({"natural": 36.9, "natural_seed1": 35.0, "vgg16": 26.4, "robust": 22.3}, 26.5, 19.1),
+            "I-T4",
+            1,
+        ),
+        lambda: verdict(
+            leakage, leak({"natural": 36.9, "natural_seed1": 35.0, "vgg16": 26.4, "robust": 22.3}, 26.5, 1.9), "I-T4", 1
+        ),
+        "does not hold",
+    ),
+    (
+        "II-T1",
+        lambda: uap._t1(fooling({"CaffeNet": 90.5, "VGG-F": 90.5})),
+        lambda: uap._t1(fooling({"CaffeNet": 10.0, "VGG-F": 9.5})),
+        "does not hold",
+    ),
     # VGG-19's own fooling rate is not in PAPER.md: "very high" (II-T1), taken as 90%.
-    ("II-T2", lambda: uap._t2(fooling({"VGG-19": 90.0, "VGG-16": 90.0}, [[90.0, 53.5], [53.5, 90.0]])),
-     lambda: uap._t2(fooling({"VGG-19": 90.0, "VGG-16": 90.0}, [[90.0, 10.0], [10.0, 90.0]])), "does not hold"),
-    ("II-T6", lambda: uap_analysis._t6(finetune([93.7, 76.2, 80.0])),
-     lambda: uap_analysis._t6(finetune([93.7, 93.7, 10.0])), "holds in part"),
-    ("II-F7", lambda: uap_analysis._f7_subspace(normals(38.0, 10.0)),
-     lambda: uap_analysis._f7_subspace(normals(10.0, 38.0)), "does not hold"),
+    (
+        "II-T2",
+        lambda: uap._t2(fooling({"VGG-19": 90.0, "VGG-16": 90.0}, [[90.0, 53.5], [53.5, 90.0]])),
+        lambda: uap._t2(fooling({"VGG-19": 90.0, "VGG-16": 90.0}, [[90.0, 10.0], [10.0, 90.0]])),
+        "does not hold",
+    ),
+    (
+        "II-T6",
+        lambda: uap_analysis._t6(finetune([93.7, 76.2, 80.0])),
+        lambda: uap_analysis._t6(finetune([93.7, 93.7, 10.0])),
+        "holds in part",
+    ),
+    (
+        "II-F7",
+        lambda: uap_analysis._f7_subspace(normals(38.0, 10.0)),
+        lambda: uap_analysis._f7_subspace(normals(10.0, 38.0)),
+        "does not hold",
+    ),
 ]
 
 

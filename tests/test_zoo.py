@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nrf import data, records, train, zoo
+from nrf.sections import models
 
 
 @pytest.fixture()
@@ -18,7 +19,7 @@ def trained(tmp_path, monkeypatch):
     test = data.load_cifar10("sample", "test")
     x, y = full.x[:512], full.y[:512]
     train_data = data.Data(x, y, full.classes, data._identity("tiny", x, y))
-    cfg = records.resolve("models", {"profile": "smoke", "width": 2, "epochs": 1})
+    cfg = records.resolve(models, {"profile": "smoke", "width": 2, "epochs": 1})
     spec = zoo.recipe(cfg, "natural", train_data.identity)
     model, meta = zoo.trained(spec, train_data, test, device=torch.device("cpu"))
     return spec, train_data, test, model, meta

@@ -14,15 +14,23 @@ EXAMPLES = ("adv", "univ", CYCLIC)  # the variants whose kept images the page sh
 N_EXAMPLES = 3
 
 
-def run(cfg: dict, progress: bool = True) -> dict:
+def run(cfg: dict) -> dict:
     """Build (or load) the catalogue: per variant its recipe, what was built, the share fooled
     (overall and per target), what was kept per (class, target) cell and its label balance."""
-    cat = constructed.Catalogue(cfg).build(progress=progress)
+    cat = constructed.Catalogue(cfg).build()
     variants = {}
     for name, s in cat.stats.items():
-        variants[name] = {**s["variant"], "built": s["built"], "fooled": s["fooled"],
-                          "fooled_by_target": s["fooled_by_target"], "kept": s["kept"], "base_size": s["base_size"],
-                          "label_counts": s["label_counts"], "table": s["table"], "max_gap": s["max_gap"]}
+        variants[name] = {
+            **s["variant"],
+            "built": s["built"],
+            "fooled": s["fooled"],
+            "fooled_by_target": s["fooled_by_target"],
+            "kept": s["kept"],
+            "base_size": s["base_size"],
+            "label_counts": s["label_counts"],
+            "table": s["table"],
+            "max_gap": s["max_gap"],
+        }
     tensors, labels = {}, {}
     for name in EXAMPLES:
         ex = cat.examples[name]
@@ -30,10 +38,17 @@ def run(cfg: dict, progress: bool = True) -> dict:
         tensors[f"perturbed_{name}"] = ex["perturbed"][:N_EXAMPLES]
         labels[name] = ex["t"][:N_EXAMPLES]
     results = {
-        "classes": cat.classes, "natural_acc": cat.meta["clean_acc"], "n_source": len(cat.source),
-        "l2_eps": cfg["l2_eps"], "linf_eps": cfg["linf_eps"], "eps_scale": cfg["eps_scale"],
-        "solver_epochs": cfg["solver_epochs"], "solver_step": cfg["solver_step"],
-        "variants": variants, "common": cat.common, "examples": {"sets": list(EXAMPLES), "labels": labels},
+        "classes": cat.classes,
+        "natural_acc": cat.meta["clean_acc"],
+        "n_source": len(cat.source),
+        "l2_eps": cfg["l2_eps"],
+        "linf_eps": cfg["linf_eps"],
+        "eps_scale": cfg["eps_scale"],
+        "solver_epochs": cfg["solver_epochs"],
+        "solver_step": cfg["solver_step"],
+        "variants": variants,
+        "common": cat.common,
+        "examples": {"sets": list(EXAMPLES), "labels": labels},
     }
     return {"results": results, "tensors": tensors, "data": records.data_note(cat.train, cat.test)}
 
@@ -54,20 +69,36 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     else:
         status = "holds" if gap < 1e-9 else "does not hold"
         detail = f"largest gap of P(t | y) from uniform over the {len(balanced)} variants; {labels} labels kept"
-    found.append(claims.Verdict(
-        claim="new labels uniform and independent of the original ones", test="Constructed data sets",
-        effect=100 * gap if kept else None, spread=None, unit="points", status=status,
-        criterion="every kept (class, label) cell holds the same share 1/C of its class, in every variant",
-        detail=detail, kind="sanity check"))
+    found.append(
+        claims.Verdict(
+            claim="new labels uniform and independent of the original ones",
+            test="Constructed data sets",
+            effect=100 * gap if kept else None,
+            spread=None,
+            unit="points",
+            status=status,
+            criterion="every kept (class, label) cell holds the same share 1/C of its class, in every variant",
+            detail=detail,
+            kind="sanity check",
+        )
+    )
     if not kept:
         status, detail = "cannot be tested", "the data sets are empty"
     elif len(sizes) == 1:
         status, detail = "holds", f"every variant but the cyclic one keeps {kept} examples"
     else:
         status, detail = "does not hold", f"the variants keep {sorted(sizes)} examples"
-    found.append(claims.Verdict(
-        claim="D_adv and every variant compare at D_univ's size", test="Constructed data sets",
-        effect=None, spread=None, unit="", status=status,
-        criterion="every variant but the cyclic one keeps the same number of examples", detail=detail,
-        kind="sanity check"))
+    found.append(
+        claims.Verdict(
+            claim="D_adv and every variant compare at D_univ's size",
+            test="Constructed data sets",
+            effect=None,
+            spread=None,
+            unit="",
+            status=status,
+            criterion="every variant but the cyclic one keeps the same number of examples",
+            detail=detail,
+            kind="sanity check",
+        )
+    )
     return found

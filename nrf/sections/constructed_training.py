@@ -13,25 +13,42 @@ place of the grid's lists; `lr` and `batch_size` are the natural model's (option
 from .. import claims, constructed, grid, options, records
 from ..options import Option
 
-OPTIONS = options.MODELS + constructed.OPTIONS + grid.TRAINING + [
-    Option("dataset", "univ", "the constructed data set: a name of the catalogue (adv, adv-half, univ, adv-linf, "
-           "univ-linf, univ-K<K>, univ-class, univ-cyclic)", kind="str"),
-    Option("train_lr", 0.1, "SGD learning rate of the fresh ResNet-18", low=1e-12),
-    Option("train_batch_size", 128, "its batch size", kind="int", low=1),
-    Option("decay", "none", "its schedule: none, or step (one x0.1 drop half-way)", kind="str", choices=grid.DECAYS),
-]
+OPTIONS = (
+    options.MODELS
+    + constructed.OPTIONS
+    + grid.TRAINING
+    + [
+        Option(
+            "dataset",
+            "univ",
+            "the constructed data set: a name of the catalogue (adv, adv-half, univ, adv-linf, "
+            "univ-linf, univ-K<K>, univ-class, univ-cyclic)",
+            kind="str",
+        ),
+        Option("train_lr", 0.1, "SGD learning rate of the fresh ResNet-18", low=1e-12),
+        Option("train_batch_size", 128, "its batch size", kind="int", low=1),
+        Option(
+            "decay", "none", "its schedule: none, or step (one x0.1 drop half-way)", kind="str", choices=grid.DECAYS
+        ),
+    ]
+)
 
 
-def run(cfg: dict, progress: bool = True) -> dict:
+def run(cfg: dict) -> dict:
     """Train on constructed data set `dataset` with one setting and test: the setting, the data
     set's size, the history, final and best-epoch test accuracy, the chance level."""
     point = grid.setting(cfg["train_lr"], cfg["train_batch_size"], cfg["decay"], cfg["train_epochs"])
     cat = constructed.Catalogue(cfg)
     cat.check(cfg["dataset"])  # the name, before any training
-    cat.build(progress=progress)
-    out = grid.train(cat, cfg["dataset"], point, cfg["model_width"], cfg["seed"], progress=progress)
-    results = {**out, "chance": cat.chance, "n_test": len(cat.test), "classes": cat.classes,
-               "variant": cat.names[cfg["dataset"]]}
+    cat.build()
+    out = grid.train(cat, cfg["dataset"], point, cfg["model_width"], cfg["seed"])
+    results = {
+        **out,
+        "chance": cat.chance,
+        "n_test": len(cat.test),
+        "classes": cat.classes,
+        "variant": cat.names[cfg["dataset"]],
+    }
     return {"results": results, "data": records.data_note(cat.train, cat.test)}
 
 

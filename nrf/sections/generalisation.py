@@ -13,15 +13,21 @@ DATASETS = ["adv", "adv-half", "univ", "adv-linf", "univ-linf"]
 PAIRS = {"l2": ("adv", "univ"), "linf": ("adv-linf", "univ-linf")}  # norm -> (standard, universal)
 
 
-def run(cfg: dict, progress: bool = True) -> dict:
+def run(cfg: dict) -> dict:
     """The grid over DATASETS: every point and each data set's best, with the data sets'
     recipes and sizes, the test set's size and the chance level."""
     grid.settings(cfg)  # checks the grid before any work
-    cat = constructed.Catalogue(cfg).build(progress=progress)
-    out = grid.run(cat, DATASETS, cfg, progress=progress)
-    results = {"datasets": {n: {**cat.names[n], "size": cat.size(n)} for n in DATASETS}, **out,
-               "n_test": len(cat.test), "chance": cat.chance, "classes": cat.classes, "eps_scale": cfg["eps_scale"],
-               "natural_acc": cat.meta["clean_acc"]}
+    cat = constructed.Catalogue(cfg).build()
+    out = grid.run(cat, DATASETS, cfg)
+    results = {
+        "datasets": {n: {**cat.names[n], "size": cat.size(n)} for n in DATASETS},
+        **out,
+        "n_test": len(cat.test),
+        "chance": cat.chance,
+        "classes": cat.classes,
+        "eps_scale": cfg["eps_scale"],
+        "natural_acc": cat.meta["clean_acc"],
+    }
     return {"results": results, "data": records.data_note(cat.train, cat.test)}
 
 
@@ -36,8 +42,10 @@ def accuracy(r: dict, name: str) -> float:
 def grid_best(r: dict, names) -> str:
     """The paper's statistic for data sets `names`, in words: best over the grid (final epoch, and
     best epoch), chosen on the test set, so shown beside the decision, never deciding it."""
-    return ", ".join(f"{n} {100 * r['best'][n]['final_acc']:.1f}% (best epoch "
-                     f"{100 * r['best'][n]['best_epoch_acc']:.1f}%)" for n in names)
+    return ", ".join(
+        f"{n} {100 * r['best'][n]['final_acc']:.1f}% (best epoch {100 * r['best'][n]['best_epoch_acc']:.1f}%)"
+        for n in names
+    )
 
 
 def gap(r: dict, a: str, b: str) -> tuple[float, float]:
@@ -58,17 +66,33 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
         sa, sb = claims.binomial_se(pa, n), claims.binomial_se(pb, n)
         d, s = 100 * (pa - pb), 100 * claims.diff_se(sa, sb)
         # D_adv - D_univ > (D_adv - chance) / 2  <=>  D_adv / 2 + chance / 2 - D_univ > 0
-        test = claims.above(100 * (pa / 2 + chance / 2 - pb), 100 * claims.diff_se(sa / 2, sb),
-                            what="half of D_adv's lift over chance minus D_univ's")
-        accs = (f"final epoch at the fixed setting: {adv} {100 * pa:.1f}%, {univ} {100 * pb:.1f}% (chance "
-                f"{100 * chance:.1f}%); best over the grid, the paper's statistic: {grid_best(r, (adv, univ))}")
+        test = claims.above(
+            100 * (pa / 2 + chance / 2 - pb),
+            100 * claims.diff_se(sa / 2, sb),
+            what="half of D_adv's lift over chance minus D_univ's",
+        )
+        accs = (
+            f"final epoch at the fixed setting: {adv} {100 * pa:.1f}%, {univ} {100 * pb:.1f}% (chance "
+            f"{100 * chance:.1f}%); best over the grid, the paper's statistic: {grid_best(r, (adv, univ))}"
+        )
         if not claims.signal(pa, chance):
             status, detail = "cannot be tested", f"{adv} is less than {claims.SIGNAL:g} points above chance: {accs}"
         else:
             status, detail = "holds" if test.passed else "does not hold", accs
-        found.append(claims.Verdict(
-            claim=f"D_univ generalises much worse than D_adv ({norm})", test="I-T3", effect=d, spread=s, unit="points",
-            status=status, detail=detail, criterion=claims.quoted(
-                SENTENCE, f"{test.criterion} (D_univ keeps less than half of D_adv's signal), at the final epoch of "
-                f"the grid's first setting, with {adv} at least {claims.SIGNAL:g} points above chance")))
+        found.append(
+            claims.Verdict(
+                claim=f"D_univ generalises much worse than D_adv ({norm})",
+                test="I-T3",
+                effect=d,
+                spread=s,
+                unit="points",
+                status=status,
+                detail=detail,
+                criterion=claims.quoted(
+                    SENTENCE,
+                    f"{test.criterion} (D_univ keeps less than half of D_adv's signal), at the final epoch of "
+                    f"the grid's first setting, with {adv} at least {claims.SIGNAL:g} points above chance",
+                ),
+            )
+        )
     return found

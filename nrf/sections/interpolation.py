@@ -11,34 +11,47 @@ import torch
 from .. import claims, constructed, grid, options, records
 from ..options import Option
 
-OPTIONS = options.MODELS + constructed.OPTIONS + grid.TRAINING + grid.GRID + [
-    Option("target", "dog", "the target class of I-F7", kind="class"),
-]
+OPTIONS = (
+    options.MODELS
+    + constructed.OPTIONS
+    + grid.TRAINING
+    + grid.GRID
+    + [Option("target", "dog", "the target class of I-F7", kind="class")]
+)
 
 
-def run(cfg: dict, progress: bool = True) -> dict:
+def run(cfg: dict) -> dict:
     """The grid over the K rows, the single-class variant and D_adv at eps/2: every point, each
     data set's best, the K rows ({K: data set}), and I-F7's perturbation toward `target` per K."""
     grid.settings(cfg)
     cat = constructed.Catalogue(cfg)
     target = options.class_index(cfg["target"], cat.classes, "target")
-    cat.build(progress=progress)
+    cat.build()
     rows = {k: constructed.k_name(k, cfg["K_univ"]) for k in sorted(cfg["Ks"])}
     names = list(dict.fromkeys([*rows.values(), "univ-class", "adv-half"]))
-    out = grid.run(cat, names, cfg, progress=progress)
+    out = grid.run(cat, names, cfg)
     deltas = []
     for name in rows.values():
         ex = cat.examples[name]
         hit = (ex["delta_targets"] == target).nonzero()
         deltas.append(ex["deltas"][hit[0, 0]] if len(hit) else torch.zeros(ex["deltas"].shape[1:]))
     results = {
-        "K": {str(k): n for k, n in rows.items()}, "restrict_K": cfg["restrict_K"],
+        "K": {str(k): n for k, n in rows.items()},
+        "restrict_K": cfg["restrict_K"],
         "datasets": {n: {**cat.names[n], "size": cat.size(n), "base_size": cat.stats[n]["base_size"]} for n in names},
-        **out, "n_test": len(cat.test), "chance": cat.chance, "classes": cat.classes, "target": cat.classes[target],
-        "fine_labels": cat.train.fine_y is not None, "eps_scale": cfg["eps_scale"],
+        **out,
+        "n_test": len(cat.test),
+        "chance": cat.chance,
+        "classes": cat.classes,
+        "target": cat.classes[target],
+        "fine_labels": cat.train.fine_y is not None,
+        "eps_scale": cfg["eps_scale"],
     }
-    return {"results": results, "tensors": {"deltas": torch.stack(deltas)},
-            "data": records.data_note(cat.train, cat.test)}
+    return {
+        "results": results,
+        "tensors": {"deltas": torch.stack(deltas)},
+        "data": records.data_note(cat.train, cat.test),
+    }
 
 
 SENTENCES = {
@@ -66,8 +79,9 @@ def _gap(r: dict, a: str, b: str) -> tuple[float, float]:
 
 def _both(r: dict, *names: str) -> str:
     """The decided accuracies of `names`, and the paper's statistic (best over the grid) beside them."""
-    return "; ".join(f"{n} {100 * _acc(r, n):.1f}% (best over the grid {100 * r['best'][n]['final_acc']:.1f}%)"
-                     for n in names)
+    return "; ".join(
+        f"{n} {100 * _acc(r, n):.1f}% (best over the grid {100 * r['best'][n]['final_acc']:.1f}%)" for n in names
+    )
 
 
 def verdicts(rec: dict) -> list[claims.Verdict]:
@@ -80,53 +94,98 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     rows = {int(k): n for k, n in r["K"].items()}
     first = rows[min(rows)]
     signal = claims.signal(_acc(r, first), r["chance"])
-    no_signal = (f"K = {min(rows)} is less than {claims.SIGNAL:g} points above chance ({100 * _acc(r, first):.1f}% "
-                 f"against {100 * r['chance']:.1f}%)")
-    need = (f"; decided when K = {min(rows)} is at least {claims.SIGNAL:g} points above chance, at the final epoch "
-            "of the grid's first setting")
+    no_signal = (
+        f"K = {min(rows)} is less than {claims.SIGNAL:g} points above chance ({100 * _acc(r, first):.1f}% "
+        f"against {100 * r['chance']:.1f}%)"
+    )
+    need = (
+        f"; decided when K = {min(rows)} is at least {claims.SIGNAL:g} points above chance, at the final epoch "
+        "of the grid's first setting"
+    )
 
     small = [k for k in rows if min(rows) < k <= SMALL_K]
     common = dict(claim="generalisation already suffers at a small K", test="I-T1", unit="points")
     if not small:
-        found = [claims.Verdict(**common, effect=None, spread=None, status="not applicable",
-                                criterion=claims.quoted(SENTENCES["I-T1"], f"accuracy at K = 1 above a K <= {SMALL_K}"),
-                                detail=f"no K between {min(rows)} and {SMALL_K} among this run's Ks {sorted(rows)}")]
+        found = [
+            claims.Verdict(
+                **common,
+                effect=None,
+                spread=None,
+                status="not applicable",
+                criterion=claims.quoted(SENTENCES["I-T1"], f"accuracy at K = 1 above a K <= {SMALL_K}"),
+                detail=f"no K between {min(rows)} and {SMALL_K} among this run's Ks {sorted(rows)}",
+            )
+        ]
     else:
         k = max(small)
         drop, drop_se = _gap(r, first, rows[k])
         test = claims.above(drop, drop_se, what=f"accuracy at K = {min(rows)} minus accuracy at K = {k}")
-        found = [claims.Verdict(
-            **common, effect=drop, spread=drop_se, criterion=claims.quoted(SENTENCES["I-T1"], test.criterion + need),
-            status="cannot be tested" if not signal else "holds" if test.passed else "does not hold",
-            detail=no_signal if not signal else _both(r, first, rows[k]))]
+        found = [
+            claims.Verdict(
+                **common,
+                effect=drop,
+                spread=drop_se,
+                criterion=claims.quoted(SENTENCES["I-T1"], test.criterion + need),
+                status="cannot be tested" if not signal else "holds" if test.passed else "does not hold",
+                detail=no_signal if not signal else _both(r, first, rows[k]),
+            )
+        ]
 
     common = dict(claim="budget-splitting does not explain the K effect", test="I-T5", unit="points")
     if 2 in rows:
         d, s = _gap(r, "adv-half", rows[2])
         test = claims.above(d, s, what="D_adv at eps/2 minus D_univ with K = 2 at eps")
-        found.append(claims.Verdict(
-            **common, effect=d, spread=s, criterion=claims.quoted(SENTENCES["I-T5"], test.criterion + need),
-            status="cannot be tested" if not signal else "holds" if test.passed else "does not hold",
-            detail=no_signal if not signal else _both(r, "adv-half", rows[2])))
+        found.append(
+            claims.Verdict(
+                **common,
+                effect=d,
+                spread=s,
+                criterion=claims.quoted(SENTENCES["I-T5"], test.criterion + need),
+                status="cannot be tested" if not signal else "holds" if test.passed else "does not hold",
+                detail=no_signal if not signal else _both(r, "adv-half", rows[2]),
+            )
+        )
     else:
-        found.append(claims.Verdict(
-            **common, effect=None, spread=None, status="not applicable",
-            criterion=claims.quoted(SENTENCES["I-T5"], "D_adv at eps/2 above D_univ with K = 2 at eps"),
-            detail=f"K = 2 is not among this run's Ks {sorted(rows)}"))
+        found.append(
+            claims.Verdict(
+                **common,
+                effect=None,
+                spread=None,
+                status="not applicable",
+                criterion=claims.quoted(SENTENCES["I-T5"], "D_adv at eps/2 above D_univ with K = 2 at eps"),
+                detail=f"K = 2 is not among this run's Ks {sorted(rows)}",
+            )
+        )
 
     restrict = rows[r["restrict_K"]]
     d, s = _gap(r, "univ-class", restrict)
     test = claims.below(d, s, MODEST, what=f"single-class minus random base sets (K = {r['restrict_K']})")
-    found.append(claims.Verdict(
-        claim="a single-class base set helps only a little", test="I-T2", effect=d, spread=s, unit="points",
-        status="cannot be tested" if not signal else "holds" if test.passed else "does not hold",
-        criterion=claims.quoted(SENTENCES["I-T2"], test.criterion + need),
-        detail=no_signal if not signal else _both(r, "univ-class", restrict)))
-    found.append(claims.Verdict(
-        claim="a single-subclass base set helps only a little", test="I-T2", effect=None, spread=None, unit="",
-        status="not applicable" if not r["fine_labels"] else "cannot be tested",
-        criterion=claims.quoted(SENTENCES["I-T2"], "as for a single class, with base sets drawn from one "
-                                "fine-grained class"),
-        detail="this data set has no fine-grained labels (ImageNet-M10's 60 classes)" if not r["fine_labels"]
-        else "the book does not build single-subclass base sets yet"))
+    found.append(
+        claims.Verdict(
+            claim="a single-class base set helps only a little",
+            test="I-T2",
+            effect=d,
+            spread=s,
+            unit="points",
+            status="cannot be tested" if not signal else "holds" if test.passed else "does not hold",
+            criterion=claims.quoted(SENTENCES["I-T2"], test.criterion + need),
+            detail=no_signal if not signal else _both(r, "univ-class", restrict),
+        )
+    )
+    found.append(
+        claims.Verdict(
+            claim="a single-subclass base set helps only a little",
+            test="I-T2",
+            effect=None,
+            spread=None,
+            unit="",
+            status="not applicable" if not r["fine_labels"] else "cannot be tested",
+            criterion=claims.quoted(
+                SENTENCES["I-T2"], "as for a single class, with base sets drawn from one fine-grained class"
+            ),
+            detail="this data set has no fine-grained labels (ImageNet-M10's 60 classes)"
+            if not r["fine_labels"]
+            else "the book does not build single-subclass base sets yet",
+        )
+    )
     return found

@@ -15,38 +15,50 @@ one on D_univ against the robust probe, the one on cyclic labels against chance.
 import torch
 import torch.nn.functional as F
 
-from .. import claims, constructed, grid, options, records, store, zoo
+from .. import attacks, claims, constructed, grid, options, records, store, zoo
 from ..options import Option
-from ..runtime import autocast, generator
+from ..runtime import autocast, evaluating, generator
 
 ROLES = ("natural", "natural_seed1", "vgg16", "robust")
 DATASETS = ("univ", constructed.CYCLIC)
 
 # Full-batch Adam on standardised features; weight decay keeps a probe on a few hundred
 # examples from fitting noise.
-OPTIONS = options.MODELS + constructed.OPTIONS + grid.TRAINING + grid.GRID + [
-    Option("probe_steps", 300, "full-batch Adam steps of each linear probe", kind="int", low=1),
-    Option("probe_lr", 0.01, "their learning rate", low=1e-12),
-    Option("probe_weight_decay", 1e-3, "their weight decay", low=0),
-]
+OPTIONS = (
+    options.MODELS
+    + constructed.OPTIONS
+    + grid.TRAINING
+    + grid.GRID
+    + [
+        Option("probe_steps", 300, "full-batch Adam steps of each linear probe", kind="int", low=1),
+        Option("probe_lr", 0.01, "their learning rate", low=1e-12),
+        Option("probe_weight_decay", 1e-3, "their weight decay", low=0),
+    ]
+)
 
 
 @torch.no_grad()
 def features(model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Penultimate features of every image of x (uint8 or float [0, 1]), float32 on the CPU."""
-    device = next(model.parameters()).device
-    model.eval()
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device)
-        xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
-        with autocast(device):
+    with evaluating(model) as device, autocast(device):
+        for i in range(0, len(x), batch_size):
+            xb = attacks.as_float(x[i : i + batch_size].to(device))
             out.append(model.features(xb).float().cpu())
     return torch.cat(out)
 
 
-def probe(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, num_classes: int, *,
-          steps: int, lr: float, weight_decay: float, seed: int) -> dict:
+def probe(
+    train_f: torch.Tensor,
+    train_y: torch.Tensor,
+    test_f: torch.Tensor,
+    num_classes: int,
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+) -> dict:
     """A multinomial logistic regression on standardised features: its training accuracy and
     its predictions on the test features."""
     mean, std = train_f.mean(0), train_f.std(0).clamp_min(1e-6)
@@ -65,23 +77,29 @@ def probe(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, nu
         return {"train_acc": (layer(a).argmax(1) == train_y).float().mean().item(), "pred": layer(b).argmax(1)}
 
 
-def run(cfg: dict, progress: bool = True) -> dict:
+def run(cfg: dict) -> dict:
     """Probe every model of ROLES on D_univ and the cyclic D_univ, and train fresh ResNet-18s on
     both over the grid. probes: {dataset: {role: {"train_acc", "test_acc", "shifted"}}}: test_acc
     against the true labels, shifted the share predicted as y + 1 (the cyclic label)."""
     grid.settings(cfg)
-    cat = constructed.Catalogue(cfg).build(progress=progress)
+    cat = constructed.Catalogue(cfg).build()
     for name in DATASETS:
         cat.check(name)
     train_data, test_data = cat.train, cat.test
     specs = {role: zoo.recipe(cfg, role, train_data.identity) for role in ROLES}
-    trained = {role: (cat.model, cat.meta) if spec == cat.spec else zoo.trained(spec, train_data, test_data,
-                                                                                progress=progress)
-               for role, spec in specs.items()}
+    trained = {
+        role: (cat.model, cat.meta) if spec == cat.spec else zoo.trained(spec, train_data, test_data)
+        for role, spec in specs.items()
+    }
     num_classes = len(cat.classes)
     settings = {"steps": cfg["probe_steps"], "lr": cfg["probe_lr"], "weight_decay": cfg["probe_weight_decay"]}
-    params = {"models": specs, "data": {name: cat.identity(name) for name in DATASETS}, "test": test_data.identity,
-              "probe": settings, "seed": cfg["seed"]}
+    params = {
+        "models": specs,
+        "data": {name: cat.identity(name) for name in DATASETS},
+        "test": test_data.identity,
+        "probe": settings,
+        "seed": cfg["seed"],
+    }
 
     def compute(_workdir) -> dict:
         probes, sets = {name: {} for name in DATASETS}, {name: cat.dataset(name) for name in DATASETS}
@@ -89,17 +107,27 @@ def run(cfg: dict, progress: bool = True) -> dict:
             test_f = features(model, test_data.x)
             for name, data in sets.items():
                 p = probe(features(model, data.x), data.y, test_f, num_classes, seed=cfg["seed"], **settings)
-                probes[name][role] = {"train_acc": p["train_acc"],
-                                      "test_acc": (p["pred"] == test_data.y).float().mean().item(),
-                                      "shifted": (p["pred"] == (test_data.y + 1) % num_classes).float().mean().item()}
+                probes[name][role] = {
+                    "train_acc": p["train_acc"],
+                    "test_acc": (p["pred"] == test_data.y).float().mean().item(),
+                    "shifted": (p["pred"] == (test_data.y + 1) % num_classes).float().mean().item(),
+                }
         return {"probes": probes}
 
     result = store.fetch("leakage", params, compute)
-    fresh = grid.run(cat, list(DATASETS), cfg, progress=progress)
-    results = {"probes": result["probes"], "fresh": fresh, "roles": list(ROLES), "datasets": list(DATASETS),
-               "sizes": {name: cat.size(name) for name in DATASETS},
-               "clean_acc": {role: m["clean_acc"] for role, (_, m) in trained.items()},
-               "chance": cat.chance, "n_test": len(test_data), "classes": cat.classes, "eps_scale": cfg["eps_scale"]}
+    fresh = grid.run(cat, list(DATASETS), cfg)
+    results = {
+        "probes": result["probes"],
+        "fresh": fresh,
+        "roles": list(ROLES),
+        "datasets": list(DATASETS),
+        "sizes": {name: cat.size(name) for name in DATASETS},
+        "clean_acc": {role: m["clean_acc"] for role, (_, m) in trained.items()},
+        "chance": cat.chance,
+        "n_test": len(test_data),
+        "classes": cat.classes,
+        "eps_scale": cfg["eps_scale"],
+    }
     return {"results": results, "data": records.data_note(train_data, test_data)}
 
 
@@ -127,36 +155,59 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     for name, acc in [*((role, univ[role]["test_acc"]) for role in OTHERS), ("fresh ResNet-18", scratch["univ"])]:
         d = acc - robust
         above[name] = (d, claims.diff_se(claims.binomial_se(acc, n), claims.binomial_se(robust, n)))
-    tests = {name: claims.above(100 * d, 100 * s, what=f"{name.replace('_', ' ')} minus the robust probe")
-             for name, (d, s) in above.items()}
-    accs = ("probes: " + ", ".join(f"{role} {100 * univ[role]['test_acc']:.1f}%" for role in r["roles"])
-            + f"; fresh ResNet-18 on D_univ {100 * scratch['univ']:.1f}% (chance {100 * chance:.1f}%)")
+    tests = {
+        name: claims.above(100 * d, 100 * s, what=f"{name.replace('_', ' ')} minus the robust probe")
+        for name, (d, s) in above.items()
+    }
+    accs = (
+        "probes: "
+        + ", ".join(f"{role} {100 * univ[role]['test_acc']:.1f}%" for role in r["roles"])
+        + f"; fresh ResNet-18 on D_univ {100 * scratch['univ']:.1f}% (chance {100 * chance:.1f}%)"
+    )
     if not claims.signal(univ["natural"]["test_acc"], chance):
         status = "cannot be tested"
         detail = f"even the source's probe is not {claims.SIGNAL:g} points above chance: {accs}"
     else:
         passed = [name for name, t in tests.items() if t.passed]
         status = claims.outcome(len(passed), len(tests))
-        detail = accs + (f"; not above the robust probe: {', '.join(n for n in tests if n not in passed)}"
-                         if len(passed) < len(tests) else "")
+        detail = accs + (
+            f"; not above the robust probe: {', '.join(n for n in tests if n not in passed)}"
+            if len(passed) < len(tests)
+            else ""
+        )
     worst = min(above, key=lambda name: above[name][0] - claims.K_SE * above[name][1])
     cyc, cyc_se = scratch[constructed.CYCLIC] - chance, claims.binomial_se(scratch[constructed.CYCLIC], n)
     cyc_test = claims.above(100 * cyc, 100 * cyc_se, what="its accuracy minus chance")
     return [
         claims.Verdict(
-            claim="leaked robust features cannot account for all of D_univ's signal", test="I-T4",
-            effect=100 * above[worst][0], spread=100 * above[worst][1], unit=f"points ({worst} over the robust probe)",
-            status=status, detail=detail, criterion=claims.quoted(
-                SENTENCES["probes"], "; ".join(t.criterion for t in tests.values()) + " (the probes of natural "
+            claim="leaked robust features cannot account for all of D_univ's signal",
+            test="I-T4",
+            effect=100 * above[worst][0],
+            spread=100 * above[worst][1],
+            unit=f"points ({worst} over the robust probe)",
+            status=status,
+            detail=detail,
+            criterion=claims.quoted(
+                SENTENCES["probes"],
+                "; ".join(t.criterion for t in tests.values()) + " (the probes of natural "
                 f"models other than D_univ's source, and the fresh ResNet-18 trained on D_univ); decided when the "
-                f"source's probe is at least {claims.SIGNAL:g} points above chance")),
+                f"source's probe is at least {claims.SIGNAL:g} points above chance",
+            ),
+        ),
         claims.Verdict(
-            claim="a model trained on cyclic labels still learns the true classes", test="I-T4",
-            effect=100 * cyc, spread=100 * cyc_se, unit="points above chance",
+            claim="a model trained on cyclic labels still learns the true classes",
+            test="I-T4",
+            effect=100 * cyc,
+            spread=100 * cyc_se,
+            unit="points above chance",
             status="holds" if cyc_test.passed else "does not hold",
-            criterion=claims.quoted(SENTENCES["cyclic"], f"a fresh ResNet-18 trained on the cyclic-label D_univ "
-                                    f"(t = y + 1), on the clean test set: {cyc_test.criterion}, at the final epoch "
-                                    "of the grid's first setting"),
+            criterion=claims.quoted(
+                SENTENCES["cyclic"],
+                f"a fresh ResNet-18 trained on the cyclic-label D_univ "
+                f"(t = y + 1), on the clean test set: {cyc_test.criterion}, at the final epoch "
+                "of the grid's first setting",
+            ),
             detail=f"{100 * scratch[constructed.CYCLIC]:.1f}% against chance {100 * chance:.1f}% (D_univ: "
-                   f"{100 * scratch['univ']:.1f}%)"),
+            f"{100 * scratch['univ']:.1f}%)",
+        ),
     ]

@@ -9,28 +9,52 @@ fooling rate P(C(x + v) != C(x)).
 import time
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import algorithm1, attacks, claims, options, records, store, uaps, zoo
 from ..data import Data
 from ..options import Option
-from ..runtime import device_batch, generator
+from ..runtime import bar, device_batch, device_of, generator
 
-OPTIONS = options.MODELS + uaps.OPTIONS + [
-    Option("archs", ["natural", "vgg16", "vgg11"], "models to attack, distinct roles (the first also for II-A1 "
-           "and II-F3)", kind="strs", choices=zoo.ROLES),
-    Option("norms", ["l2", "linf"], "norms of the perturbations, distinct (the first also for II-A1 and II-F3)",
-           kind="strs", choices=attacks.NORMS),
-    Option("n_eval", None, "held-out test images scored (null: the whole test split)", kind="int", low=1,
-           optional=True),
-    Option("sizes", {"smoke": [25, 50, 100, 200], "medium": [100, 250, 500, 1000], "paper": [100, 250, 500, 1000, 2000, 4000]},
-           "distinct sizes of X for II-F3", kind="ints", low=1),
-    Option("compare_n", {"smoke": 50, "medium": 200, "paper": 500}, "images in X for the per-image versus batched comparison "
-           "(II-A1)", kind="int", low=1),
-]
+OPTIONS = (
+    options.MODELS
+    + uaps.OPTIONS
+    + [
+        Option(
+            "archs",
+            ["natural", "vgg16", "vgg11"],
+            "models to attack, distinct roles (the first also for II-A1 and II-F3)",
+            kind="strs",
+            choices=zoo.ROLES,
+        ),
+        Option(
+            "norms",
+            ["l2", "linf"],
+            "norms of the perturbations, distinct (the first also for II-A1 and II-F3)",
+            kind="strs",
+            choices=attacks.NORMS,
+        ),
+        Option(
+            "n_eval", None, "held-out test images scored (null: the whole test split)", kind="int", low=1, optional=True
+        ),
+        Option(
+            "sizes",
+            {"smoke": [25, 50, 100, 200], "medium": [100, 250, 500, 1000], "paper": [100, 250, 500, 1000, 2000, 4000]},
+            "distinct sizes of X for II-F3",
+            kind="ints",
+            low=1,
+        ),
+        Option(
+            "compare_n",
+            {"smoke": 50, "medium": 200, "paper": 500},
+            "images in X for the per-image versus batched comparison (II-A1)",
+            kind="int",
+            low=1,
+        ),
+    ]
+)
 
 
-def run(cfg: dict, progress: bool = True) -> dict:
+def run(cfg: dict) -> dict:
     """II-A1, II-T1, II-T2, II-F3, II-F4: one perturbation per architecture and norm, one per
     size of X, their fooling rates on every model, and the labels they send images to."""
     for name in ("archs", "norms", "sizes"):
@@ -49,8 +73,8 @@ def run(cfg: dict, progress: bool = True) -> dict:
     nets = {}
     for role in archs:
         spec = zoo.recipe(cfg, role, train_data.identity)
-        nets[role] = (*zoo.trained(spec, train_data, test_data, progress=progress), spec)
-    xi, solver = uaps.xi(cfg), {**uaps.solver(cfg), "progress": progress}
+        nets[role] = (*zoo.trained(spec, train_data, test_data), spec)
+    xi, solver = uaps.xi(cfg), uaps.solver(cfg)
     first, size_norm = archs[0], norms[0]
 
     # II-T1 / II-T2 / II-F4: one perturbation per architecture and norm; II-F3: one per size of X.
@@ -58,12 +82,14 @@ def run(cfg: dict, progress: bool = True) -> dict:
     for role in archs:
         model, _, spec = nets[role]
         for norm in norms:
-            found[f"{role}/{norm}"] = uaps.universal(model, spec, train_data, n=cfg["n_train"], norm=norm,
-                                                     xi=xi[norm], **solver)
+            found[f"{role}/{norm}"] = uaps.universal(
+                model, spec, train_data, n=cfg["n_train"], norm=norm, xi=xi[norm], **solver
+            )
     model, _, spec = nets[first]
     for n in sizes:
-        found[f"{first}/{size_norm}/n={n}"] = uaps.universal(model, spec, train_data, n=n, norm=size_norm,
-                                                             xi=xi[size_norm], **solver)
+        found[f"{first}/{size_norm}/n={n}"] = uaps.universal(
+            model, spec, train_data, n=n, norm=size_norm, xi=xi[size_norm], **solver
+        )
     gen = generator(uaps.CHANCE_SEED)
     chance = {}
     for norm in attacks.NORMS:  # one draw per norm, always both, so a draw does not depend on `norms`
@@ -72,9 +98,16 @@ def run(cfg: dict, progress: bool = True) -> dict:
     pert = {name: (r["v"], digest) for name, (r, digest) in found.items()} | chance
 
     # Labels of every model on every perturbation (the sizes only on the first model).
-    preds = {role: predictions(nets[role][0], nets[role][2], test_data, cfg["n_eval"],
-                               {k: v for k, v in pert.items() if "n=" not in k or role == first}, progress)
-             for role in archs}
+    preds = {
+        role: predictions(
+            nets[role][0],
+            nets[role][2],
+            test_data,
+            cfg["n_eval"],
+            {k: v for k, v in pert.items() if "n=" not in k or role == first},
+        )
+        for role in archs
+    }
 
     def fooling(role, name):
         return (preds[role][name] != preds[role]["clean"]).float().mean().item()
@@ -89,65 +122,128 @@ def run(cfg: dict, progress: bool = True) -> dict:
             clean, after = preds[role]["clean"], preds[role][f"{role}/{norm}"]
             fooled = after != clean
             counts = torch.zeros(classes, classes, dtype=torch.long)
-            counts.index_put_((y[fooled], after[fooled]), torch.ones(int(fooled.sum()), dtype=torch.long),
-                              accumulate=True)
+            counts.index_put_(
+                (y[fooled], after[fooled]), torch.ones(int(fooled.sum()), dtype=torch.long), accumulate=True
+            )
             dominant[role][norm] = counts  # [true class, label after the perturbation], fooled images only
-            table[role][norm] = {"train": r["history"][-1], "test": fooling(role, f"{role}/{norm}"),
-                                 "chance": fooling(role, f"random/{norm}"), "passes": len(r["history"]),
-                                 "history": r["history"], "seconds": r["seconds"]}
+            table[role][norm] = {
+                "train": r["history"][-1],
+                "test": fooling(role, f"{role}/{norm}"),
+                "chance": fooling(role, f"random/{norm}"),
+                "passes": len(r["history"]),
+                "history": r["history"],
+                "seconds": r["seconds"],
+            }
     transfer = {norm: [[fooling(tgt, f"{src}/{norm}") for tgt in archs] for src in archs] for norm in norms}
-    by_size = {"n": sizes, "norm": size_norm, "role": first,
-               "test": [fooling(first, f"{first}/{size_norm}/n={n}") for n in sizes],
-               "train": [found[f"{first}/{size_norm}/n={n}"][0]["history"][-1] for n in sizes],
-               "chance": fooling(first, f"random/{size_norm}")}
+    by_size = {
+        "n": sizes,
+        "norm": size_norm,
+        "role": first,
+        "test": [fooling(first, f"{first}/{size_norm}/n={n}") for n in sizes],
+        "train": [found[f"{first}/{size_norm}/n={n}"][0]["history"][-1] for n in sizes],
+        "chance": fooling(first, f"random/{size_norm}"),
+    }
 
     model, _, spec = nets[first]
-    comparison = compare(model, spec, train_data, test_data, n=cfg["compare_n"], norm=size_norm, xi=xi[size_norm],
-                         n_eval=cfg["n_eval"], **solver)
+    comparison = compare(
+        model,
+        spec,
+        train_data,
+        test_data,
+        n=cfg["compare_n"],
+        norm=size_norm,
+        xi=xi[size_norm],
+        n_eval=cfg["n_eval"],
+        **solver,
+    )
     pixels = train_data.x[0].numel()
     results = {
-        "classes": list(train_data.classes), "archs": archs, "norms": norms, "names": {r: uaps.NAMES[r] for r in archs},
-        "xi": xi, "pixels": pixels, "imagenet": uaps.imagenet_equivalent(pixels), "n_train": cfg["n_train"],
-        "n_train_total": len(train_data), "n_eval": len(y), "max_passes": cfg["max_passes"], "delta": cfg["delta"],
+        "classes": list(train_data.classes),
+        "archs": archs,
+        "norms": norms,
+        "names": {r: uaps.ROLE_NAMES[r] for r in archs},
+        "xi": xi,
+        "pixels": pixels,
+        "imagenet": uaps.imagenet_equivalent(pixels),
+        "n_train": cfg["n_train"],
+        "n_train_total": len(train_data),
+        "n_eval": len(y),
+        "max_passes": cfg["max_passes"],
+        "delta": cfg["delta"],
         "models": {role: {"clean_acc": meta["clean_acc"]} for role, (_, meta, _) in nets.items()},
-        "fooling": table, "transfer": transfer, "dominant": dominant, "sizes": by_size,
-        "compare": {"n": cfg["compare_n"], "norm": size_norm, "role": first,
-                    **{kind: {k: c[k] for k in ("history", "seconds", "test_fooling")}
-                       for kind, c in comparison.items()}},
+        "fooling": table,
+        "transfer": transfer,
+        "dominant": dominant,
+        "sizes": by_size,
+        "compare": {
+            "n": cfg["compare_n"],
+            "norm": size_norm,
+            "role": first,
+            **{kind: {k: c[k] for k in ("history", "seconds", "test_fooling")} for kind, c in comparison.items()},
+        },
     }
     v = torch.stack([torch.stack([found[f"{role}/{norm}"][0]["v"] for norm in norms]) for role in archs])
-    return {"results": results, "tensors": {"perturbations": v.float()},  # [archs, norms, C, H, W]
-            "data": records.data_note(train_data, test_data)}
+    return {
+        "results": results,
+        "tensors": {"perturbations": v.float()},  # [archs, norms, C, H, W]
+        "data": records.data_note(train_data, test_data),
+    }
 
 
-def predictions(model, spec: dict, test_data: Data, n_eval: int | None, perturbations: dict,
-                progress: bool = True) -> dict:
+def predictions(model, spec: dict, test_data: Data, n_eval: int | None, perturbations: dict) -> dict:
     """C(clip(x + v)) on the evaluation images for every named perturbation (name -> (v [C,H,W],
     content hash)) plus "clean", from the store."""
     names = sorted(perturbations)
-    params = {"model": spec, "test": test_data.identity, "n_eval": n_eval,
-              "perturbations": {name: perturbations[name][1] for name in names}}
+    params = {
+        "model": spec,
+        "test": test_data.identity,
+        "n_eval": n_eval,
+        "perturbations": {name: perturbations[name][1] for name in names},
+    }
 
     def compute(_workdir):
-        x, _ = uaps.test_images(test_data, n_eval, next(model.parameters()).device)
+        x, _ = uaps.test_images(test_data, n_eval, device_of(model))
         out = {"clean": attacks.predict(model, x, device_batch(x.device)).cpu()}
-        for name in tqdm(names, desc="evaluate", disable=not progress):
+        for name in bar(names, desc="evaluate"):
             out[name] = uaps.perturbed_labels(model, x, [perturbations[name][0]])[0].cpu()
         return out
 
     return store.fetch("uap-predictions", params, compute)
 
 
-def compare(model, spec: dict, train_data: Data, test_data: Data, *, n: int, norm: str, xi: float, n_eval,
-            max_passes: int, delta: float, batch_size: int, seed: int, progress: bool = True) -> dict:
+def compare(
+    model,
+    spec: dict,
+    train_data: Data,
+    test_data: Data,
+    *,
+    n: int,
+    norm: str,
+    xi: float,
+    n_eval,
+    max_passes: int,
+    delta: float,
+    batch_size: int,
+    seed: int,
+) -> dict:
     """II-A1: Algorithm 1 as a per-image loop and batched, back to back on the same model, X and
     xi, timed here (so both run on the same hardware): {"faithful": ..., "batched": ...}."""
-    params = {"model": spec, "n": n, "norm": norm, "xi": xi, "max_passes": max_passes, "delta": delta,
-              "batch_size": batch_size, "overshoot": uaps.OVERSHOOT, "seed": seed, "test": test_data.identity,
-              "n_eval": n_eval}
+    params = {
+        "model": spec,
+        "n": n,
+        "norm": norm,
+        "xi": xi,
+        "max_passes": max_passes,
+        "delta": delta,
+        "batch_size": batch_size,
+        "overshoot": uaps.OVERSHOOT,
+        "seed": seed,
+        "test": test_data.identity,
+        "n_eval": n_eval,
+    }
 
     def compute(_workdir):
-        device = next(model.parameters()).device
+        device = device_of(model)
         x = train_data.x[uaps.pick(train_data, n, seed)]
         x_test, _ = uaps.test_images(test_data, n_eval, device)
         out = {}
@@ -155,13 +251,26 @@ def compare(model, spec: dict, train_data: Data, test_data: Data, *, n: int, nor
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            v, history = algorithm1.uap(model, x, xi=xi, norm=norm, delta=delta, max_passes=max_passes,
-                                     overshoot=uaps.OVERSHOOT, batched=batched, batch_size=batch_size, seed=seed,
-                                     progress=progress)
+            v, history = algorithm1.uap(
+                model,
+                x,
+                xi=xi,
+                norm=norm,
+                delta=delta,
+                max_passes=max_passes,
+                overshoot=uaps.OVERSHOOT,
+                batched=batched,
+                batch_size=batch_size,
+                seed=seed,
+                desc="Algorithm 1, batched" if batched else "Algorithm 1, per image",
+            )
             seconds = time.perf_counter() - start  # uap's history reads the fooling rate: the device is synced
             out["batched" if batched else "faithful"] = {
-                "v": v.cpu(), "history": list(history), "seconds": seconds,
-                "test_fooling": attacks.fooling_rate(model, x_test, v.to(device), device_batch(device))}
+                "v": v.cpu(),
+                "history": list(history),
+                "seconds": seconds,
+                "test_fooling": attacks.fooling_rate(model, x_test, v.to(device), device_batch(device)),
+            }
         return out
 
     return store.fetch("uap-compare", params, compute)
@@ -192,49 +301,84 @@ def _a1(r: dict) -> claims.Verdict:
     gap, se = batched - faithful, claims.diff_se(_se(faithful, r), _se(batched, r))
     speed = c["faithful"]["seconds"] / max(c["batched"]["seconds"], 1e-9)
     chance = r["sizes"]["chance"]
-    common = dict(claim="batched Algorithm 1 fools as often as the per-image loop", test="II-A1", kind="sanity check",
-                  effect=100 * gap, spread=100 * se, unit="points",
-                  criterion=claims.within(100 * gap, 100 * se, 100 * A1_TOLERANCE, what="batched minus loop held-out "
-                                          "fooling rate").criterion + ", with either fooling more than random noise")
-    if not claims.exceeds(max(faithful, batched) - chance, claims.diff_se(_se(max(faithful, batched), r),
-                                                                          _se(chance, r))):
-        return claims.Verdict(**common, status="cannot be tested",
-                              detail=f"neither version fools more than random noise ({100 * chance:.1f}%)")
+    common = dict(
+        claim="batched Algorithm 1 fools as often as the per-image loop",
+        test="II-A1",
+        kind="sanity check",
+        effect=100 * gap,
+        spread=100 * se,
+        unit="points",
+        criterion=claims.within(
+            100 * gap, 100 * se, 100 * A1_TOLERANCE, what="batched minus loop held-out fooling rate"
+        ).criterion
+        + ", with either fooling more than random noise",
+    )
+    if not claims.exceeds(
+        max(faithful, batched) - chance, claims.diff_se(_se(max(faithful, batched), r), _se(chance, r))
+    ):
+        return claims.Verdict(
+            **common,
+            status="cannot be tested",
+            detail=f"neither version fools more than random noise ({100 * chance:.1f}%)",
+        )
     ok = claims.within(100 * gap, 100 * se, 100 * A1_TOLERANCE).passed
-    return claims.Verdict(**common, status="holds" if ok else "does not hold",
-                          detail=f"loop {100 * faithful:.1f}%, batched {100 * batched:.1f}% on {r['n_eval']:,} "
-                                 f"images; the batched version ran {speed:.1f} times as fast")
+    return claims.Verdict(
+        **common,
+        status="holds" if ok else "does not hold",
+        detail=f"loop {100 * faithful:.1f}%, batched {100 * batched:.1f}% on {r['n_eval']:,} "
+        f"images; the batched version ran {speed:.1f} times as fast",
+    )
 
 
 def _t1(r: dict) -> claims.Verdict:
     rows = [(role, norm, r["fooling"][role][norm]) for role in r["archs"] for norm in r["norms"]]
-    passed = [t["test"] >= T1_LARGE and claims.exceeds(t["test"] - t["chance"],
-                                                       claims.diff_se(_se(t["test"], r), _se(t["chance"], r)))
-              for _, _, t in rows]
+    passed = [
+        t["test"] >= T1_LARGE
+        and claims.exceeds(t["test"] - t["chance"], claims.diff_se(_se(t["test"], r), _se(t["chance"], r)))
+        for _, _, t in rows
+    ]
     role, norm, worst = min(rows, key=lambda row: row[2]["test"])
     return claims.Verdict(
-        claim="one perturbation from a small X fools most held-out images", test="II-T1",
-        effect=100 * worst["test"], spread=100 * _se(worst["test"], r), unit="% (lowest)",
+        claim="one perturbation from a small X fools most held-out images",
+        test="II-T1",
+        effect=100 * worst["test"],
+        spread=100 * _se(worst["test"], r),
+        unit="% (lowest)",
         status=claims.outcome(sum(passed), len(passed)),
-        criterion=claims.quoted("fool more than ... of the validation set", f"every perturbation fools at least "
-                                f"{100 * T1_LARGE:.0f}% of the held-out images (a CIFAR-10 model at its budget, not "
-                                "ILSVRC's), and more than random noise of its norm by over 2 s.e."),
+        criterion=claims.quoted(
+            "fool more than ... of the validation set",
+            f"every perturbation fools at least "
+            f"{100 * T1_LARGE:.0f}% of the held-out images (a CIFAR-10 model at its budget, not "
+            f"ILSVRC's), and more than random noise of its norm by over {claims.K_SE} s.e.",
+        ),
         detail=f"{sum(passed)} of {len(passed)} perturbations pass (X: {r['n_train']:,} of {r['n_train_total']:,} "
-               f"training images); lowest: {r['names'][role]}, {norm}")
+        f"training images); lowest: {r['names'][role]}, {norm}",
+    )
 
 
 def _t2(r: dict) -> claims.Verdict:
     """Transfer judged relative to the source's own fooling rate: a perturbation that lifts its
     source's fooling rate only a few points over random noise cannot lift another model's more."""
     archs = r["archs"]
-    test = (f"for every source whose own held-out fooling rate beats its random noise by 2 s.e.: the fooling rate "
-            f"on every other architecture minus that model's random noise exceeds {T2_SHARE:g} x the source's own "
-            f"lift over noise by more than {claims.K_SE} s.e.")
-    common = dict(claim="perturbations transfer between architectures", test="II-T2",
-                  unit="points beyond the kept share (lowest)", criterion=claims.quoted(T2_SENTENCE, test))
+    test = (
+        f"for every source whose own held-out fooling rate beats its random noise by {claims.K_SE} s.e.: the "
+        f"fooling rate on every other architecture minus that model's random noise exceeds {T2_SHARE:g} x the "
+        f"source's own lift over noise by more than {claims.K_SE} s.e."
+    )
+    common = dict(
+        claim="perturbations transfer between architectures",
+        test="II-T2",
+        unit="points beyond the kept share (lowest)",
+        criterion=claims.quoted(T2_SENTENCE, test),
+    )
     if len(archs) < 2:
-        return claims.Verdict(**common, effect=None, spread=None, status="not applicable",
-                              detail="one architecture: nothing to transfer to")
+        return claims.Verdict(
+            **common,
+            effect=None,
+            spread=None,
+            status="not applicable",
+            detail="one architecture: nothing to transfer to",
+        )
     cells, silent = [], []
     for norm in r["norms"]:
         for i, src in enumerate(archs):
@@ -250,30 +394,47 @@ def _t2(r: dict) -> claims.Verdict:
                     se = claims.diff_se(_se(p, r), _se(chance, r), T2_SHARE * lift_se)
                     cells.append((kept, se, src, tgt, norm, p - chance, lift))
     if not cells:
-        return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
-                              detail=f"no source fools more than its random noise: {', '.join(silent)}")
+        return claims.Verdict(
+            **common,
+            effect=None,
+            spread=None,
+            status="cannot be tested",
+            detail=f"no source fools more than its random noise: {', '.join(silent)}",
+        )
     passed = sum(claims.exceeds(kept, se) for kept, se, *_ in cells)
     kept, se, src, tgt, norm, moved, lift = min(cells, key=lambda c: c[0])
-    return claims.Verdict(**common, effect=100 * kept, spread=100 * se, status=claims.outcome(passed, len(cells)),
-                          detail=f"{passed} of {len(cells)} transfers pass; weakest: {r['names'][src]} -> "
-                                 f"{r['names'][tgt]}, {norm}: {100 * moved:.1f} points over noise against the "
-                                 f"source's own {100 * lift:.1f}"
-                                 + (f"; not judged (no lift on their own model): {', '.join(silent)}"
-                                    if silent else ""))
+    return claims.Verdict(
+        **common,
+        effect=100 * kept,
+        spread=100 * se,
+        status=claims.outcome(passed, len(cells)),
+        detail=f"{passed} of {len(cells)} transfers pass; weakest: {r['names'][src]} -> "
+        f"{r['names'][tgt]}, {norm}: {100 * moved:.1f} points over noise against the "
+        f"source's own {100 * lift:.1f}"
+        + (f"; not judged (no lift on their own model): {', '.join(silent)}" if silent else ""),
+    )
 
 
 def _f3(r: dict) -> claims.Verdict:
     s = r["sizes"]
-    common = dict(claim="the fooling rate grows with the size of X", test="II-F3", unit="points",
-                  criterion="the held-out fooling rate at the largest X above that at the smallest by over 2 s.e.")
+    common = dict(
+        claim="the fooling rate grows with the size of X",
+        test="II-F3",
+        unit="points",
+        criterion=f"the held-out fooling rate at the largest X above that at the smallest by over {claims.K_SE} s.e.",
+    )
     if len(s["n"]) < 2:
         return claims.Verdict(**common, effect=None, spread=None, status="not applicable", detail="one size of X")
     small, large = s["test"][0], s["test"][-1]
     rise, se = large - small, claims.diff_se(_se(small, r), _se(large, r))
-    return claims.Verdict(**common, effect=100 * rise, spread=100 * se,
-                          status="holds" if claims.exceeds(rise, se) else "does not hold",
-                          detail=f"{100 * small:.1f}% with {s['n'][0]:,} images, {100 * large:.1f}% with "
-                                 f"{s['n'][-1]:,}; random noise {100 * s['chance']:.1f}%")
+    return claims.Verdict(
+        **common,
+        effect=100 * rise,
+        spread=100 * se,
+        status="holds" if claims.exceeds(rise, se) else "does not hold",
+        detail=f"{100 * small:.1f}% with {s['n'][0]:,} images, {100 * large:.1f}% with "
+        f"{s['n'][-1]:,}; random noise {100 * s['chance']:.1f}%",
+    )
 
 
 def _f4(r: dict) -> claims.Verdict:
@@ -290,16 +451,31 @@ def _f4(r: dict) -> claims.Verdict:
             se = claims.binomial_se(top, n)
             few = len(set(d["edges"].values())) <= k // 2
             rows.append((top - uniform, se, few and claims.exceeds(top - uniform, se)))
-    common = dict(claim="a few dominant labels absorb most fooled images", test="II-F4", unit="points (lowest)",
-                  criterion=claims.quoted(
-                      "the \"class i mostly goes to j\" graph is a union of disjoint components, each pointing mostly "
-                      f"to one dominant label", f"every graph has at most {k // 2} distinct targets, and its top label "
-                      f"takes more than the uniform {100 * uniform:.0f}% of fooled images by over 2 s.e."))
+    common = dict(
+        claim="a few dominant labels absorb most fooled images",
+        test="II-F4",
+        unit="points (lowest)",
+        criterion=claims.quoted(
+            'the "class i mostly goes to j" graph is a union of disjoint components, each pointing mostly '
+            "to one dominant label",
+            f"every graph has at most {k // 2} distinct targets, and its top label "
+            f"takes more than the uniform {100 * uniform:.0f}% of fooled images by over {claims.K_SE} s.e.",
+        ),
+    )
     if not rows:
-        return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
-                              detail=f"no perturbation fools {k} held-out images")
+        return claims.Verdict(
+            **common,
+            effect=None,
+            spread=None,
+            status="cannot be tested",
+            detail=f"no perturbation fools {k} held-out images",
+        )
     excess, se, _ = min(rows, key=lambda row: row[0])
     passed = sum(ok for *_, ok in rows)
-    return claims.Verdict(**common, effect=100 * excess, spread=100 * se, status=claims.outcome(passed, len(rows)),
-                          detail=f"{passed} of {len(rows)} perturbations pass (effect: top label's share above "
-                                 f"uniform)")
+    return claims.Verdict(
+        **common,
+        effect=100 * excess,
+        spread=100 * se,
+        status=claims.outcome(passed, len(rows)),
+        detail=f"{passed} of {len(rows)} perturbations pass (effect: top label's share above uniform)",
+    )

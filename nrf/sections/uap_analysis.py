@@ -10,13 +10,12 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .. import algorithm1, attacks, claims, options, records, store, uaps, zoo
 from ..data import crop_flip, to_float
 from ..models import save_atomic
 from ..options import Option
-from ..runtime import autocast, default_device, device_batch, generator
+from ..runtime import autocast, bar, default_device, device_batch, generator
 from ..train import derive_seed
 
 # F5: radii are `scales` times xi; `draws` random perturbations per radius; `recompute` also
@@ -25,33 +24,89 @@ from ..train import derive_seed
 # perturbations. F7: DeepFool normals at `n_normals` training points; random vectors from the
 # span of the top `dims` singular vectors. Smoke scores 500 test images, rescales only,
 # fine-tunes on 1,000 images for one epoch per round and collects 128 normals.
-OPTIONS = options.MODELS + uaps.OPTIONS + [
-    Option("norm", "l2", "norm of II-F5 and II-T6 (II-F7 is l2 by construction)", kind="str", choices=attacks.NORMS),
-    Option("n_eval", {"smoke": 500, "medium": 2000, "paper": None}, "held-out test images scored (null: the whole test split)",
-           kind="int", low=1, optional=True),
-    Option("scales", {"smoke": [0.5, 1.0, 2.0, 4.0], "medium": [0.5, 1.0, 2.0, 3.0, 4.0], "paper": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]},
-           "II-F5 radii as multiples of xi (1 is always added)", kind="floats", low=1e-12),
-    Option("draws", {"smoke": 4, "medium": 5, "paper": 10}, "random perturbations per radius (II-F5) and per subspace (II-F7)",
-           kind="int", low=1),
-    Option("recompute", {"smoke": False, "medium": False, "paper": True}, "II-F5: also solve Algorithm 1 afresh at every radius "
-           "(not only rescale the perturbation at xi)", kind="bool"),
-    Option("rounds", {"smoke": 2, "medium": 3, "paper": 5}, "II-T6 fine-tuning rounds", kind="int", low=1),
-    Option("ft_epochs", {"smoke": 1, "medium": 1, "paper": 5}, "epochs per fine-tuning round (5: the 2017 paper)", kind="int",
-           low=1),
-    Option("ft_lr", 0.01, "fine-tuning learning rate (SGD, momentum 0.9)", low=1e-12),
-    Option("ft_size", {"smoke": 1000, "medium": 10000, "paper": None}, "training images fine-tuned on per round (null: all)",
-           kind="int", low=1, optional=True),
-    Option("pool", {"smoke": 1, "medium": 3, "paper": 10}, "universal perturbations per round, one drawn per perturbed image",
-           kind="int", low=1),
-    Option("n_normals", {"smoke": 128, "medium": 1000, "paper": 10000}, "II-F7 DeepFool normals, at as many training images",
-           kind="int", low=1),
-    Option("dims", {"smoke": [10, 50], "medium": [10, 50, 100], "paper": [10, 50, 100, 500]}, "II-F7 subspace dimensions, distinct",
-           kind="ints", low=1),
-]
+OPTIONS = (
+    options.MODELS
+    + uaps.OPTIONS
+    + [
+        Option(
+            "norm", "l2", "norm of II-F5 and II-T6 (II-F7 is l2 by construction)", kind="str", choices=attacks.NORMS
+        ),
+        Option(
+            "n_eval",
+            {"smoke": 500, "medium": 2000, "paper": None},
+            "held-out test images scored (null: the whole test split)",
+            kind="int",
+            low=1,
+            optional=True,
+        ),
+        Option(
+            "scales",
+            {
+                "smoke": [0.5, 1.0, 2.0, 4.0],
+                "medium": [0.5, 1.0, 2.0, 3.0, 4.0],
+                "paper": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0],
+            },
+            "II-F5 radii as multiples of xi (1 is always added)",
+            kind="floats",
+            low=1e-12,
+        ),
+        Option(
+            "draws",
+            {"smoke": 4, "medium": 5, "paper": 10},
+            "random perturbations per radius (II-F5) and per subspace (II-F7)",
+            kind="int",
+            low=1,
+        ),
+        Option(
+            "recompute",
+            {"smoke": False, "medium": False, "paper": True},
+            "II-F5: also solve Algorithm 1 afresh at every radius (not only rescale the perturbation at xi)",
+            kind="bool",
+        ),
+        Option("rounds", {"smoke": 2, "medium": 3, "paper": 5}, "II-T6 fine-tuning rounds", kind="int", low=1),
+        Option(
+            "ft_epochs",
+            {"smoke": 1, "medium": 1, "paper": 5},
+            "epochs per fine-tuning round (5: the 2017 paper)",
+            kind="int",
+            low=1,
+        ),
+        Option("ft_lr", 0.01, "fine-tuning learning rate (SGD, momentum 0.9)", low=1e-12),
+        Option(
+            "ft_size",
+            {"smoke": 1000, "medium": 10000, "paper": None},
+            "training images fine-tuned on per round (null: all)",
+            kind="int",
+            low=1,
+            optional=True,
+        ),
+        Option(
+            "pool",
+            {"smoke": 1, "medium": 3, "paper": 10},
+            "universal perturbations per round, one drawn per perturbed image",
+            kind="int",
+            low=1,
+        ),
+        Option(
+            "n_normals",
+            {"smoke": 128, "medium": 1000, "paper": 10000},
+            "II-F7 DeepFool normals, at as many training images",
+            kind="int",
+            low=1,
+        ),
+        Option(
+            "dims",
+            {"smoke": [10, 50], "medium": [10, 50, 100], "paper": [10, 50, 100, 500]},
+            "II-F7 subspace dimensions, distinct",
+            kind="ints",
+            low=1,
+        ),
+    ]
+)
 N_TOP = 4  # singular vectors shown
 
 
-def run(cfg: dict, progress: bool = True) -> dict:
+def run(cfg: dict) -> dict:
     """II-F5, II-T6 and II-F7 on the natural ResNet-18 and its universal perturbation at xi."""
     if len(set(cfg["dims"])) != len(cfg["dims"]):
         raise ValueError(f"option dims must not repeat a value, got {cfg['dims']!r}")
@@ -64,12 +119,14 @@ def run(cfg: dict, progress: bool = True) -> dict:
         raise ValueError(f"option n_eval must be at most the {len(test_data)} test images, got {cfg['n_eval']}")
     dim = train_data.x[0].numel()
     if dims[-1] > min(cfg["n_normals"], dim):
-        raise ValueError(f"option dims must be at most min(n_normals, pixels x channels) = "
-                         f"{min(cfg['n_normals'], dim)}, got {cfg['dims']}")
+        raise ValueError(
+            f"option dims must be at most min(n_normals, pixels x channels) = "
+            f"{min(cfg['n_normals'], dim)}, got {cfg['dims']}"
+        )
 
     device = default_device()
     spec = zoo.recipe(cfg, "natural", train_data.identity)
-    model, meta = zoo.trained(spec, train_data, test_data, progress=progress)
+    model, meta = zoo.trained(spec, train_data, test_data)
     norm, xi = cfg["norm"], uaps.xi(cfg)
     solver = uaps.solver(cfg)
     base = {"model": spec, "test": test_data.identity, "n_eval": cfg["n_eval"], "n_train": cfg["n_train"], **solver}
@@ -84,24 +141,41 @@ def run(cfg: dict, progress: bool = True) -> dict:
 
     def solve(net, radius, seed=cfg["uap_seed"]):
         x = train_data.x[uaps.pick(train_data, cfg["n_train"], seed)]
-        return algorithm1.uap(net, x, xi=radius, norm=norm, delta=cfg["delta"], max_passes=cfg["max_passes"],
-                           overshoot=uaps.OVERSHOOT, batched=True, batch_size=cfg["uap_batch"], seed=seed,
-                           progress=progress)[0]
+        return algorithm1.uap(
+            net,
+            x,
+            xi=radius,
+            norm=norm,
+            delta=cfg["delta"],
+            max_passes=cfg["max_passes"],
+            overshoot=uaps.OVERSHOOT,
+            batched=True,
+            batch_size=cfg["uap_batch"],
+            seed=seed,
+            desc=f"Algorithm 1, xi={radius:.3g}",
+        )[0]
 
     # II-F5: random versus universal, fooling rate against the norm.
-    found, v_hash = uaps.universal(model, spec, train_data, n=cfg["n_train"], norm=norm, xi=xi[norm], **solver,
-                                   progress=progress)
-    f5_params = {**base, "norm": norm, "xi": xi[norm], "v": v_hash, "scales": scales, "draws": cfg["draws"],
-                 "recompute": cfg["recompute"]}
+    found, v_hash = uaps.universal(model, spec, train_data, n=cfg["n_train"], norm=norm, xi=xi[norm], **solver)
+    f5_params = {
+        **base,
+        "norm": norm,
+        "xi": xi[norm],
+        "v": v_hash,
+        "scales": scales,
+        "draws": cfg["draws"],
+        "recompute": cfg["recompute"],
+    }
 
     def f5(_workdir):
         radii = [s * xi[norm] for s in scales]
         noise = uaps.random_direction(norm, 1.0, (cfg["draws"], *shape), generator(cfg["uap_seed"]))
-        out = {"radii": radii,
-               "random": torch.stack([fooling(r * noise) for r in tqdm(
-                   radii, desc="random", disable=not progress)], dim=1),  # [draws, radii]
-               "scaled": fooling([uaps.rescale(found["v"], norm, r) for r in radii]),
-               "recomputed": None}
+        out = {
+            "radii": radii,
+            "random": torch.stack([fooling(r * noise) for r in bar(radii, desc="random")], dim=1),  # [draws, radii]
+            "scaled": fooling([uaps.rescale(found["v"], norm, r) for r in radii]),
+            "recomputed": None,
+        }
         if cfg["recompute"]:
             out["recomputed"] = fooling([solve(model, r) for r in radii])
         return out
@@ -109,9 +183,19 @@ def run(cfg: dict, progress: bool = True) -> dict:
     f5_out = store.fetch("uap-random", f5_params, f5)
 
     # II-T6: fine-tuning on clean and universally perturbed images, for a few rounds.
-    t6_params = {**base, "norm": norm, "xi": xi[norm], "v": v_hash, "rounds": cfg["rounds"],
-                 "ft_epochs": cfg["ft_epochs"], "ft_lr": cfg["ft_lr"], "ft_size": cfg["ft_size"], "pool": cfg["pool"],
-                 "ft_batch": cfg["batch_size"], "weight_decay": cfg["weight_decay"]}
+    t6_params = {
+        **base,
+        "norm": norm,
+        "xi": xi[norm],
+        "v": v_hash,
+        "rounds": cfg["rounds"],
+        "ft_epochs": cfg["ft_epochs"],
+        "ft_lr": cfg["ft_lr"],
+        "ft_size": cfg["ft_size"],
+        "pool": cfg["pool"],
+        "ft_batch": cfg["batch_size"],
+        "weight_decay": cfg["weight_decay"],
+    }
 
     def t6(workdir):
         net, path = copy.deepcopy(model), workdir / "rounds.pt"
@@ -120,21 +204,37 @@ def run(cfg: dict, progress: bool = True) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
             net.load_state_dict(state["model"])
         first_v = state["rounds"][0]["v"] if state["rounds"] else None
-        for r in tqdm(range(len(state["rounds"]), cfg["rounds"] + 1), desc="fine-tuning rounds", disable=not progress):
+        for r in bar(range(len(state["rounds"]), cfg["rounds"] + 1), desc="fine-tuning rounds"):
             if r > 0:
-                finetune(net, train_data, state["pool"], epochs=cfg["ft_epochs"], lr=cfg["ft_lr"], size=cfg["ft_size"],
-                         batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
-                         seed=derive_seed(cfg["uap_seed"], r), device=device, progress=progress)
+                finetune(
+                    net,
+                    train_data,
+                    state["pool"],
+                    epochs=cfg["ft_epochs"],
+                    lr=cfg["ft_lr"],
+                    size=cfg["ft_size"],
+                    batch_size=cfg["batch_size"],
+                    weight_decay=cfg["weight_decay"],
+                    seed=derive_seed(cfg["uap_seed"], r),
+                    device=device,
+                )
             # round 0's first perturbation is the shared one of II-F5 (same model, X and seed)
-            pool = torch.stack([found["v"] if r == 0 and k == 0 else solve(net, xi[norm], cfg["uap_seed"] + k)
-                                for k in range(cfg["pool"])]).cpu()
+            pool = torch.stack(
+                [
+                    found["v"] if r == 0 and k == 0 else solve(net, xi[norm], cfg["uap_seed"] + k)
+                    for k in range(cfg["pool"])
+                ]
+            ).cpu()
             first_v = pool[0] if first_v is None else first_v
             clean_r = attacks.predict(net, x_eval, device_batch(device))
-            state["rounds"].append({
-                "v": pool[0],
-                "fooling": uaps.fooling(net, x_eval, clean_r, pool[:1]).item(),  # the fresh perturbation
-                "fooling_first": uaps.fooling(net, x_eval, clean_r, first_v[None]).item(),  # round 0's one
-                "clean_acc": (clean_r.cpu() == y_eval).float().mean().item()})
+            state["rounds"].append(
+                {
+                    "v": pool[0],
+                    "fooling": uaps.fooling(net, x_eval, clean_r, pool[:1]).item(),  # the fresh perturbation
+                    "fooling_first": uaps.fooling(net, x_eval, clean_r, first_v[None]).item(),  # round 0's one
+                    "clean_acc": (clean_r.cpu() == y_eval).float().mean().item(),
+                }
+            )
             state["pool"], state["model"] = pool, {k: v.cpu() for k, v in net.state_dict().items()}
             save_atomic(state, path)
         return {"rounds": state["rounds"]}
@@ -147,8 +247,12 @@ def run(cfg: dict, progress: bool = True) -> dict:
     def f7(_workdir):
         x = train_data.x[uaps.pick(train_data, cfg["n_normals"], cfg["uap_seed"])]
         chunk = device_batch(device)  # bounds the memory of DeepFool's backward passes
-        r = torch.cat([algorithm1.deepfool(model, x[i:i + chunk].to(device), norm="l2").flatten(1)
-                       for i in tqdm(range(0, len(x), chunk), desc="deepfool", disable=not progress)])
+        r = torch.cat(
+            [
+                algorithm1.deepfool(model, x[i : i + chunk].to(device), norm="l2").flatten(1)
+                for i in bar(range(0, len(x), chunk), desc="deepfool")
+            ]
+        )
         lengths = r.norm(dim=1)
         normals = r[lengths > 0] / lengths[lengths > 0, None]
         # the singular-value decay is the figure: float64, not the GPU's fast fp32 drivers
@@ -159,34 +263,64 @@ def run(cfg: dict, progress: bool = True) -> dict:
         s_random = torch.linalg.svdvals((rand / rand.norm(dim=1, keepdim=True)).double())
 
         def draw(basis=None):  # draws of norm xi, uniform on the sphere of span(basis) (None: of all)
-            z = torch.randn(cfg["draws"], normals.shape[1] if basis is None else len(basis), generator=gen,
-                            device=device)
+            z = torch.randn(
+                cfg["draws"], normals.shape[1] if basis is None else len(basis), generator=gen, device=device
+            )
             z = z if basis is None else z @ basis
             return (xi["l2"] * z / z.norm(dim=1, keepdim=True)).view(cfg["draws"], *shape)
 
-        return {"singular_normals": s_normals.cpu(), "singular_random": s_random.cpu(), "kept": len(normals),
-                "median_length": lengths.median().item(),  # the typical per-image minimal l2 perturbation
-                "subspace": torch.stack([fooling(draw(vh[:k])) for k in dims]),  # [dims, draws]
-                "unconstrained": fooling(draw()),
-                "top": vh[:N_TOP].reshape(-1, *shape).cpu()}
+        return {
+            "singular_normals": s_normals.cpu(),
+            "singular_random": s_random.cpu(),
+            "kept": len(normals),
+            "median_length": lengths.median().item(),  # the typical per-image minimal l2 perturbation
+            "subspace": torch.stack([fooling(draw(vh[:k])) for k in dims]),  # [dims, draws]
+            "unconstrained": fooling(draw()),
+            "top": vh[:N_TOP].reshape(-1, *shape).cpu(),
+        }
 
     f7_out = store.fetch("uap-normals", f7_params, f7)
 
     s_n, s_r = f7_out["singular_normals"], f7_out["singular_random"]
     results = {
-        "classes": list(train_data.classes), "norm": norm, "xi": xi, "n_eval": len(y_eval), "n_train": cfg["n_train"],
-        "clean_acc": meta["clean_acc"], "universal_history": found["history"],
-        "f5": {"scales": scales, "radii": f5_out["radii"], "random": f5_out["random"], "scaled": f5_out["scaled"],
-               "recomputed": f5_out["recomputed"]},
-        "t6": {"rounds": [{k: d[k] for k in ("fooling", "fooling_first", "clean_acc")} for d in rounds],
-               "ft_epochs": cfg["ft_epochs"], "ft_lr": cfg["ft_lr"], "pool": cfg["pool"],
-               "ft_size": cfg["ft_size"] or len(train_data)},
-        "f7": {"dims": dims, "kept": f7_out["kept"], "median_length": f7_out["median_length"],
-               "subspace": f7_out["subspace"], "unconstrained": f7_out["unconstrained"],
-               "rank90_normals": energy_rank(s_n), "rank90_random": energy_rank(s_r)},
+        "classes": list(train_data.classes),
+        "norm": norm,
+        "xi": xi,
+        "n_eval": len(y_eval),
+        "n_train": cfg["n_train"],
+        "clean_acc": meta["clean_acc"],
+        "universal_history": found["history"],
+        "f5": {
+            "scales": scales,
+            "radii": f5_out["radii"],
+            "random": f5_out["random"],
+            "scaled": f5_out["scaled"],
+            "recomputed": f5_out["recomputed"],
+        },
+        "t6": {
+            "rounds": [{k: d[k] for k in ("fooling", "fooling_first", "clean_acc")} for d in rounds],
+            "ft_epochs": cfg["ft_epochs"],
+            "ft_lr": cfg["ft_lr"],
+            "pool": cfg["pool"],
+            "ft_size": cfg["ft_size"] or len(train_data),
+        },
+        "f7": {
+            "dims": dims,
+            "kept": f7_out["kept"],
+            "median_length": f7_out["median_length"],
+            "subspace": f7_out["subspace"],
+            "unconstrained": f7_out["unconstrained"],
+            "rank90_normals": energy_rank(s_n),
+            "rank90_random": energy_rank(s_r),
+        },
     }
-    tensors = {"universal": found["v"].float(), "rounds": torch.stack([d["v"] for d in rounds]).float(),
-               "singular_normals": s_n.float(), "singular_random": s_r.float(), "top": f7_out["top"].float()}
+    tensors = {
+        "universal": found["v"].float(),
+        "rounds": torch.stack([d["v"] for d in rounds]).float(),
+        "singular_normals": s_n.float(),
+        "singular_random": s_r.float(),
+        "top": f7_out["top"].float(),
+    }
     return {"results": results, "tensors": tensors, "data": records.data_note(train_data, test_data)}
 
 
@@ -196,7 +330,7 @@ def energy_rank(s, share: float = 0.9) -> int:
     return int((energy < share).sum()) + 1
 
 
-def finetune(net, train_data, pool, *, epochs, lr, size, batch_size, weight_decay, seed, device, progress=True):
+def finetune(net, train_data, pool, *, epochs, lr, size, batch_size, weight_decay, seed, device):
     """Fine-tune `net` in place with SGD: every training image (random crop and flip) gets, with
     probability 1/2, a perturbation drawn from `pool` [P, C, H, W], keeping its true label."""
     index = torch.arange(len(train_data)) if size is None else uaps.pick(train_data, size, seed)
@@ -204,10 +338,10 @@ def finetune(net, train_data, pool, *, epochs, lr, size, batch_size, weight_deca
     g = generator(seed, device)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     net.train()
-    for _ in tqdm(range(epochs), desc="fine-tuning", disable=not progress):
+    for _ in bar(range(epochs), desc="fine-tuning"):
         order = torch.randperm(len(y), generator=g, device=device)
         for i in range(0, len(y), batch_size):
-            b = order[i:i + batch_size]
+            b = order[i : i + batch_size]
             xb = to_float(crop_flip(x[b], generator=g))
             which = torch.randint(len(pool), (len(b),), generator=g, device=device)
             on = torch.rand(len(b), generator=g, device=device) < 0.5
@@ -250,45 +384,70 @@ def _f5(r: dict) -> claims.Verdict:
     top = max(draws)
     gap, se = universal - top, claims.diff_se(claims.binomial_se(universal, n), claims.binomial_se(top, n))
     return claims.Verdict(
-        claim="a universal perturbation fools far more than random noise of its norm", test="II-F5",
-        effect=100 * gap, spread=100 * se, unit="points",
+        claim="a universal perturbation fools far more than random noise of its norm",
+        test="II-F5",
+        effect=100 * gap,
+        spread=100 * se,
+        unit="points",
         status="holds" if claims.exceeds(gap, se) else "does not hold",
-        criterion="at xi the universal perturbation fools more than every random draw by over 2 s.e.",
+        criterion=f"at xi the universal perturbation fools more than every random draw by over {claims.K_SE} s.e.",
         detail=f"universal {100 * universal:.1f}%, random {100 * sum(draws) / len(draws):.1f}% on average over "
-               f"{len(draws)} draws (at most {100 * top:.1f}%)")
+        f"{len(draws)} draws (at most {100 * top:.1f}%)",
+    )
 
 
 def _t6(r: dict) -> claims.Verdict:
     n, rounds = r["n_eval"], r["t6"]["rounds"]
     chance, chance_se = _draws(_at_xi(r)[1], n)
     start, end = rounds[0]["fooling"], rounds[-1]["fooling"]
-    common = dict(claim="fine-tuning lowers the fooling rate but does not remove it", test="II-T6", unit="points",
-                  criterion=claims.quoted("further rounds give no improvement, hovering around ...",
-                                          "the fooling rate of a freshly computed perturbation drops over the rounds "
-                                          "by over 2 s.e. and stays above random noise of its norm by over 2 s.e."))
+    common = dict(
+        claim="fine-tuning lowers the fooling rate but does not remove it",
+        test="II-T6",
+        unit="points",
+        criterion=claims.quoted(
+            "further rounds give no improvement, hovering around ...",
+            "the fooling rate of a freshly computed perturbation drops over the rounds "
+            f"by over {claims.K_SE} s.e. and stays above random noise of its norm by "
+            f"over {claims.K_SE} s.e.",
+        ),
+    )
     if not claims.exceeds(start - chance, claims.diff_se(claims.binomial_se(start, n), chance_se)):
-        return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested",
-                              detail=f"before fine-tuning the perturbation fools {100 * start:.1f}%, no more than "
-                                     f"random noise ({100 * chance:.1f}%)")
+        return claims.Verdict(
+            **common,
+            effect=None,
+            spread=None,
+            status="cannot be tested",
+            detail=f"before fine-tuning the perturbation fools {100 * start:.1f}%, no more than "
+            f"random noise ({100 * chance:.1f}%)",
+        )
     drop, se = start - end, claims.diff_se(claims.binomial_se(start, n), claims.binomial_se(end, n))
     dropped = claims.exceeds(drop, se)
     remains = claims.exceeds(end - chance, claims.diff_se(claims.binomial_se(end, n), chance_se))
     return claims.Verdict(
-        **common, effect=100 * drop, spread=100 * se, status=claims.outcome(dropped + remains, 2),
+        **common,
+        effect=100 * drop,
+        spread=100 * se,
+        status=claims.outcome(dropped + remains, 2),
         detail=f"{100 * start:.1f}% before, {100 * end:.1f}% after {len(rounds) - 1} round(s) (random noise "
-               f"{100 * chance:.1f}%): {'drops' if dropped else 'does not drop'}, "
-               f"{'stays above noise' if remains else 'falls to noise'}")
+        f"{100 * chance:.1f}%): {'drops' if dropped else 'does not drop'}, "
+        f"{'stays above noise' if remains else 'falls to noise'}",
+    )
 
 
 def _f7_spectrum(r: dict) -> claims.Verdict:
     f7 = r["f7"]
     fewer = f7["rank90_random"] - f7["rank90_normals"]
     return claims.Verdict(
-        claim="the boundary's normals concentrate in few directions", test="II-F7", effect=fewer, spread=None,
-        unit="directions", status="holds" if fewer > 0 else "does not hold",
+        claim="the boundary's normals concentrate in few directions",
+        test="II-F7",
+        effect=fewer,
+        spread=None,
+        unit="directions",
+        status="holds" if fewer > 0 else "does not hold",
         criterion="90% of the normals' energy sits in fewer singular directions than for as many random unit vectors",
         detail=f"{f7['rank90_normals']} directions for {f7['kept']:,} normals, {f7['rank90_random']} for random "
-               "vectors")
+        "vectors",
+    )
 
 
 def _f7_subspace(r: dict) -> claims.Verdict:
@@ -298,11 +457,17 @@ def _f7_subspace(r: dict) -> claims.Verdict:
     sub, sub_se = _draws(f7["subspace"][best], n)
     gap, se = sub - free, claims.diff_se(sub_se, free_se)
     return claims.Verdict(
-        claim="random vectors in the normals' top span fool more than unconstrained ones", test="II-F7",
-        effect=100 * gap, spread=100 * se, unit="points",
+        claim="random vectors in the normals' top span fool more than unconstrained ones",
+        test="II-F7",
+        effect=100 * gap,
+        spread=100 * se,
+        unit="points",
         status="holds" if claims.exceeds(gap, se) else "does not hold",
-        criterion=claims.quoted("a random vector from the span of the top singular vectors of the boundary normals "
-                                "fools ... of images, an unconstrained random vector of the same norm ...",
-                                "at l2 norm xi, random vectors from the best top-k span fool more than unconstrained "
-                                "random vectors by over 2 s.e. (mean over draws)"),
-        detail=f"top {f7['dims'][best]} directions {100 * sub:.1f}%, unconstrained {100 * free:.1f}%")
+        criterion=claims.quoted(
+            "a random vector from the span of the top singular vectors of the boundary normals "
+            "fools ... of images, an unconstrained random vector of the same norm ...",
+            "at l2 norm xi, random vectors from the best top-k span fool more than unconstrained "
+            f"random vectors by over {claims.K_SE} s.e. (mean over draws)",
+        ),
+        detail=f"top {f7['dims'][best]} directions {100 * sub:.1f}%, unconstrained {100 * free:.1f}%",
+    )
