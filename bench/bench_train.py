@@ -43,8 +43,7 @@ ATTACK = {"norm": "l2", "eps": 1.0, "steps": 10}  # the paper's targeted PGD (st
 def rate(
     arch: str, width: int, batch: int, adv: bool, channels_last: bool, seconds: float, device: torch.device
 ) -> float:
-    """Images per second of training steps (in the precision set around the call), measured for
-    about `seconds` (at least one step) after two warm-up steps."""
+    """Images per second of training steps, in the precision set around the call."""
     model = models.build(arch, width=width).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -69,6 +68,12 @@ def rate(
         loss.backward()
         opt.step()
 
+    return images_per_second(step, batch, seconds, device)
+
+
+def images_per_second(step, batch: int, seconds: float, device: torch.device) -> float:
+    """Images per second of `step` (one batch of `batch` images), measured for about `seconds`
+    (at least one step) after two warm-up steps."""
     step(), step()
     common.sync(device)
     done, start = 0, time.perf_counter()
@@ -81,18 +86,7 @@ def rate(
 
 def attack_rate(model, x, y, seconds: float, device: torch.device) -> float:
     """Images per second of one targeted PGD step (forward and input gradient) on batch x."""
-
-    def step():
-        attacks.pgd(model, x, y, **{**ATTACK, "steps": 1})
-
-    step()
-    common.sync(device)
-    done, start = 0, time.perf_counter()
-    while not done or time.perf_counter() - start < seconds:
-        step()
-        done += len(x)
-        common.sync(device)
-    return done / (time.perf_counter() - start)
+    return images_per_second(lambda: attacks.pgd(model, x, y, **{**ATTACK, "steps": 1}), len(x), seconds, device)
 
 
 def trained_model(device: torch.device):
