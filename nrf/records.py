@@ -97,11 +97,11 @@ def jsonable(value):
 
 
 def compute(section, cfg: dict) -> dict:
-    """Run `section` with resolved options `cfg`, in its profile's precision, and wrap its output
-    into a record."""
+    """Run `section` with resolved options `cfg` and wrap its output into a record (`get` calls it
+    inside the profile's precision)."""
     name = name_of(section)
     start = time.perf_counter()
-    with store.trail() as artifacts, runtime.precision(options.precision(cfg["profile"])):
+    with store.trail() as artifacts:
         out = section.run(cfg)
     tensors = {k: v.detach().cpu() for k, v in (out.get("tensors") or {}).items()}
     size = sum(t.numel() * t.element_size() for t in tensors.values())
