@@ -69,13 +69,13 @@ def run(
             if deadline is not None and time.monotonic() >= deadline:
                 break  # the budget is spent: the rest is for the next run
             rows.append(_stage(name, part, deadline, label, save))
-            _write(profile, rows, earlier)  # after every process: a run killed later keeps its seconds
+            _write(profile, rows)  # after every process: a run killed later keeps its seconds
             if rows[-1]["status"] != "computed":
                 break  # later stages may depend on this one's artifacts: stop, keep what landed
         else:
             continue  # every process of the stage computed: on to the next
         break
-    _write(profile, rows, earlier)
+    _write(profile, rows)
     return rows
 
 
@@ -140,9 +140,11 @@ def _report(profile: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write(profile: str, rows: list[dict], earlier: dict) -> None:
-    """The stage table: this run's rows, and the earlier run's for stages this run did not touch."""
-    by_stage = {**earlier, **{r["stage"]: r for r in rows}}
+def _write(profile: str, rows: list[dict]) -> None:
+    """The stage table: this run's rows, and the table's other rows as they are now on disk (an
+    earlier run's, or those of a run of other stages going on beside this one)."""
+    on_disk = {r["stage"]: r for r in _report(profile).get("stages", []) if r["seconds"] is not None}
+    by_stage = {**on_disk, **{r["stage"]: r for r in rows}}
     order = {name: i for i, name in enumerate(contents.PAGES)}  # the book's order; a stage's own row after its parts
     stages = sorted(
         (r for r in by_stage.values() if r["stage"].split(":")[0] in order),

@@ -107,3 +107,16 @@ def test_a_committed_record_that_fails_its_check_is_recomputed(tmp_path, monkeyp
     npz.write_bytes(npz.read_bytes()[:-10])
     assert [r["status"] for r in reproduce.run("smoke", sections=("locality",))] == ["computed"]
     assert torch.equal(records.load(npz.with_suffix(".json"))["tensors"]["delta"], torch.ones(3))
+
+
+def test_two_runs_of_other_stages_keep_each_others_rows(tmp_path, monkeypatch):
+    """Two `nrf reproduce --stages` side by side (one thread each on a 2-core machine) each write
+    the stage table after every process: neither may drop the rows the other wrote meanwhile."""
+    monkeypatch.setenv("NRF_RESULTS", str(tmp_path / "results"))
+    (tmp_path / "results" / "medium").mkdir(parents=True)
+    row = {"status": "computed", "seconds": 5.0, "peak_memory_mib": 900}
+    reproduce._write("medium", [{**row, "stage": "uap"}])  # run A, started first
+    reproduce._write("medium", [{**row, "stage": "constructed"}])  # run B: it never saw A's row
+    reproduce._write("medium", [{**row, "stage": "uap"}, {**row, "stage": "uap_analysis"}])  # A again
+    table = json.loads((tmp_path / "results" / "medium" / "reproduce.json").read_text())["stages"]
+    assert [r["stage"] for r in table] == ["constructed", "uap", "uap_analysis"]  # the book's order
