@@ -208,7 +208,7 @@ table = pd.DataFrame(
 page.glue_values(table_gallery=table.style.format(precision=1))
 
 # %% [markdown]
-# ```{glue:figure} table_gallery
+# ```{glue:table} table_gallery
 # :name: gallery-table
 #
 # **I-F2 (and I-F12, I-F13) in numbers.** Test ASR of every universal perturbation shown, and

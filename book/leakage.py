@@ -34,7 +34,7 @@
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from nrf import claims, constructed, page, reported
+from nrf import claims, constructed, grid, page, reported
 from nrf.sections import leakage as section
 
 page.begin(globals())
@@ -75,6 +75,7 @@ for name in r["datasets"]:
             "model clean acc. (%)": None,
             "probe train acc. (%)": 100 * b["final_train_acc"],
             "test acc. (%)": 100 * b["final_acc"],
+            "± s.e. (seeds)": 100 * grid.spread(b, n_test),
             "predicts y + 1 (%)": None,
         }
     )
@@ -91,7 +92,7 @@ page.glue_values(
 )
 
 # %% [markdown]
-# ```{glue:figure} table_I-T4
+# ```{glue:table} table_I-T4
 # :name: I-T4
 #
 # **I-T4 Leakage probes.** Linear probes on frozen penultimate features, trained on D_univ and on

@@ -204,7 +204,7 @@ page.glue_values(table_locality=styled, fig_norm=fig)
 plt.close(fig)
 
 # %% [markdown]
-# ```{glue:figure} table_locality
+# ```{glue:table} table_locality
 # :name: locality-table
 #
 # **I-F14 / I-F15 in numbers.** Per target: ASR of the whole perturbation and of its best, median

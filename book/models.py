@@ -84,7 +84,7 @@ table = pd.DataFrame(
 page.glue_values(**{"table_I-T7": table.style.format(precision=1)})
 
 # %% [markdown]
-# ```{glue:figure} table_I-T7
+# ```{glue:table} table_I-T7
 # :name: I-T7
 #
 # **I-T7 Models.** Clean and robust test accuracy of every trained model (robust:

@@ -234,7 +234,7 @@ table = pd.DataFrame(
 page.glue_values(table_scaling=table.style.format(precision=1))
 
 # %% [markdown]
-# ```{glue:figure} table_scaling
+# ```{glue:table} table_scaling
 # :name: I-F5-table
 #
 # **I-F5 in numbers.** Mean ASR over the targets at the budget (s = 1), at the robust model's

@@ -169,7 +169,7 @@ plt.close(fig)
 # deviation across perturbations for universal ones. Dotted: chance levels.
 # ```
 #
-# ```{glue:figure} table_distance
+# ```{glue:table} table_distance
 # :name: I-F16-table
 #
 # **I-F16 in numbers.** Mean ASR at each distance, and the share of the unshifted above-chance

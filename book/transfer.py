@@ -102,14 +102,14 @@ attempts = pd.DataFrame(
 page.glue_values(table_models=models.style.format(precision=1), table_attempts=attempts.style.format(precision=1))
 
 # %% [markdown]
-# ```{glue:figure} table_models
+# ```{glue:table} table_models
 # :name: transfer-models
 #
 # The source and the two models the perturbations are carried to, with their clean test
 # accuracy (the robust-accuracy table is {ref}`I-T7 <I-T7>` on {ref}`models`).
 # ```
 #
-# ```{glue:figure} table_attempts
+# ```{glue:table} table_attempts
 # :name: transfer-attempts
 #
 # Attempts (a standard perturbation: one per image whose label is not its target; a universal
@@ -191,7 +191,7 @@ table = pd.DataFrame(rows, index=pd.Index(labels, name="target")).T
 page.glue_values(table_counts=table.style.format(precision=1, na_rep="-"))
 
 # %% [markdown]
-# ```{glue:figure} table_counts
+# ```{glue:table} table_counts
 # :name: I-F6-table
 #
 # **I-F6 Transfer, the counts.** Per target and pooled ("all"): the kept images (the

@@ -10,16 +10,22 @@ solved at once by the batched solver `attacks.perturb`.
 Only examples the model sends to t are kept, and then as many per (source class, target) cell
 as the variant's scarcest target allows, so that the new labels stay uniform and independent of
 the original ones (otherwise the filter would let real features back in, e.g. by keeping more
-examples whose target equals their true class). Every variant of one catalogue is cut to the
-same per-cell counts, so the data sets compare at equal size (D_adv subsampled to D_univ's).
+examples whose target equals their true class); a chi-square test of independence checks it on
+what was kept. An image the model does not send to its target is tried toward another, chosen
+for its class's shortest cells (`draws`), so the scarcest cell bounds less. The variants one page
+compares (one norm: D_adv, D_univ, the K rows) are cut to the same per-cell counts, so they
+compare at equal size (D_adv subsampled to D_univ's, as in the paper); the cyclic variant is cut
+alone, and so is the other norm's pair (`group`).
 
 `Catalogue(cfg)` is the whole catalogue the book trains on, for a section's options (`OPTIONS`):
 built once per run, every variant from the store or computed, and handed out one at a time.
 """
 
+import math
+
 import torch
 
-from . import attacks, store, zoo
+from . import attacks, claims, store, zoo
 from .data import Data, to_float
 from .options import DEFAULT_EPS, Option
 from .runtime import device_batch, device_of, generator
@@ -28,11 +34,12 @@ from .runtime import device_batch, device_of, generator
 # medium perturb with 3x and 2x the budget: their narrow, briefly trained models' universal
 # perturbations at eps fool too few images in the hard (class, target) cells for the exact
 # balancing to keep a usable data set (medium, measured on 5,000 images: eps keeps 2% of them,
-# 2 eps 24%). Medium perturbs 10,000 images, what two cores build in about half an hour.
+# 2 eps 24%); the record carries what D_univ at eps itself would keep (BUDGET). Medium perturbs
+# all 50,000 training images (issue 24: at 10,000 the cut kept 2,260 per data set).
 OPTIONS = [
     Option(
         "n_source",
-        {"smoke": 1500, "medium": 10000, "paper": None},
+        {"smoke": 1500, "medium": None, "paper": None},
         "training images perturbed, a seeded random subset (null: all of them)",
         kind="int",
         low=1,
@@ -64,14 +71,24 @@ OPTIONS = [
     ),
     Option(
         "solver_epochs",
-        {"smoke": 5, "medium": 10, "paper": 20},
-        "full-batch steps of each universal perturbation (a base set goes in whole)",
+        {"smoke": 5, "medium": 15, "paper": 20},
+        "full-batch steps of each universal perturbation (a base set goes in whole); medium: about twice "
+        "where I-F9's medium curve for full-batch base sets (K = 100, step 0.2) levels (step 8)",
+        kind="int",
+        low=1,
+    ),
+    Option(
+        "draws",
+        {"smoke": 2, "medium": 3, "paper": 3},
+        "targets tried per image: one the model is not sent to gets another, in its class's shortest "
+        "(class, target) cells, up to this many (1: one target per image; not for cyclic labels)",
         kind="int",
         low=1,
     ),
     Option("solver_step", {"smoke": 0.3, "medium": 0.2, "paper": 0.2}, "their step, as a fraction of eps", low=1e-12),
 ]
 CYCLIC = "univ-cyclic"  # leakage bound: cut to its own size, not the common one
+BUDGET = "univ-budget"  # D_univ at the threat model's own budget when eps_scale is not 1: only reported
 KINDS = ("adv", "univ")
 SOURCES = ("random", "class", "cyclic")
 
@@ -119,18 +136,11 @@ def base_sets(y: torch.Tensor, t: torch.Tensor, k: int, source: str, seed: int) 
     return sets
 
 
-def build(model, data: Data, spec: dict, *, steps: int, step: float, seed: int = 0) -> dict:
-    """Perturb every image of `data` toward its target as `spec` says, with `model`.
-
-    steps, step: the universal perturbations' full-batch steps and step size (a fraction of
-    eps); D_adv uses the standard perturbation, step eps/3 for 10 steps. A forward pass holds
-    at most runtime.device_batch images, but a base set always goes in whole (its step is
-    full-batch). Returns {"t", "x" (the perturbed images clip(x + delta), float16), "fooled"
-    (C(x) == t, checked on the stored images), "base_size" (mean base-set size), "deltas" (the
-    perturbation of one image per target, toward "delta_targets")}.
-    """
-    t = assign_targets(data.y, len(data.classes), spec["source"], seed)
-    delta = torch.empty(data.x.shape)
+def _perturb(model, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, spec: dict, *, steps, step, seed):
+    """The perturbation of every image of x toward its target t as `spec` says: (delta [N, C, H,
+    W], the base-set sizes, the solver's curve: the share of images sent to their target during
+    each step, read off its own forward passes)."""
+    delta = torch.empty(x.shape)
     max_batch = device_batch(device_of(model))
     common = {
         "norm": spec["norm"],
@@ -139,32 +149,86 @@ def build(model, data: Data, spec: dict, *, steps: int, step: float, seed: int =
         "desc": f"constructed {spec['kind']} {spec['norm']}, K={spec['K']}",
     }
     if spec["kind"] == "adv":
-        delta[:] = attacks.perturb(
-            model, data.x, t, group_size=1, step_size=spec["eps"] / 3, epochs=10, max_batch=max_batch, **common
-        )[0]
-        sizes = [1]
-    else:
-        sets = base_sets(data.y, t, spec["K"], spec["source"], seed)
-        sizes = [len(s) for s in sets]
-        for size in sorted(set(sizes)):  # the solver takes groups of one size at a time
-            index = torch.cat([s for s in sets if len(s) == size])
-            groups, _ = attacks.perturb(
-                model,
-                data.x[index],
-                t[index[::size]],
-                group_size=size,
-                step_size=step * spec["eps"],
-                epochs=steps,
-                max_batch=max(max_batch, size),
-                **common,
-            )
-            delta[index] = groups.repeat_interleave(size, 0).to(delta.device)
+        delta[:], curve = attacks.perturb(
+            model, x, t, group_size=1, step_size=spec["eps"] / 3, epochs=10, max_batch=max_batch, **common
+        )
+        return delta, [1], curve.float().mean(1).cpu()
+    sets = base_sets(y, t, spec["K"], spec["source"], seed)
+    sizes, curve = [len(s) for s in sets], torch.zeros(steps)
+    for size in sorted(set(sizes)):  # the solver takes groups of one size at a time
+        index = torch.cat([s for s in sets if len(s) == size])
+        groups, hits = attacks.perturb(
+            model,
+            x[index],
+            t[index[::size]],
+            group_size=size,
+            step_size=step * spec["eps"],
+            epochs=steps,
+            max_batch=max(max_batch, size),
+            **common,
+        )
+        delta[index] = groups.repeat_interleave(size, 0).to(delta.device)
+        curve += hits.float().sum(1).cpu() * size / len(x)
+    return delta, sizes, curve
+
+
+def retarget(y: torch.Tensor, t: torch.Tensor, fooled: torch.Tensor, tried: torch.Tensor, seed: int) -> torch.Tensor:
+    """New targets for the images not sent to theirs (~fooled), others keep t. Per class, in a
+    random order, each image goes to the target (other than the one it failed) with the fewest
+    fooled examples expected so far: those fooled plus the tries given times the cell's success
+    rate ((fooled + 1) / (tried + 2)). So the tries fill each class's shortest cells, the ones
+    that bound what the balanced cut keeps. tried: [C, C] images tried per (y, t) cell."""
+    num_classes = len(tried)
+    have = cell_table(y, t, fooled, num_classes).double()
+    rate = (have + 1) / (tried.double() + 2)
+    g, new = generator(seed), t.clone()
+    for c in range(num_classes):
+        idx = ((y == c) & ~fooled).nonzero().squeeze(1)
+        expected = have[c].tolist()
+        for i in idx[torch.randperm(len(idx), generator=g)].tolist():
+            k = min((j for j in range(num_classes) if j != int(t[i])), key=expected.__getitem__)
+            new[i] = k
+            expected[k] += float(rate[c, k])
+    return new
+
+
+def build(model, data: Data, spec: dict, *, steps: int, step: float, draws: int = 1, seed: int = 0) -> dict:
+    """Perturb every image of `data` toward its target as `spec` says, with `model`.
+
+    steps, step: the universal perturbations' full-batch steps and step size (a fraction of
+    eps); D_adv uses the standard perturbation, step eps/3 for 10 steps. A forward pass holds
+    at most runtime.device_batch images, but a base set always goes in whole (its step is
+    full-batch). draws: an image the model does not send to its target is tried again toward
+    another (retarget), up to `draws` targets in all (cyclic targets are fixed: one draw).
+    Returns {"t" (each image's last target), "x" (the perturbed images clip(x + delta), float16),
+    "fooled" (C(x) == t, checked on the stored images), "fooled_first" (the share fooled by the
+    first draw), "curve" (the first draw's solver curve), "base_size" (mean base-set size),
+    "deltas" (the perturbation of one image per target, toward "delta_targets")}.
+    """
+    num_classes = len(data.classes)
+    t = assign_targets(data.y, num_classes, spec["source"], seed)
+    delta, sizes, curve = _perturb(model, data.x, data.y, t, spec, steps=steps, step=step, seed=seed)
     x = (to_float(data.x) + delta).clamp(0, 1).half()
+    fooled = attacks.predict(model, x).cpu() == t
+    fooled_first = fooled.float().mean().item()
+    tried = cell_table(data.y, t, torch.ones_like(fooled), num_classes)
+    for draw in range(1, 1 if spec["source"] == "cyclic" else draws):
+        miss = (~fooled).nonzero().squeeze(1)
+        if not len(miss):
+            break
+        new = retarget(data.y, t, fooled, tried, seed + draw)[miss]
+        d, more, _ = _perturb(model, data.x[miss], data.y[miss], new, spec, steps=steps, step=step, seed=seed + draw)
+        tried += cell_table(data.y[miss], new, torch.ones(len(miss), dtype=torch.bool), num_classes)
+        t[miss], delta[miss], sizes = new, d, sizes + more
+        x[miss] = (to_float(data.x[miss]) + d).clamp(0, 1).half()
+        fooled[miss] = attacks.predict(model, x[miss]).cpu() == new
     first = torch.stack([(t == c).nonzero()[0, 0] for c in t.unique()])  # one image per target
     return {
         "t": t,
         "x": x,
-        "fooled": attacks.predict(model, x).cpu() == t,
+        "fooled": fooled,
+        "fooled_first": fooled_first,
+        "curve": curve,
         "base_size": sum(sizes) / len(sizes),
         "deltas": delta[first],
         "delta_targets": t[first],
@@ -199,6 +263,19 @@ def cut(tables: list[torch.Tensor], cyclic: bool = False) -> torch.Tensor:
     return plan
 
 
+def cuts(tables: dict, names: dict) -> dict:
+    """Every variant's cut ({name: [C, C] kept per (y, t)}) from its fooled-cell table ({name:
+    cell_table}): the variants of one group (see group, `names` their recipes) share one cut."""
+    members = {}
+    for name in tables:
+        members.setdefault(group(name, names[name]), []).append(name)
+    plans = {}
+    for key, group_names in members.items():
+        plan = cut([tables[n] for n in group_names], cyclic=key == CYCLIC)
+        plans |= {n: plan for n in group_names}
+    return plans
+
+
 def select(y: torch.Tensor, t: torch.Tensor, fooled: torch.Tensor, plan: torch.Tensor, seed: int) -> torch.Tensor:
     """Indices of plan[y, t] fooled examples of every (y, t) cell, drawn at random."""
     g = generator(seed + 2)
@@ -211,13 +288,23 @@ def select(y: torch.Tensor, t: torch.Tensor, fooled: torch.Tensor, plan: torch.T
 
 def balance_report(y: torch.Tensor, t: torch.Tensor, num_classes: int) -> dict:
     """How uniform the new labels are and how independent of the old: label counts, the
-    (source, target) table, and the largest gap of P(t | y) from 1/C."""
+    (source, target) table, the largest gap of P(t | y) from 1/C, and Pearson's chi-square test
+    of independence of t from y ("chi2", "df", "p_value"; the p-value by claims.chi2_z's normal
+    approximation) over the classes and labels left."""
     table = torch.zeros(num_classes, num_classes, dtype=torch.long)
     table.index_put_((y, t), torch.ones(len(y), dtype=torch.long), accumulate=True)
     present, labels = table.sum(1) > 0, table.sum(0) > 0  # classes and labels left after the cut
-    rows = table[present][:, labels].float() / table[present].sum(1, keepdim=True)
+    kept = table[present][:, labels].double()
+    rows = kept / kept.sum(1, keepdim=True)
     gap = float((rows - 1 / int(labels.sum())).abs().max()) if present.any() else 0.0
-    return {"label_counts": table.sum(0), "table": table, "max_gap": gap}
+    df = (kept.shape[0] - 1) * (kept.shape[1] - 1)
+    if df > 0:
+        expected = kept.sum(1, keepdim=True) * kept.sum(0, keepdim=True) / kept.sum()
+        chi2 = float(((kept - expected) ** 2 / expected).sum())
+        p_value = 0.5 * math.erfc(claims.chi2_z(chi2, df) / math.sqrt(2))
+    else:
+        chi2, p_value = 0.0, 1.0
+    return {"label_counts": table.sum(0), "table": table, "max_gap": gap, "chi2": chi2, "df": df, "p_value": p_value}
 
 
 # ---- The catalogue of the book --------------------------------------------------------------------
@@ -231,7 +318,8 @@ def k_name(k: int, k_univ: int) -> str:
 def variants(cfg: dict) -> dict:
     """Every variant the book trains on, by name, for a section's resolved options (OPTIONS):
     D_adv at eps and eps/2, D_univ, both in linf, the K-interpolation, single-class base sets and
-    cyclic labels. Raises ValueError naming a bad option."""
+    cyclic labels; and, when eps_scale is not 1, D_univ at the unscaled budget (BUDGET: built and
+    cut to show what it would keep, trained on by no page). Raises ValueError naming a bad option."""
     ks = cfg["Ks"]
     if len(set(ks)) != len(ks):
         raise ValueError(f"option Ks must be distinct base-set sizes, got {ks!r}")
@@ -251,7 +339,16 @@ def variants(cfg: dict) -> dict:
     names |= {k_name(k, k_univ): variant("univ", "l2", eps, k) for k in sorted(ks) if k not in (1, k_univ)}
     names["univ-class"] = variant("univ", "l2", eps, cfg["restrict_K"], "class")
     names[CYCLIC] = variant("univ", "l2", eps, k_univ, "cyclic")
+    if cfg["eps_scale"] != 1:
+        names[BUDGET] = variant("univ", "l2", cfg["l2_eps"], k_univ)
     return names
+
+
+def group(name: str, spec: dict) -> str:
+    """The variants cut to common counts together: those of one norm, which the pages compare
+    with each other (D_adv with D_univ, the K rows, D_adv at eps/2); the cyclic variant and the
+    budget probe (BUDGET) alone. So the hardest cell of one norm does not shrink the other's."""
+    return name if name in (CYCLIC, BUDGET) else spec["norm"]
 
 
 def subset(train_data: Data, n_source: int | None, seed: int) -> Data:
@@ -274,7 +371,7 @@ class Catalogue:
     options.MODELS: the natural model that makes the perturbations).
 
         cat = Catalogue(cfg)        # loads the data, checks the options: no training yet
-        cat.build()                 # the natural model, every variant and the common cut
+        cat.build()                 # the natural model, every variant and the cut of each group
         cat.stats["univ"], cat.size("univ"), cat.identity("univ"), cat.dataset("univ")
 
     Everything expensive comes from the store. `dataset` loads one variant's images at a time.
@@ -283,7 +380,7 @@ class Catalogue:
     def __init__(self, cfg: dict):
         self.names = variants(cfg)
         self.seed = cfg["seed"]
-        self.solver = {"steps": cfg["solver_epochs"], "step": cfg["solver_step"]}
+        self.solver = {"steps": cfg["solver_epochs"], "step": cfg["solver_step"], "draws": cfg["draws"]}
         self.train, self.test = zoo.load_data(cfg["data"])
         self.source = subset(self.train, cfg["n_source"], self.seed)
         self.spec = zoo.recipe(cfg, "natural", self.train.identity)
@@ -301,34 +398,38 @@ class Catalogue:
         return self.test.y.bincount().max().item() / len(self.test)
 
     def build(self) -> "Catalogue":
-        """Train (or load) the natural model, build (or load) every variant and cut them all but
-        the cyclic one to common per-(class, target) counts; per variant: what was built, the share
-        fooled (overall and per target), what was kept ("cells": [C, C] kept per (y, t)), the label
-        balance of what was kept, and a few examples."""
+        """Train (or load) the natural model, build (or load) every variant and cut the variants of
+        each group (see group) to common per-(class, target) counts; per variant: what was built,
+        the share fooled (overall, by the first draw, per target), the solver's curve, what was
+        kept ("cells": [C, C] kept per (y, t)), the label balance of what was kept and its test of
+        independence, and a few examples. "common": {group: its cut}."""
         self.model, self.meta = zoo.trained(self.spec, self.train, self.test)
         source, seed, num_classes = self.source, self.seed, len(self.train.classes)
 
         def compute(_workdir) -> dict:
             raws = {name: self._raw(name) for name in self.names}
             tables = {name: cell_table(source.y, r["t"], r["fooled"], num_classes) for name, r in raws.items()}
-            common = cut([table for name, table in tables.items() if name != CYCLIC])
+            plans = cuts(tables, self.names)
+            common = {group(name, self.names[name]): plan for name, plan in plans.items()}
             stats, examples = {}, {}
             for name, r in raws.items():
-                cells = cut([tables[name]], cyclic=True) if name == CYCLIC else common
+                cells = plans[name]
                 index = select(source.y, r["t"], r["fooled"], cells, seed)
                 by_target = torch.stack([r["fooled"][r["t"] == c].float().mean() for c in range(num_classes)])
                 stats[name] = {
                     "variant": self.names[name],
                     "built": len(r["t"]),
                     "fooled": r["fooled"].float().mean().item(),
+                    "fooled_first": r["fooled_first"],
                     "fooled_by_target": by_target,
+                    "solver_curve": r["curve"],
                     "kept": len(index),
                     "base_size": r["base_size"],
                     "cells": cells,
                     **balance_report(source.y[index], r["t"][index], num_classes),
                 }
                 if name == CYCLIC:  # its labels depend on y by design
-                    stats[name]["max_gap"] = None
+                    stats[name] |= {"max_gap": None, "chi2": None, "p_value": None}
                 first = index[:8]
                 examples[name] = {
                     "x": source.x[first],
@@ -350,7 +451,7 @@ class Catalogue:
             "model": self.spec,
             "source": self.source.identity,
             "variant": v,
-            "solver": self.solver if v["kind"] == "univ" else None,
+            "solver": self.solver if v["kind"] == "univ" else {"draws": self.solver["draws"]},
             "seed": self.seed,
         }
 

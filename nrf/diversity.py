@@ -8,6 +8,11 @@ change delta_i induces in that layer's activations of image x (flattened), and t
 the squared cosine cos^2(v_il, v_jl), averaged over pairs i < j, the images of the mini-batch
 and the layers. Squared, so that anti-aligned changes count as alike too. With weight 0 the n
 runs do not interact and reproduce `attacks.perturb` with random starts exactly (same draws).
+
+`similarity` says how alike the results are three ways: in pixels (where their patterns lie),
+in magnitude spectra (what they are made of, wherever it lies: the paper's penalised
+perturbations "remain similar, but with changes in spatial arrangements") and in the
+representation space that the penalty acts on.
 """
 
 from contextlib import contextmanager
@@ -21,6 +26,7 @@ from .runtime import autocast, bar, device_of, evaluating, generator
 # Layers of the CIFAR ResNet-18 (models._resnet18_cifar) by name: the output of each of its
 # four residual stages (indices into Net.body) and the penultimate features.
 LAYERS = {"layer1": 5, "layer2": 7, "layer3": 9, "layer4": 11, "features": 13}
+BANDS = 8  # spectrum_cosine's frequency bands per axis (blocks of 4 x 4 frequencies on 32 px)
 
 
 def check_layers(layers) -> list[str]:
@@ -138,13 +144,33 @@ def solve(
     return delta.to(x.device), curve.to(x.device), penalties.to(x.device)
 
 
+def cosines(vectors: torch.Tensor) -> torch.Tensor:
+    """Cosine between every two rows of vectors [n, ...] (flattened): [n, n]."""
+    flat = F.normalize(vectors.flatten(1).float(), dim=1, eps=1e-12)
+    return flat @ flat.T
+
+
+def spectrum_cosine(deltas: torch.Tensor) -> torch.Tensor:
+    """How alike the perturbations deltas [n, C, H, W] are whatever the arrangement of their
+    patterns: the cosine [n, n] between their centred band spectra. Per channel, the modulus of
+    the 2-D discrete Fourier transform, averaged over BANDS x BANDS blocks of neighbouring
+    frequencies; concatenated over channels, minus its mean. A shift moves only the phases, so a
+    perturbation and a (circularly) shifted copy score 1: the score says which frequencies,
+    orientations and colours carry the energy, not where. Averaged in bands, so that the speckle
+    that the exact positions of a pattern's elements leave in the spectrum does not count;
+    centred, so that two independent noises score about 0 (uncentred moduli would score near 1)."""
+    m = F.adaptive_avg_pool2d(torch.fft.fft2(deltas.float()).abs(), BANDS).flatten(1)
+    return cosines(m - m.mean(1, keepdim=True))
+
+
 def similarity(model, x, deltas: torch.Tensor, layers, batch_size: int = 64) -> dict:
     """How alike the perturbations deltas [n, C, H, W] are: {"pixel": [n, n] cosine between the
-    deltas themselves, "representation": [L, n, n] cosine between the changes they induce at
-    each layer, averaged over the images of x}, on the CPU."""
+    deltas themselves (where their patterns lie), "spectrum": [n, n] `spectrum_cosine` (what
+    they are made of, wherever it lies), "representation": [L, n, n] cosine between the changes
+    they induce at each layer, averaged over the images of x}, on the CPU."""
     layers = check_layers(layers)
     dev = device_of(model)
-    flat = F.normalize(deltas.flatten(1).float(), dim=1)
+    pixel, spectrum = cosines(deltas.cpu()), spectrum_cosine(deltas.cpu())
     deltas = deltas.to(dev).float()
     total = torch.zeros(len(layers), len(deltas), len(deltas), device=dev)
     with evaluating(model), recording(model, layers) as acts, torch.no_grad(), autocast(dev):
@@ -155,4 +181,4 @@ def similarity(model, x, deltas: torch.Tensor, layers, batch_size: int = 64) -> 
             model((xb[None] + deltas[:, None]).clamp(0, 1).flatten(0, 1))
             for li, name in enumerate(layers):
                 total[li] += changes(acts, clean, name, len(deltas)).sum(0)
-    return {"pixel": (flat @ flat.T).cpu(), "representation": (total / len(x)).cpu()}
+    return {"pixel": pixel, "spectrum": spectrum, "representation": (total / len(x)).cpu()}

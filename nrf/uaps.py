@@ -22,7 +22,7 @@ import torch
 from . import algorithm1, attacks, store
 from .data import Data, to_float
 from .options import Option
-from .runtime import device_batch, generator
+from .runtime import device_batch, device_of, generator
 
 XI = {"l2": 1.0, "linf": 10 / 255}
 IMAGENET_XI_L2, IMAGENET_PIXELS = 2000 / 255, 224 * 224 * 3  # the 2017 paper's l2 radius, in [0, 1] units
@@ -68,7 +68,65 @@ OPTIONS = [
         low=1,
     ),
     Option("uap_seed", 0, "seed of the draw of X, of the shuffles and of the random perturbations", kind="int"),
+    # The radius sweep (`sweep`): Algorithm 1 at multiples of two yardsticks, the 2017 paper's radius
+    # carried over at its per-pixel rms (`imagenet_equivalent`; linf: 10/255) and the model's median
+    # DeepFool norm, on its own X (sweep_n images, at most sweep_passes passes) and scored on sweep_eval
+    # held-out images. Medium: 3 models x 2 norms x 11 radii, about 15 minutes on 2 CPU cores; smoke (CI)
+    # runs one radius per yardstick, to exercise the code, not to decide.
+    Option(
+        "sweep_rms",
+        {"smoke": [2.0], "medium": [0.5, 1.0, 2.0, 4.0, 8.0], "paper": [0.5, 1.0, 2.0, 4.0, 8.0]},
+        "sweep radii as multiples of the 2017 paper's radius at its per-pixel rms (linf: 10/255)",
+        kind="floats",
+        low=1e-12,
+    ),
+    Option(
+        "sweep_deepfool",
+        {"smoke": [16.0], "medium": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0], "paper": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]},
+        "sweep radii as multiples of the model's median DeepFool norm on held-out images",
+        kind="floats",
+        low=1e-12,
+    ),
+    Option(
+        "sweep_n", {"smoke": 40, "medium": 200, "paper": 1000}, "training images in X of the sweep", kind="int", low=1
+    ),
+    Option(
+        "sweep_passes",
+        {"smoke": 2, "medium": 10, "paper": 10},
+        "passes of Algorithm 1 at most in the sweep",
+        kind="int",
+        low=1,
+    ),
+    Option(
+        "sweep_eval",
+        {"smoke": 500, "medium": 2000, "paper": 10000},
+        "held-out test images the sweep is scored on",
+        kind="int",
+        low=1,
+    ),
+    Option(
+        "deepfool_n",
+        {"smoke": 100, "medium": 500, "paper": 1000},
+        "held-out images (the first of sweep_eval's) whose median DeepFool norm is the sweep's yardstick",
+        kind="int",
+        low=1,
+    ),
 ]
+HALF = 0.5  # the rule, fixed before looking: claims are decided at the smallest swept radius fooling this share
+RULE = (
+    f"the smallest radius of the sweep at which the first model's own perturbation fools at least "
+    f"{100 * HALF:.0f}% of the sweep's held-out images"
+)
+
+
+def check_sweep(cfg: dict, n_train: int, n_test: int) -> None:
+    """The sweep's sizes against the data, before anything trains: a one-line error naming the option."""
+    if cfg["sweep_n"] > n_train:
+        raise ValueError(f"option sweep_n must be at most the {n_train} training images, got {cfg['sweep_n']}")
+    if cfg["sweep_eval"] > n_test:
+        raise ValueError(f"option sweep_eval must be at most the {n_test} test images, got {cfg['sweep_eval']}")
+    if cfg["deepfool_n"] > cfg["sweep_eval"]:
+        raise ValueError(f"option deepfool_n must be at most sweep_eval ({cfg['sweep_eval']}), got {cfg['deepfool_n']}")
 
 
 def xi(cfg: dict) -> dict:
@@ -91,6 +149,108 @@ def imagenet_equivalent(pixels: int) -> dict:
     root-mean-square change per coordinate: {"rms", "l2"}."""
     rms = IMAGENET_XI_L2 / math.sqrt(IMAGENET_PIXELS)
     return {"rms": rms, "l2": rms * math.sqrt(pixels)}
+
+
+def yardstick(norm: str, pixels: int) -> float:
+    """The 2017 paper's radius carried to images of `pixels` coordinates: l2 at its per-pixel rms,
+    linf (a per-pixel bound already) unchanged."""
+    return imagenet_equivalent(pixels)["l2"] if norm == "l2" else XI["linf"]
+
+
+def median_deepfool(model, x: torch.Tensor, clean: torch.Tensor, norm: str) -> dict:
+    """The typical minimal perturbation of held-out images x (float, on the model's device; clean =
+    C(x)): DeepFool of `norm` (l2 steps, or linf steps measured in linf), the median `norm` size of
+    the steps that changed the label. {"median", "success" (share changed)}."""
+    chunk = device_batch(x.device)
+    sizes, changed = [], []
+    for i in range(0, len(x), chunk):
+        r = algorithm1.deepfool(model, x[i : i + chunk], norm=norm)
+        after = attacks.predict(model, (x[i : i + chunk] + r).clamp(0, 1), chunk)
+        sizes.append(r.flatten(1).norm(p=2 if norm == "l2" else float("inf"), dim=1).cpu())
+        changed.append((after != clean[i : i + chunk]).cpu())
+    sizes, changed = torch.cat(sizes), torch.cat(changed)
+    if not changed.any():
+        raise RuntimeError(f"DeepFool ({norm}) changed none of the {len(x)} held-out labels: no yardstick")
+    return {"median": sizes[changed].median().item(), "success": changed.float().mean().item()}
+
+
+def sweep(model, spec: dict, train_data: Data, test_data: Data, cfg: dict, norm: str) -> dict:
+    """Fooling rate against radius (II-T1 at every radius): Algorithm 1 on `model` at every multiple
+    of the two yardsticks (`yardstick`, the median DeepFool norm), each radius's perturbation and one
+    random direction of that norm (`CHANCE_SEED`) scored on the sweep's held-out images. Returns
+    {"median_deepfool", "deepfool_success", "radii", "kind" ("rms" or "deepfool"), "multiple",
+    "test", "train", "passes", "chance", "v" [R, C, H, W]}, radii ascending."""
+    device = device_of(model)
+    base = {"model": spec, "test": test_data.identity, "norm": norm, "sweep_eval": cfg["sweep_eval"]}
+    x_eval, _ = test_images(test_data, cfg["sweep_eval"], device)
+    clean = []
+
+    def labels():
+        if not clean:
+            clean.append(attacks.predict(model, x_eval, device_batch(device)))
+        return clean[0]
+
+    df = store.fetch(
+        "uap-deepfool-median",
+        {**base, "deepfool_n": cfg["deepfool_n"]},
+        lambda _w: median_deepfool(model, x_eval[: cfg["deepfool_n"]], labels()[: cfg["deepfool_n"]], norm),
+    )
+    unit = yardstick(norm, x_eval[0].numel())
+    points = sorted(
+        [(m * unit, "rms", m) for m in cfg["sweep_rms"]]
+        + [(m * df["median"], "deepfool", m) for m in cfg["sweep_deepfool"]]
+    )
+    found = [
+        universal(
+            model,
+            spec,
+            train_data,
+            n=cfg["sweep_n"],
+            norm=norm,
+            xi=radius,
+            max_passes=cfg["sweep_passes"],
+            delta=cfg["delta"],
+            batch_size=cfg["uap_batch"],
+            seed=cfg["uap_seed"],
+        )
+        for radius, _, _ in points
+    ]
+    noise = random_direction(norm, 1.0, (1, *x_eval.shape[1:]), generator(CHANCE_SEED))[0]
+
+    def score(_workdir):
+        vs = [r["v"].to(device) for r, _ in found]
+        return {
+            "test": fooling(model, x_eval, labels(), vs).tolist(),
+            "chance": fooling(model, x_eval, labels(), [p[0] * noise.to(device) for p in points]).tolist(),
+        }
+
+    scored = store.fetch(
+        "uap-sweep", {**base, "v": [digest for _, digest in found], "radii": [p[0] for p in points]}, score
+    )
+    return {
+        "median_deepfool": df["median"],
+        "deepfool_success": df["success"],
+        "radii": [p[0] for p in points],
+        "kind": [p[1] for p in points],
+        "multiple": [p[2] for p in points],
+        "test": scored["test"],
+        "train": [r["history"][-1] for r, _ in found],
+        "passes": [len(r["history"]) for r, _ in found],
+        "chance": scored["chance"],
+        "v": torch.stack([r["v"] for r, _ in found]).float(),
+    }
+
+
+def radius_text(norm: str, radius: float) -> str:
+    """A radius as the pages write it: l2 in pixel units, linf in 1/255 steps."""
+    return f"{radius:.3g}" if norm == "l2" else f"{255 * radius:.3g}/255"
+
+
+def picked(curve: dict) -> float | None:
+    """The radius the claims are decided at (`RULE`): the smallest of curve["radii"] whose held-out
+    fooling rate curve["test"] is at least HALF; None where none is (the claims cannot be tested
+    at the swept radii)."""
+    return next((radius for radius, rate in sorted(zip(curve["radii"], curve["test"])) if rate >= HALF), None)
 
 
 def pick(data: Data, n: int, seed: int) -> torch.Tensor:

@@ -4,7 +4,9 @@ Every page of a built book (book/_build/html, or $NRF_BOOK_HTML) is loaded from 
 server: it must load without console errors, every image must load with a non-zero size, every
 internal link must reach a file of the book and its anchor an element of that file, no link may
 point to a bare file name outside the book (as `PAPER.md` once became `http://PAPER.md`), no caption
-may carry Sphinx's own "Fig. N" beside the papers' ids, and the search page must find a claim id.
+may carry Sphinx's own "Fig. N" beside the papers' ids, every table must be an HTML table with its
+caption (never inside a figure), every formula must be typeset by the MathJax shipped with the book
+(the browser resolves no host but this machine's, as offline), and the search page must find a claim id.
 Skips, saying why, where no Chromium or no built book is found; fails instead where $NRF_BOOK_HTML
 names the book, as CI does after building the committed-records book, so that CI cannot pass by
 skipping.
@@ -76,6 +78,7 @@ def browser(tmp_path_factory):
             "--disable-gpu",
             "--no-first-run",
             "--remote-debugging-port=0",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline: no host but the book's server
             f"--user-data-dir={profile}",
             "about:blank",
         ],
@@ -146,10 +149,10 @@ class Page:
             raise RuntimeError(f"{expression[:60]}...: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def errors(self, site: str) -> list[str]:
-        """Console errors, uncaught exceptions and failed loads since the last goto; not the
-        browser's own favicon request, nor a resource of another host that an offline machine
-        cannot reach (MathJax's CDN): neither is the book's."""
+    def errors(self) -> list[str]:
+        """Console errors, uncaught exceptions and failed loads since the last goto, not the
+        browser's own favicon request: a resource of another host fails too (the browser is
+        offline), since the book must ship everything it loads, MathJax included."""
         found = []
         for e in self.events:
             p = e["params"]
@@ -160,8 +163,7 @@ class Page:
                 found.append(" ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
             elif e["method"] == "Log.entryAdded" and p["entry"]["level"] == "error":
                 url = p["entry"].get("url", "")
-                offline = url and not url.startswith(site) and "net::ERR_" in p["entry"]["text"]
-                if not (url.endswith("/favicon.ico") or offline):
+                if not url.endswith("/favicon.ico"):
                     found.append(f"{p['entry']['text']} {url}")
         return found
 
@@ -170,6 +172,12 @@ IMAGES = """Promise.all(Array.from(document.images).map(i => { i.loading = 'eage
   return i.decode().then(() => [i.src, i.naturalWidth, i.naturalHeight], () => [i.src, 0, 0]); }))"""
 LINKS = "Array.from(document.querySelectorAll('a[href]')).map(a => [a.getAttribute('href'), a.href])"
 FIG_NUMBERS = "Array.from(document.querySelectorAll('.caption-number')).map(e => e.textContent)"
+TABLES = """[document.querySelectorAll('table').length, document.querySelectorAll('figure table').length,
+  Array.from(document.querySelectorAll('.glued-table table')).filter(t => !(t.caption && t.caption.textContent.trim())).length]"""
+# [formulas, formulas typeset]: MathJax puts each formula it typeset in an mjx-container element.
+FORMULAS = """((window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve()).then(() =>
+  [document.querySelectorAll('.math').length, document.querySelectorAll('.math mjx-container').length])"""
+REMOTE_MATHJAX = re.compile(r'<script[^>]+src="(?:https?:)?//[^"]*mathjax', re.I)
 SEARCH_HITS = "document.querySelectorAll('#search-results li, ul.search li').length"
 
 
@@ -202,7 +210,10 @@ def link_problem(raw: str, resolved: str, base: str) -> str | None:
 def test_every_page_in_a_browser(site, browser):
     pages = sorted(p.name for p in BOOK.glob("*.html"))
     assert "index.html" in pages and "intro.html" in pages, f"not a built book: {BOOK}"
-    problems, counts = [], {"pages": 0, "images": 0, "links": 0}
+    problems, counts = [], {"pages": 0, "images": 0, "links": 0, "tables": 0, "formulas": 0}
+    problems.extend(
+        f"{p.name}: loads MathJax from the network" for p in BOOK.glob("*.html") if REMOTE_MATHJAX.search(p.read_text())
+    )
 
     async def visit():
         tab = Page(browser)
@@ -211,13 +222,21 @@ def test_every_page_in_a_browser(site, browser):
             url = urljoin(site, name)
             await tab.goto(url)
             counts["pages"] += 1
-            problems.extend(f"{name}: console: {e}" for e in tab.errors(site))
+            problems.extend(f"{name}: console: {e}" for e in tab.errors())
             for src, width, height in await tab.evaluate(IMAGES):
                 counts["images"] += 1
                 if not (width and height):
                     problems.append(f"{name}: image {src} did not load (size {width}x{height})")
             for number in await tab.evaluate(FIG_NUMBERS):  # the papers' ids label figures, not Sphinx's count
                 problems.append(f"{name}: a caption numbered {number!r} by Sphinx")
+            tables, in_figures, uncaptioned = await tab.evaluate(TABLES)
+            counts["tables"] += tables
+            if in_figures or uncaptioned:
+                problems.append(f"{name}: {in_figures} tables inside a figure, {uncaptioned} without a caption")
+            formulas, typeset = await tab.evaluate(FORMULAS)
+            counts["formulas"] += formulas
+            if typeset < formulas:
+                problems.append(f"{name}: {formulas - typeset} of {formulas} formulas not typeset by MathJax")
             for raw, resolved in await tab.evaluate(LINKS):
                 counts["links"] += 1
                 why = link_problem(raw, urljoin(url, raw) if not resolved else resolved, site)
@@ -233,6 +252,8 @@ def test_every_page_in_a_browser(site, browser):
         tab.ws.close()
 
     asyncio.run(visit())
-    print(f"checked {counts['pages']} pages, {counts['images']} images, {counts['links']} links")
+    print(", ".join(f"{n} {what}" for what, n in counts.items()) + " checked")
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:50])
-    assert counts["images"] > 0 and counts["links"] > counts["pages"]
+    assert (
+        counts["images"] > 0 and counts["links"] > counts["pages"] and counts["tables"] > 0 and counts["formulas"] > 0
+    )

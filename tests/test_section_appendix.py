@@ -55,10 +55,47 @@ def test_diversity_solver():
     pushed, _, _ = diversity.solve(model, x, 3, n=3, weight=5.0, layers=["layer1", "layer4"], **opts)
     assert (pushed.flatten(1).norm(dim=1) <= 1.0 + 1e-4).all() and not torch.allclose(pushed, plain)
     sim = diversity.similarity(model, x, pushed, ["layer1", "features"], batch_size=4)
-    assert sim["pixel"].shape == (3, 3) and sim["representation"].shape == (2, 3, 3)
+    assert sim["pixel"].shape == (3, 3) and sim["spectrum"].shape == (3, 3) and sim["representation"].shape == (2, 3, 3)
     assert torch.allclose(sim["pixel"].diagonal(), torch.ones(3), atol=1e-5)
+    assert torch.allclose(sim["spectrum"], diversity.spectrum_cosine(pushed))
+    assert torch.allclose(sim["pixel"], diversity.cosines(pushed))
     assert torch.allclose(sim["representation"].diagonal(dim1=1, dim2=2), torch.ones(2, 3), atol=1e-4)
     assert diversity.off_diagonal(sim["pixel"]).shape == (3,)
+
+
+def test_the_spectrum_cosine_sees_what_a_perturbation_is_made_of_not_where():
+    """A shifted copy scores 1 on the band spectra while its pixel cosine is near 0; a negated
+    copy scores 1 too (the same pattern); independent noises score about 0; smooth noise and
+    fine noise (the same, with every other pixel's sign flipped) score well below 0."""
+    gen = torch.Generator().manual_seed(0)
+    d = torch.randn(3, 32, 32, generator=gen)
+    smooth = torch.nn.functional.interpolate(torch.randn(2, 3, 8, 8, generator=gen), size=32, mode="bilinear")
+    checker = (-1.0) ** (torch.arange(32)[:, None] + torch.arange(32))
+    deltas = torch.stack([d, d.roll((7, 11), (1, 2)), -d, torch.randn(3, 32, 32, generator=gen), smooth[0]])
+    spectrum, pixel = diversity.spectrum_cosine(deltas), diversity.cosines(deltas)
+    assert spectrum[0, 1] == pytest.approx(1, abs=1e-5) and abs(pixel[0, 1]) < 0.1
+    assert spectrum[0, 2] == pytest.approx(1, abs=1e-5) and pixel[0, 2] == pytest.approx(-1, abs=1e-5)
+    assert abs(spectrum[0, 3]) < 0.2
+    assert diversity.spectrum_cosine(torch.stack([smooth[0], smooth[1] * checker]))[0, 1] < -0.1
+    noise = diversity.spectrum_cosine(torch.randn(20, 3, 32, 32, generator=gen))
+    assert abs(diversity.off_diagonal(noise).mean()) < 0.05
+
+
+def test_pair_difference_is_paired_with_a_jackknife_over_perturbations():
+    """For a[i][j] = u_i + u_j the mean over pairs is 2 mean(u), and the jackknife over the
+    perturbations gives exactly its standard error, 2 sd(u) / sqrt(n): pairs that share a
+    perturbation are not counted as independent (that would give a smaller error)."""
+    u = [0.3, -0.1, 0.8, 0.2, -0.5, 0.4, 0.0, 0.1]
+    n = len(u)
+    a = [[u[i] + u[j] for j in range(n)] for i in range(n)]
+    zero = [[0.0] * n for _ in range(n)]
+    mean, se = appendix.pair_difference(a, zero)
+    m, s = appendix.claims.mean_se(u)
+    assert mean == pytest.approx(2 * m) and se == pytest.approx(2 * s)
+    assert se > appendix.claims.mean_se([u[i] + u[j] for i in range(n) for j in range(i + 1, n)])[1]
+    assert appendix.pair_difference(a, a) == (0.0, 0.0)  # paired: the same pairs cancel
+    with pytest.raises(ValueError, match="at least 3 perturbations, got 2"):
+        appendix.pair_difference([[1, 0.5], [0.5, 1]], [[1, 0.2], [0.2, 1]])
 
 
 def test_record(tiny, forbid):
@@ -85,9 +122,12 @@ def test_record(tiny, forbid):
     for run in ("plain", "penalised"):
         assert t[f"diverse_{run}"].shape == (3, 3, 32, 32)
         assert torch.tensor(r["diverse"][run]["representation"]).shape == (2, 3, 3)
+        spectrum = diversity.spectrum_cosine(t[f"diverse_{run}"])
+        assert torch.allclose(torch.tensor(r["diverse"][run]["spectrum"]), spectrum, atol=1e-6)
     assert r["fine_classes"] is None  # CIFAR-10 has no fine labels: I-F18 does not apply
     found = appendix.verdicts(rec)
-    assert [v.test for v in found] == ["I-F9", "I-F9", "I-A6", "I-A6", "I-F17", "I-F17", "I-F18"]
+    assert [v.test for v in found] == ["I-F9", "I-F9", "I-A6", "I-A6", "I-F17", "I-F17", "I-F17", "I-F18"]
+    assert [v.kind for v in found if v.test == "I-F17"] == ["claim", "sanity check", "sanity check"]
     assert found[-1].status == "not applicable"
 
     # numbers recomputed directly: the standard perturbation's and a diverse one's ASR on the held-out images
@@ -144,7 +184,8 @@ def test_bad_options_fail_before_training(tiny, forbid, bad, match):
 
 def made(fine_classes=None) -> dict:
     """A hand-made record in which every claim holds: the centre step is the best, K = 4 overfits
-    its base set, the augmented perturbation beats the standard one, the penalty pushes apart."""
+    its base set, the augmented perturbation beats the standard one, the penalty pushes apart,
+    and the penalised perturbations keep their band spectra while their pixels part."""
     eye = [[1.0 if i == j else 0.0 for j in range(3)] for i in range(3)]
     alike = [[1.0 if i == j else 0.9 for j in range(3)] for i in range(3)]
     spread = [
@@ -175,8 +216,13 @@ def made(fine_classes=None) -> dict:
             },
             "diverse": {
                 "chance": 0.1,
-                "plain": {"asr": [0.6, 0.6, 0.6], "pixel": alike, "representation": [alike, alike]},
-                "penalised": {"asr": [0.5, 0.55, 0.5], "pixel": eye, "representation": [spread, eye]},
+                "plain": {"asr": [0.6, 0.6, 0.6], "pixel": alike, "spectrum": alike, "representation": [alike, alike]},
+                "penalised": {
+                    "asr": [0.5, 0.55, 0.5],
+                    "pixel": eye,
+                    "spectrum": [[1.0, 0.88, 0.93], [0.88, 1.0, 0.9], [0.93, 0.9, 1.0]],
+                    "representation": [spread, eye],
+                },
             },
             "fine_classes": fine_classes,
             "data_identity": "toy",
@@ -190,9 +236,10 @@ def statuses(rec) -> list[str]:
 
 def test_verdicts_hold_on_a_record_that_should_pass():
     found = appendix.verdicts(made())
-    assert [v.status for v in found] == ["holds"] * 6 + ["not applicable"]
+    assert [v.status for v in found] == ["holds"] * 7 + ["not applicable"]
     assert found[0].effect == pytest.approx(0) and found[2].effect == pytest.approx(38)
-    assert "distinct" not in found[4].detail and "nearly the same" in found[4].detail
+    assert found[4].effect == pytest.approx(90) and found[4].criterion.startswith('the paper: "remain similar')
+    assert "distinct" not in found[5].detail and "nearly the same" in found[5].detail
     assert statuses(made(fine_classes=60))[-1] == "cannot be tested"
 
 
@@ -208,11 +255,12 @@ def test_verdicts_fail_or_cannot_be_tested():
         representation=rec["results"]["diverse"]["plain"]["representation"],
         asr=[0.1, 0.11, 0.09],
     )
-    assert statuses(rec)[:6] == [
+    assert statuses(rec)[:7] == [
         "holds in part",
         "does not hold",
         "does not hold",
         "does not hold",
+        "holds in part",  # I-F17: the spectra stay alike, but the pixels no longer part
         "does not hold",
         "does not hold",
     ]
@@ -223,7 +271,33 @@ def test_verdicts_fail_or_cannot_be_tested():
     flat["results"]["augmented"]["asr"]["natural"]["ordinary"] = 0.1
     flat["results"]["diverse"]["plain"]["asr"] = [0.1, 0.1, 0.1]
     assert statuses(flat)[0] == "cannot be tested" and statuses(flat)[2:4] == ["cannot be tested"] * 2
-    assert statuses(flat)[5] == "cannot be tested"
+    assert statuses(flat)[4] == statuses(flat)[6] == "cannot be tested"
+    few = made()
+    for run in ("plain", "penalised"):
+        d = few["results"]["diverse"][run]
+        d.update(asr=d["asr"][:2], **{k: [row[:2] for row in d[k][:2]] for k in ("pixel", "spectrum")})
+    assert statuses(few)[4] == "cannot be tested"  # one pair: no standard error
+    old = made()
+    for run in ("plain", "penalised"):
+        del old["results"]["diverse"][run]["spectrum"]
+    stale = appendix.verdicts(old)[4]  # a record computed before the band spectra were measured
+    assert stale.status == "cannot be tested" and "recompute" in stale.detail
     one = made()
     one["results"]["targets"] = [0]
     assert statuses(one)[:2] == ["cannot be tested"] * 2
+
+
+def test_the_claim_is_the_papers_sentence_not_the_penaltys_objective():
+    """The penalty can part the representations (its own objective, the sanity check) while the
+    perturbations become unrelated (band spectra far apart, so their pixels part too): the paper's
+    "remain similar, but with changes in spatial arrangements" does not hold then, though the
+    check does."""
+    rec = made()
+    rec["results"]["diverse"]["penalised"]["spectrum"] = [[1.0, 0.2, 0.1], [0.2, 1.0, 0.15], [0.1, 0.15, 1.0]]
+    found = [v for v in appendix.verdicts(rec) if v.test == "I-F17"]
+    assert [(v.kind, v.status) for v in found] == [
+        ("claim", "does not hold"),
+        ("sanity check", "holds"),
+        ("sanity check", "holds"),
+    ]
+    assert "spectrum cosine 0.90 without the penalty, 0.15 with" in found[0].detail

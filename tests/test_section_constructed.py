@@ -1,4 +1,4 @@
-"""Section "Constructed data sets": the catalogue, the common cut, one variant for training."""
+"""Section "Constructed data sets": the catalogue, the cut of each group, one variant for training."""
 
 import pytest
 import torch
@@ -26,15 +26,30 @@ def test_record_and_catalogue(tiny, forbid):
     rec = records.get(constructed, TINY)
     r, t = rec["results"], rec["tensors"]
     v = r["variants"]
-    assert set(v) == {"adv", "adv-half", "univ", "adv-linf", "univ-linf", "univ-K2", "univ-class", "univ-cyclic"}
+    assert set(v) == {
+        "adv",
+        "adv-half",
+        "univ",
+        "adv-linf",
+        "univ-linf",
+        "univ-K2",
+        "univ-class",
+        "univ-cyclic",
+        "univ-budget",
+    }
     assert v["univ"]["K"] == 8 and v["adv-half"]["eps"] == v["adv"]["eps"] / 2 == 4.0
-    kept = sum(map(sum, r["common"]))
+    assert v["univ-budget"]["eps"] == 1.0 and r["budget"] == "univ-budget" and r["draws"] == 2
+    assert set(r["common"]) == {"l2", "linf", "univ-cyclic", "univ-budget"}
+    kept = sum(map(sum, r["common"]["l2"]))
     assert kept > 0, "the tiny settings should keep something"
     for name, s in v.items():
-        assert s["built"] == 1000 and 0 <= s["fooled"] <= 1 and len(s["fooled_by_target"]) == 10
-        if name != "univ-cyclic":
-            assert s["max_gap"] == 0 and s["kept"] == kept  # uniform labels, every variant cut to the same cells
-    assert v["univ-cyclic"]["max_gap"] is None
+        assert s["built"] == 1000 and 0 <= s["fooled_first"] <= s["fooled"] <= 1 and len(s["fooled_by_target"]) == 10
+        assert s["group"] in r["common"] and s["kept"] == sum(map(sum, r["common"][s["group"]]))
+        if name != "univ-cyclic":  # uniform labels, independent of the classes
+            assert s["max_gap"] == 0 and s["chi2"] == 0 and s["p_value"] > 0.99
+    assert v["univ"]["kept"] == v["adv"]["kept"] == kept  # the l2 variants share one cut
+    assert len(v["univ"]["solver_curve"]) == 2 and len(v["adv"]["solver_curve"]) == 10
+    assert v["univ-cyclic"]["max_gap"] is None and v["univ-cyclic"]["p_value"] is None
     for name in constructed.EXAMPLES:
         assert t[f"original_{name}"].dtype == torch.uint8 and t[f"original_{name}"].shape[1:] == (3, 32, 32)
         assert t[f"perturbed_{name}"].shape == t[f"original_{name}"].shape
@@ -82,13 +97,22 @@ def test_unknown_dataset_is_rejected(tiny, forbid):
         core.Catalogue(records.resolve(constructed, TINY)).check("univ-K3")
 
 
-def record(gaps=(0.0, 0.0), kept=(40, 40), cyclic_kept=30):
-    """A hand-made record: two balanced variants and the cyclic one."""
+def record(gaps=(0.0, 0.0), kept=(40, 40), cyclic_kept=30, p_values=(1.0, 1.0), linf_kept=50):
+    """A hand-made record: two balanced l2 variants, a linf one (another group: its own size)
+    and the cyclic one."""
     labels = [4] * 10 if kept[0] else [0] * 10
     variants = {
-        name: {"max_gap": g, "kept": k, "label_counts": labels} for name, g, k in zip(("adv", "univ"), gaps, kept)
+        name: {"max_gap": g, "kept": k, "label_counts": labels, "p_value": p, "group": "l2"}
+        for name, g, k, p in zip(("adv", "univ"), gaps, kept, p_values)
     }
-    variants["univ-cyclic"] = {"max_gap": None, "kept": cyclic_kept, "label_counts": labels}
+    variants["univ-linf"] = {"max_gap": 0.0, "kept": linf_kept, "label_counts": labels, "p_value": 1.0, "group": "linf"}
+    variants["univ-cyclic"] = {
+        "max_gap": None,
+        "kept": cyclic_kept,
+        "label_counts": labels,
+        "p_value": None,
+        "group": "univ-cyclic",
+    }
     return {"results": {"variants": variants}}
 
 
@@ -97,6 +121,7 @@ def record(gaps=(0.0, 0.0), kept=(40, 40), cyclic_kept=30):
     [
         (record(), ["holds", "holds"]),
         (record(gaps=(0.0, 0.03)), ["does not hold", "holds"]),
+        (record(p_values=(1.0, 0.01)), ["does not hold", "holds"]),
         (record(kept=(40, 30)), ["holds", "does not hold"]),
         (record(kept=(0, 0), cyclic_kept=0), ["cannot be tested", "cannot be tested"]),
     ],

@@ -6,7 +6,7 @@ from test_section_constructed import TINY as CONSTRUCTED
 from nrf import constructed, grid, records, zoo
 from nrf.sections import generalisation
 
-TINY = {**CONSTRUCTED, "lrs": [0.05], "train_epochs": 1, "model_width": 4}
+TINY = {**CONSTRUCTED, "lrs": [0.05], "train_epochs": 1, "model_width": 4, "seeds_main": 2}
 
 
 def test_record(tiny, forbid):
@@ -14,7 +14,13 @@ def test_record(tiny, forbid):
     r = rec["results"]
     assert set(r["best"]) == set(generalisation.DATASETS) == set(r["datasets"])
     assert [p["dataset"] for p in r["points"]] == generalisation.DATASETS  # one setting each
-    assert len({p["size"] for p in r["points"]}) == 1  # every data set has the same number of training images
+    for norm in ("l2", "linf"):  # the data sets of one norm have the same number of training images
+        assert len({p["size"] for p in r["points"] if r["datasets"][p["dataset"]]["norm"] == norm}) == 1
+    for p in r["points"]:  # two seeds for D_adv and D_univ, one for the others (smoke's seeds)
+        assert p["seeds"] == ([0, 1] if p["dataset"] in grid.MAIN else [0])
+        assert len(p["final_accs"]) == len(p["best_epoch_accs"]) == len(p["train_curves"]) == len(p["seeds"])
+        assert p["final_acc"] == pytest.approx(sum(p["final_accs"]) / len(p["seeds"]))
+        assert all(len(c) == 1 for c in p["train_curves"]) and p["best_epoch_acc"] >= p["final_acc"] - 1e-9
     assert r["datasets"]["adv-half"]["eps"] == r["datasets"]["adv"]["eps"] / 2 and r["n_test"] == 1000
     assert r["chance"] == pytest.approx(0.1) and all(0 <= p["final_acc"] <= 1 for p in r["points"])
     assert {v.status for v in generalisation.verdicts(rec)} <= {"holds", "does not hold", "cannot be tested"}
@@ -66,3 +72,17 @@ def test_verdicts(rec, statuses):
     assert found[0].effect == pytest.approx(
         100 * (rec["results"]["best"]["adv"]["final_acc"] - rec["results"]["best"]["univ"]["final_acc"])
     )
+
+
+def test_seed_spread_widens_the_standard_error():
+    """sqrt(binomial^2 + variance over seeds / n_seeds): seeds that disagree decide less."""
+    one = {"final_acc": 0.5}
+    assert grid.spread(one, 10_000) == pytest.approx(0.005)
+    seeds = {"final_acc": 0.5, "final_accs": [0.4, 0.5, 0.6]}
+    assert grid.spread(seeds, 10_000) == pytest.approx((0.005**2 + 0.01 / 3) ** 0.5)
+    agree = record(0.6, 0.3, 0.5, 0.2, n_test=10_000)
+    assert generalisation.verdicts(agree)[0].status == "holds"
+    apart = agree["results"]["points"][1]
+    apart["final_accs"] = [0.05, 0.3, 0.55]  # D_univ's seeds disagree: mean 0.3, s.e. 0.14
+    found = generalisation.verdicts(agree)[0]
+    assert found.status == "does not hold" and found.spread > 10

@@ -87,3 +87,13 @@ def test_verdicts_without_k2_and_with_fine_labels():
         )
     )
     assert [v.status for v in found] == ["holds", "not applicable", "holds", "cannot be tested"]
+
+
+def test_seed_spread_enters_the_verdicts():
+    """The decided accuracy is the mean over seeds, and seeds that disagree widen its s.e. (grid.spread)."""
+    rec = record(FALLS)
+    k2 = rec["results"]["points"][1]
+    k2["final_accs"] = [0.2, 0.45, 0.7]  # mean 0.45, as FALLS, but the seeds disagree
+    found = interpolation.verdicts(rec)
+    assert interpolation.verdicts(record(FALLS))[1].status == "holds"
+    assert found[1].status == "does not hold" and found[1].spread > 10  # I-T5: D_adv at eps/2 against K = 2

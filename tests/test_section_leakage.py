@@ -89,3 +89,11 @@ def record(natural=0.4, others=0.35, robust=0.2, scratch=0.3, cyclic=0.19, n_tes
 )
 def test_verdicts(rec, statuses):
     assert [v.status for v in leakage.verdicts(rec)] == statuses
+
+
+def test_seed_spread_enters_the_cyclic_verdict():
+    rec = record(cyclic=0.14)
+    assert leakage.verdicts(rec)[1].status == "holds"
+    rec["results"]["fresh"]["points"][1]["final_accs"] = [0.05, 0.14, 0.23]  # the seeds disagree
+    found = leakage.verdicts(rec)[1]
+    assert found.status == "does not hold" and found.spread > 4

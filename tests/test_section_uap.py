@@ -2,7 +2,7 @@ import pytest
 import torch
 from conftest import TINY as MODELS_TINY
 
-from nrf import algorithm1, attacks, records, zoo
+from nrf import algorithm1, attacks, records, uaps, zoo
 from nrf.sections import uap
 
 TINY = {
@@ -14,6 +14,15 @@ TINY = {
     "max_passes": 2,
     "uap_batch": 4,
     "n_eval": 40,
+    "sweep_rms": [1.0],
+    "sweep_deepfool": [4.0, 32.0],
+    "sweep_n": 4,
+    "sweep_passes": 1,
+    "sweep_eval": 20,
+    "deepfool_n": 8,
+    "base_size": 16,
+    "solver_epochs": 1,
+    "solver_batch": 16,
 }
 
 
@@ -33,6 +42,9 @@ TINY = {
         ({"max_passes": 0}, "max_passes"),
         ({"uap_batch": 2.5}, "uap_batch"),
         ({"n_eval": 0}, "n_eval"),
+        ({"sweep_rms": [0.0]}, "sweep_rms"),
+        ({"sweep_deepfool": "many"}, "sweep_deepfool"),
+        ({"sweep_passes": 0}, "sweep_passes"),
         ({"width": -3}, "width"),
         ({"nonsense": 1}, "nonsense"),
     ],
@@ -50,6 +62,10 @@ def test_bad_options_fail_before_any_work(bad, name, tiny, forbid):
         ({"sizes": [4, 10**6]}, "sizes"),
         ({"compare_n": 10**6}, "compare_n"),
         ({"n_eval": 10**6}, "n_eval"),
+        ({"sweep_n": 10**6}, "sweep_n"),
+        ({"sweep_eval": 10**6}, "sweep_eval"),
+        ({"deepfool_n": 21}, "deepfool_n"),  # more than sweep_eval's 20
+        ({"base_size": 10**6}, "base_size"),
     ],
 )
 def test_sizes_beyond_the_data_fail_before_training(bad, name, tiny, forbid):
@@ -87,13 +103,46 @@ def test_record_is_well_formed_then_loads(tiny, forbid):
     for kind in ("faithful", "batched"):
         c = r["compare"][kind]
         assert c["seconds"] > 0 and 0 <= c["test_fooling"] <= 1 and len(c["history"]) >= 1
+    sw = r["sweep"]
+    for role in archs:
+        for norm in norms:
+            c = sw["curves"][role][norm]
+            assert c["median_deepfool"] > 0 and 0 < c["deepfool_success"] <= 1
+            assert c["radii"] == sorted(c["radii"]) and len(c["radii"]) == 3  # 1 rms multiple, 2 DeepFool multiples
+            assert sorted(zip(c["kind"], c["multiple"])) == [("deepfool", 4.0), ("deepfool", 32.0), ("rms", 1.0)]
+            unit = uaps.yardstick(norm, r["pixels"])
+            for radius, kind, m in zip(c["radii"], c["kind"], c["multiple"]):
+                assert radius == pytest.approx(m * (unit if kind == "rms" else c["median_deepfool"]))
+            assert all(0 <= p <= 1 for p in c["test"] + c["chance"] + c["train"])
+            assert all(1 <= k <= TINY["sweep_passes"] for k in c["passes"])
+        assert r["picked"]["xi"][norm] == uaps.picked(sw["curves"][archs[0]][norm])
+        assert 0 <= sw["part1"][norm]["fooling"] <= 1 and 0 <= sw["part1"][norm]["target"] < 10
+    assert sw["image_l2"] > 0 and sw["rule"] == uaps.RULE
+    assert r["picked"]["norms"] == [n for n in norms if r["picked"]["xi"][n] is not None]
     found = uap.verdicts(rec)
-    assert [v.test for v in found] == ["II-A1", "II-T1", "II-T2", "II-F3", "II-F4"]
+    assert [v.test for v in found] == ["II-A1", "II-T1", "II-T2", "II-F3", "II-F4", "II-T1", "II-T2", "II-F3", "II-F4"]
+    assert len({v.claim for v in found}) == len(found)  # the claims at the two radii are named apart
 
     forbid(records, "compute", "recomputed a stored record")
     again = records.get(uap, TINY)
     assert again["results"] == rec["results"]
     assert torch.equal(again["tensors"]["perturbations"], t["perturbations"])
+
+
+def test_the_claims_run_again_at_the_picked_radius(tiny, monkeypatch):
+    monkeypatch.setattr(uaps, "HALF", 0.0)  # every radius qualifies: the rule picks the sweep's smallest
+    cfg = records.resolve(uap, TINY)
+    r = uap.run(cfg)["results"]
+    p, archs = r["picked"], TINY["archs"]
+    for norm in ["l2", "linf"]:
+        assert p["xi"][norm] == min(r["sweep"]["curves"]["natural"][norm]["radii"]) != r["xi"][norm]
+        for role in archs:
+            assert p["fooling"][role][norm]["test"] == p["transfer"][norm][archs.index(role)][archs.index(role)]
+            assert 1 <= p["fooling"][role][norm]["passes"] <= TINY["max_passes"]
+    assert p["norms"] == ["l2", "linf"] and p["sizes"]["n"] == [4, 8] and p["sizes"]["norm"] == "l2"
+    found = [v for v in uap.verdicts({"results": r}) if v.claim.endswith(uap.AT_PICKED)]
+    assert [v.test for v in found] == ["II-T1", "II-T2", "II-F3", "II-F4"]
+    assert all(v.detail.startswith("at l2 xi ") and ", linf xi " in v.detail for v in found)
 
 
 def test_run_again_loads_every_artifact(tiny, forbid):
@@ -120,6 +169,7 @@ def hand_made(
     archs=("natural", "vgg11"),
     dominant="one",
     n_eval=1000,
+    picked=True,
 ):
     archs, norms = list(archs), ["l2"]
     k = 10
@@ -171,11 +221,34 @@ def hand_made(
             "batched": {"history": [batched], "seconds": 1.0, "test_fooling": batched},
         },
     }
+    results["picked"] = {
+        "xi": {"l2": 3.0 if picked else None},
+        "norms": norms if picked else [],
+        **{k: results[k] for k in ("fooling", "transfer", "dominant", "sizes")},
+    }
     return {"results": results}
 
 
-def statuses(rec):
-    return {v.test: v.status for v in uap.verdicts(rec)}
+def statuses(rec, at_picked=False):
+    """{test id: status} of the verdicts at the book's xi, or at the picked radius."""
+    return {v.test: v.status for v in uap.verdicts(rec) if v.claim.endswith(uap.AT_PICKED) == at_picked}
+
+
+def test_verdicts_at_the_picked_radius_name_it_or_cannot_be_tested():
+    rec = hand_made()
+    assert set(statuses(rec, at_picked=True).values()) == {"holds"}
+    assert all("at l2 xi 3:" in v.detail for v in uap.verdicts(rec) if v.claim.endswith(uap.AT_PICKED))
+    none = statuses(hand_made(picked=False), at_picked=True)
+    assert none == dict.fromkeys(["II-T1", "II-T2", "II-F3", "II-F4"], "cannot be tested")
+    assert set(statuses(hand_made(picked=False)).values()) == {"holds"}  # the book's xi is decided all the same
+
+
+def test_the_rule_picks_the_smallest_radius_fooling_half():
+    curve = {"radii": [0.2, 0.5, 1.0, 2.0, 4.0], "test": [0.02, 0.1, 0.49, 0.5, 0.9]}
+    assert uaps.picked(curve) == 2.0  # not 4.0, nor 1.0 at 49%
+    shuffled = {"radii": [4.0, 2.0, 0.2, 1.0], "test": [0.9, 0.6, 0.02, 0.3]}
+    assert uaps.picked(shuffled) == 2.0
+    assert uaps.picked({"radii": [1.0, 2.0], "test": [0.1, 0.3]}) is None  # cannot be tested at these radii
 
 
 def test_verdicts_hold_on_a_clear_record():

@@ -18,6 +18,12 @@ TINY = {
     "ft_size": 64,
     "n_normals": 16,
     "dims": [2, 8],
+    "sweep_rms": [1.0],
+    "sweep_deepfool": [4.0, 32.0],
+    "sweep_n": 4,
+    "sweep_passes": 1,
+    "sweep_eval": 20,
+    "deepfool_n": 8,
 }
 
 
@@ -53,6 +59,8 @@ def test_bad_options_fail_before_any_work(bad, name, tiny, forbid):
         ({"n_normals": 10**6}, "n_normals"),
         ({"ft_size": 10**6}, "ft_size"),
         ({"n_eval": 10**6}, "n_eval"),
+        ({"sweep_eval": 10**6}, "sweep_eval"),
+        ({"deepfool_n": 21}, "deepfool_n"),  # more than sweep_eval's 20
     ],
 )
 def test_sizes_beyond_the_data_fail_before_training(bad, name, tiny, forbid):
@@ -70,7 +78,7 @@ def test_record_is_well_formed_then_loads(tiny, forbid):
     assert torch.tensor(f5["random"]).shape == (2, 3) and len(f5["scaled"]) == 3
     assert all(0 <= p <= 1 for row in f5["random"] for p in row)
     rounds = r["t6"]["rounds"]
-    assert len(rounds) == 3  # round 0 and two rounds of fine-tuning
+    assert len(rounds) == 3  # round 0 and two rounds of fine-tuning (II-T6 as the paper ran it: rounds run)
     assert all(0 <= d["fooling"] <= 1 and 0 <= d["clean_acc"] <= 1 for d in rounds)
     assert rounds[0]["fooling"] == rounds[0]["fooling_first"]
     assert t["rounds"].shape == (3, 3, 32, 32) and (t["rounds"].flatten(1).norm(dim=1) <= 1 + 1e-4).all()
@@ -79,7 +87,9 @@ def test_record_is_well_formed_then_loads(tiny, forbid):
     s = t["singular_normals"]
     assert len(s) == f7["kept"] <= 16 and (s[:-1] >= s[1:]).all()
     assert 1 <= f7["rank90_normals"] <= f7["kept"] and t["top"].shape == (4, 3, 32, 32)
-    assert [v.test for v in uap_analysis.verdicts(rec)] == ["II-F5", "II-T6", "II-F7", "II-F7"]
+    found = uap_analysis.verdicts(rec)
+    assert [v.test for v in found] == ["II-F5", "II-T6", "II-F7", "II-F7", "II-F5", "II-T6", "II-F7"]
+    assert len({v.claim for v in found}) == len(found)
 
     # the perturbation is the one Algorithm 1 stores for the uap section's settings: loaded, not solved
     cfg = records.resolve(uap_analysis, TINY)
@@ -93,6 +103,20 @@ def test_record_is_well_formed_then_loads(tiny, forbid):
     forbid(records, "compute", "recomputed a stored record")
     again = records.get(uap_analysis, TINY)
     assert again["results"] == r
+
+
+def test_the_picked_radius_runs_its_own_rounds(tiny, monkeypatch):
+    monkeypatch.setattr(uaps, "HALF", 0.0)  # every radius qualifies: the rule picks the sweep's smallest
+    cfg = records.resolve(uap_analysis, {**TINY, "rounds": 1})
+    r = uap_analysis.run(cfg)["results"]
+    p = r["picked"]
+    train_data, test_data = zoo.load_data(cfg["data"])
+    model, _ = zoo.trained(zoo.recipe(cfg, "natural", train_data.identity), train_data, test_data)
+    curve = uaps.sweep(model, zoo.recipe(cfg, "natural", train_data.identity), train_data, test_data, cfg, "l2")
+    assert p["xi"]["l2"] == min(curve["radii"]) and p["f5"]["radii"] == [p["xi"]["l2"]]
+    assert len(p["t6"]["rounds"]) == 2 and all(0 <= d["fooling"] <= 1 for d in p["t6"]["rounds"])
+    assert torch.as_tensor(p["f7"]["subspace"]).shape == (2, 2) and len(p["f7"]["unconstrained"]) == 2
+    assert not torch.equal(torch.as_tensor(p["f7"]["subspace"]), torch.as_tensor(r["f7"]["subspace"]))  # not at xi
 
 
 def test_finetuning_resumes_after_the_last_finished_round(tiny, monkeypatch):
@@ -128,6 +152,7 @@ def hand_made(
     sub=(0.3, 0.35),
     free=(0.03, 0.04),
     n_eval=1000,
+    picked=True,
 ):
     rounds = [{"fooling": f, "fooling_first": fresh[0], "clean_acc": 0.8} for f in fresh]
     results = {
@@ -154,11 +179,33 @@ def hand_made(
             "rank90_random": ranks[1],
         },
     }
+    at = {"scales": [1.0], "radii": [3.0], "random": [[r] for r in random], "scaled": [universal]}
+    results["picked"] = {
+        "xi": {"l2": 3.0 if picked else None, "linf": None},
+        "rule": "a rule",
+        "f5": at if picked else None,
+        "t6": {"rounds": rounds} if picked else None,
+        "f7": {"dims": [10, 50], "subspace": results["f7"]["subspace"], "unconstrained": list(free)}
+        if picked
+        else None,
+    }
     return {"results": results}
 
 
-def statuses(rec):
-    return [v.status for v in uap_analysis.verdicts(rec)]
+def statuses(rec, at_picked=False):
+    """Statuses of the verdicts at the book's xi, or at the picked radius."""
+    return [v.status for v in uap_analysis.verdicts(rec) if v.claim.endswith(uap_analysis.AT_PICKED) == at_picked]
+
+
+def test_verdicts_at_the_picked_radius_name_it_or_cannot_be_tested():
+    rec = hand_made()
+    assert statuses(rec, at_picked=True) == ["holds"] * 3  # II-F5, II-T6, II-F7 (subspace)
+    assert all(
+        "at l2 xi 3:" in v.detail for v in uap_analysis.verdicts(rec) if v.claim.endswith(uap_analysis.AT_PICKED)
+    )
+    assert statuses(hand_made(picked=False), at_picked=True) == ["cannot be tested"] * 3
+    weak = statuses(hand_made(fresh=(0.7, 0.71)), at_picked=True)
+    assert weak[1] == "holds in part"  # the picked radius's own rounds decide its II-T6
 
 
 def test_verdicts_hold_on_a_clear_record():

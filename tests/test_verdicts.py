@@ -9,7 +9,7 @@ random noise), the test says what it assumes.
 
 import pytest
 
-from nrf.sections import generalisation, interpolation, leakage, uap, uap_analysis
+from nrf.sections import appendix, generalisation, interpolation, leakage, uap, uap_analysis
 
 CHANCE = 0.10  # ten classes (CIFAR-10, ImageNet-M10's ten super-classes)
 N_CIFAR = 10_000  # CIFAR-10's test set
@@ -107,6 +107,25 @@ def normals(subspace: float, free: float) -> dict:
     return {"n_eval": N_ILSVRC, "f7": {"dims": [100], "subspace": [[subspace / 100]], "unconstrained": [free / 100]}}
 
 
+def pairs(n: int, level: float, shift: int) -> list[list[float]]:
+    """An n x n matrix of pairwise cosines about `level` (1 on the diagonal), varied by up to
+    0.05 from pair to pair in a pattern that `shift` changes, so that the pairs have a spread."""
+    return [
+        [1.0 if i == j else level + 0.05 * (((i + j) * 3 + i * j + shift) % 5 - 2) / 2 for j in range(n)]
+        for i in range(n)
+    ]
+
+
+def diverse(spectrum: tuple, pixel: tuple, n: int = 8) -> dict:
+    """I-F17: the mean pairwise cosines (without, with the penalty) between n perturbations' band
+    spectra and between their pixels; all of them work (30% against chance)."""
+    runs = {
+        run: {"asr": [0.3] * n, "spectrum": pairs(n, spectrum[k], k), "pixel": pairs(n, pixel[k], k)}
+        for k, run in enumerate(("plain", "penalised"))
+    }
+    return {"n_eval": N_CIFAR, "diverse": {"chance": CHANCE, **runs}}
+
+
 def verdict(section, record: dict, test: str, index: int = 0):
     """The index-th verdict of `section` on `record` whose test id is `test`."""
     return [v for v in section.verdicts(record) if v.test == test][index]
@@ -176,6 +195,15 @@ CASES = [
         lambda: verdict(
             leakage, leak({"natural": 36.9, "natural_seed1": 35.0, "vgg16": 26.4, "robust": 22.3}, 26.5, 1.9), "I-T4", 1
         ),
+        "does not hold",
+    ),
+    # I-F17 gives no number: "remain similar, but with changes in spatial arrangements" is built as
+    # band spectra as alike with the penalty as without (cosine 0.9) and pixels that no longer align
+    # (0.6 without, 0.0 with); reversed, the spectra part (0.3) while the pixels stay aligned.
+    (
+        "I-F17",
+        lambda: appendix._f17_similar(diverse(spectrum=(0.9, 0.9), pixel=(0.6, 0.0))),
+        lambda: appendix._f17_similar(diverse(spectrum=(0.9, 0.3), pixel=(0.6, 0.6))),
         "does not hold",
     ),
     (

@@ -64,12 +64,14 @@ MODEST = 5.0  # points: the most a restricted base set may improve accuracy and 
 
 
 def _acc(r: dict, name: str) -> float:
-    """The decided statistic: final-epoch test accuracy at the grid's fixed setting (claims.fixed)."""
+    """The decided statistic: final-epoch test accuracy at the grid's fixed setting (claims.fixed),
+    the mean over its seeds."""
     return claims.fixed(r["points"], name)["final_acc"]
 
 
 def _se(r: dict, name: str) -> float:
-    return claims.binomial_se(_acc(r, name), r["n_test"])
+    """Its standard error, the seeds' spread included (grid.spread)."""
+    return grid.spread(claims.fixed(r["points"], name), r["n_test"])
 
 
 def _gap(r: dict, a: str, b: str) -> tuple[float, float]:
@@ -89,7 +91,8 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     "relatively small values of K"; the K = 1 against full-K comparison is I-T3's, counted there
     once). I-T5: D_adv at eps/2 above D_univ at K = 2, one-sided in the paper's direction. I-T2:
     a single-class base set improves accuracy by less than MODEST points. All are decided on the
-    final epoch of the grid's fixed setting, and only when K = 1 is claims.SIGNAL points above chance."""
+    final epoch of the grid's fixed setting (mean over seeds, the seeds' spread in the s.e.), and only
+    when K = 1 is claims.SIGNAL points above chance."""
     r = rec["results"]
     rows = {int(k): n for k, n in r["K"].items()}
     first = rows[min(rows)]
@@ -100,7 +103,7 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     )
     need = (
         f"; decided when K = {min(rows)} is at least {claims.SIGNAL:g} points above chance, at the final epoch "
-        "of the grid's first setting"
+        "of the grid's first setting, mean over seeds (s.e. of binomial and seed spread)"
     )
 
     small = [k for k in rows if min(rows) < k <= SMALL_K]

@@ -144,17 +144,24 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     sided by 2 s.e. (the source's own probe is shown but not used: D_univ keeps only images the
     source sends to t, so its probe reads the source's own decision). Cyclic labels: a fresh
     ResNet-18 trained on the cyclic-label D_univ is above chance by 2 s.e. Fresh models are read
-    at the final epoch of the grid's fixed setting, and decided when D_univ's probe on the
-    source is claims.SIGNAL points above chance."""
+    at the final epoch of the grid's fixed setting, mean over seeds (the seeds' spread in their
+    s.e., grid.spread), and decided when D_univ's probe on the source is claims.SIGNAL points
+    above chance."""
     r = rec["results"]
     chance, n = r["chance"], r["n_test"]
     univ = r["probes"]["univ"]
     robust = univ["robust"]["test_acc"]
-    scratch = {name: claims.fixed(r["fresh"]["points"], name)["final_acc"] for name in DATASETS}
+    fresh = {name: claims.fixed(r["fresh"]["points"], name) for name in DATASETS}
+    scratch = {name: point["final_acc"] for name, point in fresh.items()}
+    fresh_se = {name: grid.spread(point, n) for name, point in fresh.items()}
     above = {}
-    for name, acc in [*((role, univ[role]["test_acc"]) for role in OTHERS), ("fresh ResNet-18", scratch["univ"])]:
-        d = acc - robust
-        above[name] = (d, claims.diff_se(claims.binomial_se(acc, n), claims.binomial_se(robust, n)))
+    for role in OTHERS:
+        acc = univ[role]["test_acc"]
+        above[role] = (acc - robust, claims.diff_se(claims.binomial_se(acc, n), claims.binomial_se(robust, n)))
+    above["fresh ResNet-18"] = (
+        scratch["univ"] - robust,
+        claims.diff_se(fresh_se["univ"], claims.binomial_se(robust, n)),
+    )
     tests = {
         name: claims.above(100 * d, 100 * s, what=f"{name.replace('_', ' ')} minus the robust probe")
         for name, (d, s) in above.items()
@@ -176,7 +183,7 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
             else ""
         )
     worst = min(above, key=lambda name: above[name][0] - claims.K_SE * above[name][1])
-    cyc, cyc_se = scratch[constructed.CYCLIC] - chance, claims.binomial_se(scratch[constructed.CYCLIC], n)
+    cyc, cyc_se = scratch[constructed.CYCLIC] - chance, fresh_se[constructed.CYCLIC]
     cyc_test = claims.above(100 * cyc, 100 * cyc_se, what="its accuracy minus chance")
     return [
         claims.Verdict(
@@ -205,7 +212,7 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
                 SENTENCES["cyclic"],
                 f"a fresh ResNet-18 trained on the cyclic-label D_univ "
                 f"(t = y + 1), on the clean test set: {cyc_test.criterion}, at the final epoch "
-                "of the grid's first setting",
+                "of the grid's first setting, mean over seeds (s.e. of binomial and seed spread)",
             ),
             detail=f"{100 * scratch[constructed.CYCLIC]:.1f}% against chance {100 * chance:.1f}% (D_univ: "
             f"{100 * scratch['univ']:.1f}%)",

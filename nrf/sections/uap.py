@@ -1,16 +1,18 @@
 """Section "Universal adversarial perturbations" (Part II, CVPR 2017): Algorithm 1 and its
-main experiments on CIFAR-10 (II-A1, II-T1, II-T2, II-F3, II-F4).
+main experiments on CIFAR-10 (II-A1, II-T1, II-T2, II-F3, II-F4), at the book's xi and at the
+radius a sweep of Algorithm 1's radius picks by a fixed rule (`uaps.sweep`, `uaps.RULE`).
 
 Every perturbation is untargeted, computed with Algorithm 1 (`uaps.universal`) on a set X of
 training images much smaller than the training set and scored on held-out test images by its
 fooling rate P(C(x + v) != C(x)).
 """
 
+import dataclasses
 import time
 
 import torch
 
-from .. import algorithm1, attacks, claims, options, records, store, uaps, zoo
+from .. import algorithm1, attacks, claims, options, records, store, uaps, universals, zoo
 from ..data import Data
 from ..options import Option
 from ..runtime import bar, device_batch, device_of, generator
@@ -18,6 +20,7 @@ from ..runtime import bar, device_batch, device_of, generator
 OPTIONS = (
     options.MODELS
     + uaps.OPTIONS
+    + options.UNIVERSAL
     + [
         Option(
             "archs",
@@ -69,7 +72,10 @@ def run(cfg: dict) -> dict:
     if cfg["n_eval"] is not None and cfg["n_eval"] > len(test_data):
         raise ValueError(f"option n_eval must be at most the {len(test_data)} test images, got {cfg['n_eval']}")
 
-    archs, norms, sizes = cfg["archs"], cfg["norms"], sorted(cfg["sizes"])
+    uaps.check_sweep(cfg, len(train_data), len(test_data))
+    universals.solver(cfg, len(train_data))  # checks base_size before anything trains
+
+    archs, norms = cfg["archs"], cfg["norms"]
     nets = {}
     for role in archs:
         spec = zoo.recipe(cfg, role, train_data.identity)
@@ -77,7 +83,76 @@ def run(cfg: dict) -> dict:
     xi, solver = uaps.xi(cfg), uaps.solver(cfg)
     first, size_norm = archs[0], norms[0]
 
-    # II-T1 / II-T2 / II-F4: one perturbation per architecture and norm; II-F3: one per size of X.
+    # Fooling rate against radius, per model and norm; the radius the claims are decided at, per norm.
+    curves = {
+        role: {norm: uaps.sweep(nets[role][0], nets[role][2], train_data, test_data, cfg, norm) for norm in norms}
+        for role in archs
+    }
+    chosen = {norm: uaps.picked(curves[first][norm]) for norm in norms}
+    at_xi = experiments(cfg, nets, train_data, test_data, xi, norms)
+    kept = [norm for norm in norms if chosen[norm] is not None]
+    at_picked = experiments(cfg, nets, train_data, test_data, chosen, kept, sizes=size_norm in kept)
+    table, transfer, dominant, by_size = (at_xi[k] for k in ("fooling", "transfer", "dominant", "sizes"))
+    found = at_xi["found"]
+    model, _, spec = nets[first]
+    comparison = compare(
+        model,
+        spec,
+        train_data,
+        test_data,
+        n=cfg["compare_n"],
+        norm=size_norm,
+        xi=xi[size_norm],
+        n_eval=cfg["n_eval"],
+        **solver,
+    )
+    pixels = train_data.x[0].numel()
+    results = {
+        "classes": list(train_data.classes),
+        "archs": archs,
+        "norms": norms,
+        "names": {r: uaps.ROLE_NAMES[r] for r in archs},
+        "xi": xi,
+        "pixels": pixels,
+        "imagenet": uaps.imagenet_equivalent(pixels),
+        "n_train": cfg["n_train"],
+        "n_train_total": len(train_data),
+        "n_eval": len(uaps.eval_index(test_data, cfg["n_eval"])),
+        "max_passes": cfg["max_passes"],
+        "delta": cfg["delta"],
+        "models": {role: {"clean_acc": meta["clean_acc"]} for role, (_, meta, _) in nets.items()},
+        "fooling": table,
+        "transfer": transfer,
+        "dominant": dominant,
+        "sizes": by_size,
+        "sweep": sweep_results(cfg, curves, part_one(cfg, nets[first], train_data, test_data, norms), test_data),
+        "picked": {
+            "xi": chosen,
+            "norms": kept,
+            **{k: at_picked[k] for k in ("fooling", "transfer", "dominant", "sizes")},
+        },
+        "compare": {
+            "n": cfg["compare_n"],
+            "norm": size_norm,
+            "role": first,
+            **{kind: {k: c[k] for k in ("history", "seconds", "test_fooling")} for kind, c in comparison.items()},
+        },
+    }
+    v = torch.stack([torch.stack([found[f"{role}/{norm}"][0]["v"] for norm in norms]) for role in archs])
+    return {
+        "results": results,
+        "tensors": {"perturbations": v.float()},  # [archs, norms, C, H, W]
+        "data": records.data_note(train_data, test_data),
+    }
+
+
+def experiments(cfg: dict, nets: dict, train_data: Data, test_data: Data, xi: dict, norms: list, sizes=True) -> dict:
+    """II-T1, II-T2, II-F3 and II-F4 at the radii xi {norm: radius} of the given norms: one
+    perturbation per architecture and norm, one per size of X (on the first model and norm, where
+    `sizes`), their fooling rates on every model and the labels they send images to.
+    {"found", "fooling", "transfer", "dominant", "sizes" (None without sizes)}."""
+    archs, solver, first = cfg["archs"], uaps.solver(cfg), cfg["archs"][0]
+    size_norm, size_list = cfg["norms"][0], sorted(cfg["sizes"]) if sizes else []
     found = {}  # name -> (result, content hash of v)
     for role in archs:
         model, _, spec = nets[role]
@@ -86,15 +161,17 @@ def run(cfg: dict) -> dict:
                 model, spec, train_data, n=cfg["n_train"], norm=norm, xi=xi[norm], **solver
             )
     model, _, spec = nets[first]
-    for n in sizes:
+    for n in size_list:
         found[f"{first}/{size_norm}/n={n}"] = uaps.universal(
             model, spec, train_data, n=n, norm=size_norm, xi=xi[size_norm], **solver
         )
     gen = generator(uaps.CHANCE_SEED)
     chance = {}
     for norm in attacks.NORMS:  # one draw per norm, always both, so a draw does not depend on `norms`
-        v = uaps.random_direction(norm, xi[norm], (1, *train_data.x.shape[1:]), gen)[0]
-        chance[f"random/{norm}"] = (v, store.digest(v))
+        v = uaps.random_direction(norm, 1.0, (1, *train_data.x.shape[1:]), gen)[0]
+        if norm in norms:
+            v = v * xi[norm]
+            chance[f"random/{norm}"] = (v, store.digest(v))
     pert = {name: (r["v"], digest) for name, (r, digest) in found.items()} | chance
 
     # Labels of every model on every perturbation (the sizes only on the first model).
@@ -135,58 +212,78 @@ def run(cfg: dict) -> dict:
                 "seconds": r["seconds"],
             }
     transfer = {norm: [[fooling(tgt, f"{src}/{norm}") for tgt in archs] for src in archs] for norm in norms}
-    by_size = {
-        "n": sizes,
-        "norm": size_norm,
-        "role": first,
-        "test": [fooling(first, f"{first}/{size_norm}/n={n}") for n in sizes],
-        "train": [found[f"{first}/{size_norm}/n={n}"][0]["history"][-1] for n in sizes],
-        "chance": fooling(first, f"random/{size_norm}"),
-    }
-
-    model, _, spec = nets[first]
-    comparison = compare(
-        model,
-        spec,
-        train_data,
-        test_data,
-        n=cfg["compare_n"],
-        norm=size_norm,
-        xi=xi[size_norm],
-        n_eval=cfg["n_eval"],
-        **solver,
-    )
-    pixels = train_data.x[0].numel()
-    results = {
-        "classes": list(train_data.classes),
-        "archs": archs,
-        "norms": norms,
-        "names": {r: uaps.ROLE_NAMES[r] for r in archs},
-        "xi": xi,
-        "pixels": pixels,
-        "imagenet": uaps.imagenet_equivalent(pixels),
-        "n_train": cfg["n_train"],
-        "n_train_total": len(train_data),
-        "n_eval": len(y),
-        "max_passes": cfg["max_passes"],
-        "delta": cfg["delta"],
-        "models": {role: {"clean_acc": meta["clean_acc"]} for role, (_, meta, _) in nets.items()},
-        "fooling": table,
-        "transfer": transfer,
-        "dominant": dominant,
-        "sizes": by_size,
-        "compare": {
-            "n": cfg["compare_n"],
+    by_size = None
+    if size_list:
+        by_size = {
+            "n": size_list,
             "norm": size_norm,
             "role": first,
-            **{kind: {k: c[k] for k in ("history", "seconds", "test_fooling")} for kind, c in comparison.items()},
-        },
-    }
-    v = torch.stack([torch.stack([found[f"{role}/{norm}"][0]["v"] for norm in norms]) for role in archs])
+            "test": [fooling(first, f"{first}/{size_norm}/n={n}") for n in size_list],
+            "train": [found[f"{first}/{size_norm}/n={n}"][0]["history"][-1] for n in size_list],
+            "chance": fooling(first, f"random/{size_norm}"),
+        }
+    return {"found": found, "fooling": table, "transfer": transfer, "dominant": dominant, "sizes": by_size}
+
+
+def part_one(cfg: dict, net: tuple, train_data: Data, test_data: Data, norms: list) -> dict:
+    """Part I's targeted universal perturbations of the first model at Part I's radius (the same
+    artifacts as the gallery's), scored as Part II scores its own: the untargeted fooling rate on
+    the sweep's held-out images of the target's perturbation that fools most.
+    {norm: {"eps", "target", "fooling"}}."""
+    model, _, spec = net
+    out = {}
+    for norm in norms:
+        eps = options.DEFAULT_EPS[norm]
+        uni = universals.per_target(
+            model,
+            spec,
+            train_data,
+            test_data,
+            norm=norm,
+            eps=eps,
+            targets=range(len(train_data.classes)),
+            seed=cfg["seed"],
+            **universals.solver(cfg, len(train_data)),
+        )
+        rates = store.fetch(
+            "uap-part-one",
+            {
+                "model": spec,
+                "test": test_data.identity,
+                "sweep_eval": cfg["sweep_eval"],
+                "deltas": store.digest(uni["deltas"]),
+            },
+            lambda _w, deltas=uni["deltas"]: {"fooling": _untargeted(model, test_data, cfg["sweep_eval"], deltas)},
+        )["fooling"]
+        best = max(range(len(rates)), key=lambda i: rates[i])
+        out[norm] = {"eps": eps, "target": uni["targets"][best], "fooling": rates[best]}
+    return out
+
+
+def _untargeted(model, test_data: Data, n: int, deltas: torch.Tensor) -> list:
+    """Fooling rate P(C(x + d) != C(x)) of each of `deltas` on the first n of the evaluation draw."""
+    x, _ = uaps.test_images(test_data, n, device_of(model))
+    clean = attacks.predict(model, x, device_batch(x.device))
+    return uaps.fooling(model, x, clean, deltas.to(x.device)).tolist()
+
+
+def sweep_results(cfg: dict, curves: dict, part1: dict, test_data: Data) -> dict:
+    """The record's "sweep": every model's curve per norm (without its perturbations), the rule,
+    Part I's comparison and the yardsticks a reader needs (mean l2 norm of the held-out images)."""
+    x, _ = uaps.test_images(test_data, cfg["sweep_eval"], "cpu")
     return {
-        "results": results,
-        "tensors": {"perturbations": v.float()},  # [archs, norms, C, H, W]
-        "data": records.data_note(train_data, test_data),
+        "rule": uaps.RULE,
+        "half": uaps.HALF,
+        "n": cfg["sweep_n"],
+        "passes": cfg["sweep_passes"],
+        "n_eval": cfg["sweep_eval"],
+        "deepfool_n": cfg["deepfool_n"],
+        "image_l2": x.flatten(1).norm(dim=1).mean().item(),
+        "curves": {
+            role: {norm: {k: v for k, v in c.items() if k != "v"} for norm, c in by.items()}
+            for role, by in curves.items()
+        },
+        "part1": part1,
     }
 
 
@@ -284,11 +381,40 @@ T2_SHARE = 0.5  # a transferred perturbation keeps at least half of its source's
 T2_SENTENCE = "a fooling ratio above ... for all other tested architectures"
 
 
+AT_PICKED = " (at the picked radius)"  # the claims again at uaps.RULE's radius, named apart
+
+
 def verdicts(rec: dict) -> list[claims.Verdict]:
     """II-A1 (batched ~ per-image loop), II-T1 (large held-out fooling rates), II-T2 (transfer),
-    II-F3 (more images in X fool more), II-F4 (a few dominant labels)."""
+    II-F3 (more images in X fool more), II-F4 (a few dominant labels): at the book's xi, then
+    II-T1 to II-F4 again at the radius uaps.RULE picks from the sweep."""
     r = rec["results"]
-    return [_a1(r), _t1(r), _t2(r), _f3(r), _f4(r)]
+    return [_a1(r), _t1(r), _t2(r), _f3(r), _f4(r), *_at_picked(r)]
+
+
+def _at_picked(r: dict) -> list[claims.Verdict]:
+    """II-T1, II-T2, II-F3, II-F4 on the record's "picked" experiments, each claim named with
+    AT_PICKED and its detail with the radii; "cannot be tested" where no swept radius qualifies."""
+    p = r["picked"]
+    checks = (_t1, _t2, _f3, _f4)
+    if not p["norms"]:  # the claims' wording from the book's xi, nothing decided
+        return [
+            dataclasses.replace(
+                v,
+                claim=v.claim + AT_PICKED,
+                effect=None,
+                spread=None,
+                status="cannot be tested",
+                detail=f"cannot be tested at these radii: no radius of the sweep meets the rule ({uaps.RULE})",
+            )
+            for v in (check(r) for check in checks)
+        ]
+    view = {**r, **p}
+    radii = ", ".join(f"{norm} xi {uaps.radius_text(norm, p['xi'][norm])}" for norm in p["norms"])
+    return [
+        dataclasses.replace(v, claim=v.claim + AT_PICKED, detail=f"at {radii}: {v.detail}")
+        for v in (check(view) for check in checks)
+    ]
 
 
 def _se(p: float, r: dict) -> float:
@@ -423,6 +549,10 @@ def _f3(r: dict) -> claims.Verdict:
         unit="points",
         criterion=f"the held-out fooling rate at the largest X above that at the smallest by over {claims.K_SE} s.e.",
     )
+    if s is None:
+        return claims.Verdict(
+            **common, effect=None, spread=None, status="cannot be tested", detail="no radius for the sizes' norm"
+        )
     if len(s["n"]) < 2:
         return claims.Verdict(**common, effect=None, spread=None, status="not applicable", detail="one size of X")
     small, large = s["test"][0], s["test"][-1]

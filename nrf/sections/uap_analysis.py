@@ -4,9 +4,12 @@ universal, II-T6 the fine-tuning defence, II-F7 the normal vectors of the decisi
 All three look at the natural ResNet-18 and its Algorithm 1 perturbation (`uaps.universal`,
 shared with the uap section through the store: same model, X, xi and solver settings give the
 same artifact), scored by the fooling rate P(C(x + v) != C(x)) on held-out test images.
+II-F5, II-T6 and II-F7's random vectors are measured at the book's xi and again at the radius
+the uap section's sweep picks (`uaps.sweep`, `uaps.RULE`; the same store artifacts).
 """
 
 import copy
+import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -63,10 +66,10 @@ OPTIONS = (
             "II-F5: also solve Algorithm 1 afresh at every radius (not only rescale the perturbation at xi)",
             kind="bool",
         ),
-        Option("rounds", {"smoke": 2, "medium": 3, "paper": 5}, "II-T6 fine-tuning rounds", kind="int", low=1),
+        Option("rounds", {"smoke": 1, "medium": 3, "paper": 5}, "II-T6 fine-tuning rounds", kind="int", low=1),
         Option(
             "ft_epochs",
-            {"smoke": 1, "medium": 1, "paper": 5},
+            {"smoke": 1, "medium": 5, "paper": 5},
             "epochs per fine-tuning round (5: the 2017 paper)",
             kind="int",
             low=1,
@@ -82,8 +85,8 @@ OPTIONS = (
         ),
         Option(
             "pool",
-            {"smoke": 1, "medium": 3, "paper": 10},
-            "universal perturbations per round, one drawn per perturbed image",
+            {"smoke": 1, "medium": 2, "paper": 10},
+            "universal perturbations per round, one drawn per perturbed image (the 2017 paper: 10)",
             kind="int",
             low=1,
         ),
@@ -117,6 +120,7 @@ def run(cfg: dict) -> dict:
             raise ValueError(f"option {name} must be at most the {len(train_data)} training images, got {cfg[name]}")
     if cfg["n_eval"] is not None and cfg["n_eval"] > len(test_data):
         raise ValueError(f"option n_eval must be at most the {len(test_data)} test images, got {cfg['n_eval']}")
+    uaps.check_sweep(cfg, len(train_data), len(test_data))
     dim = train_data.x[0].numel()
     if dims[-1] > min(cfg["n_normals"], dim):
         raise ValueError(
@@ -182,67 +186,79 @@ def run(cfg: dict) -> dict:
 
     f5_out = store.fetch("uap-random", f5_params, f5)
 
-    # II-T6: fine-tuning on clean and universally perturbed images, for a few rounds.
-    t6_params = {
-        **base,
-        "norm": norm,
-        "xi": xi[norm],
-        "v": v_hash,
-        "rounds": cfg["rounds"],
-        "ft_epochs": cfg["ft_epochs"],
-        "ft_lr": cfg["ft_lr"],
-        "ft_size": cfg["ft_size"],
-        "pool": cfg["pool"],
-        "ft_batch": cfg["batch_size"],
-        "weight_decay": cfg["weight_decay"],
+    # The radius the claims are decided at (uaps.RULE), from the uap section's sweep (shared in the store):
+    # for the section's norm (II-F5, II-T6) and for l2 (II-F7).
+    chosen = {
+        n: uaps.picked(uaps.sweep(model, spec, train_data, test_data, cfg, n)) for n in dict.fromkeys([norm, "l2"])
     }
 
-    def t6(workdir):
-        net, path = copy.deepcopy(model), workdir / "rounds.pt"
-        state = {"rounds": [], "pool": None, "model": None}
-        if path.exists():  # resume after the last finished round
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(state["model"])
-        first_v = state["rounds"][0]["v"] if state["rounds"] else None
-        for r in bar(range(len(state["rounds"]), cfg["rounds"] + 1), desc="fine-tuning rounds"):
-            if r > 0:
-                finetune(
-                    net,
-                    train_data,
-                    state["pool"],
-                    epochs=cfg["ft_epochs"],
-                    lr=cfg["ft_lr"],
-                    size=cfg["ft_size"],
-                    batch_size=cfg["batch_size"],
-                    weight_decay=cfg["weight_decay"],
-                    seed=derive_seed(cfg["uap_seed"], r),
-                    device=device,
-                )
-            # round 0's first perturbation is the shared one of II-F5 (same model, X and seed)
-            pool = torch.stack(
-                [
-                    found["v"] if r == 0 and k == 0 else solve(net, xi[norm], cfg["uap_seed"] + k)
-                    for k in range(cfg["pool"])
-                ]
-            ).cpu()
-            first_v = pool[0] if first_v is None else first_v
-            clean_r = attacks.predict(net, x_eval, device_batch(device))
-            state["rounds"].append(
-                {
-                    "v": pool[0],
-                    "fooling": uaps.fooling(net, x_eval, clean_r, pool[:1]).item(),  # the fresh perturbation
-                    "fooling_first": uaps.fooling(net, x_eval, clean_r, first_v[None]).item(),  # round 0's one
-                    "clean_acc": (clean_r.cpu() == y_eval).float().mean().item(),
-                }
-            )
-            state["pool"], state["model"] = pool, {k: v.cpu() for k, v in net.state_dict().items()}
-            save_atomic(state, path)
-        return {"rounds": state["rounds"]}
+    # II-T6: fine-tuning on clean and universally perturbed images, for a few rounds, at xi and at the
+    # picked radius.
+    def finetuned(radius, start):
+        """The rounds of II-T6 at `radius`; round 0's first perturbation is `start` (None: solved here)."""
+        params = {
+            **base,
+            "norm": norm,
+            "xi": radius,
+            "v": None if start is None else store.digest(start),
+            "rounds": cfg["rounds"],
+            "ft_epochs": cfg["ft_epochs"],
+            "ft_lr": cfg["ft_lr"],
+            "ft_size": cfg["ft_size"],
+            "pool": cfg["pool"],
+            "ft_batch": cfg["batch_size"],
+            "weight_decay": cfg["weight_decay"],
+        }
 
-    rounds = store.fetch("uap-finetune", t6_params, t6)["rounds"]
+        def t6(workdir):
+            net, path = copy.deepcopy(model), workdir / "rounds.pt"
+            state = {"rounds": [], "pool": None, "model": None}
+            if path.exists():  # resume after the last finished round
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                net.load_state_dict(state["model"])
+            first_v = state["rounds"][0]["v"] if state["rounds"] else None
+            for r in bar(range(len(state["rounds"]), cfg["rounds"] + 1), desc="fine-tuning rounds"):
+                if r > 0:
+                    finetune(
+                        net,
+                        train_data,
+                        state["pool"],
+                        epochs=cfg["ft_epochs"],
+                        lr=cfg["ft_lr"],
+                        size=cfg["ft_size"],
+                        batch_size=cfg["batch_size"],
+                        weight_decay=cfg["weight_decay"],
+                        seed=derive_seed(cfg["uap_seed"], r),
+                        device=device,
+                    )
+                pool = torch.stack(
+                    [
+                        start if r == 0 and k == 0 and start is not None else solve(net, radius, cfg["uap_seed"] + k)
+                        for k in range(cfg["pool"])
+                    ]
+                ).cpu()
+                first_v = pool[0] if first_v is None else first_v
+                clean_r = attacks.predict(net, x_eval, device_batch(device))
+                state["rounds"].append(
+                    {
+                        "v": pool[0],
+                        "fooling": uaps.fooling(net, x_eval, clean_r, pool[:1]).item(),  # the fresh perturbation
+                        "fooling_first": uaps.fooling(net, x_eval, clean_r, first_v[None]).item(),  # round 0's one
+                        "clean_acc": (clean_r.cpu() == y_eval).float().mean().item(),
+                    }
+                )
+                state["pool"], state["model"] = pool, {k: v.cpu() for k, v in net.state_dict().items()}
+                save_atomic(state, path)
+            return {"rounds": state["rounds"]}
+
+        return store.fetch("uap-finetune", params, t6)["rounds"]
+
+    rounds = finetuned(xi[norm], found["v"])  # round 0's first perturbation is II-F5's (same model, X and seed)
+    rounds_picked = None if chosen[norm] is None else finetuned(chosen[norm], None)
 
     # II-F7: singular values of the DeepFool normals, and random vectors from their top span.
-    f7_params = {**base, "xi": xi["l2"], "n_normals": cfg["n_normals"], "dims": dims, "draws": cfg["draws"]}
+    f7_radii = [xi["l2"]] + ([] if chosen["l2"] is None else [chosen["l2"]])  # the same draws at each radius
+    f7_params = {**base, "radii": f7_radii, "n_normals": cfg["n_normals"], "dims": dims, "draws": cfg["draws"]}
 
     def f7(_workdir):
         x = train_data.x[uaps.pick(train_data, cfg["n_normals"], cfg["uap_seed"])]
@@ -262,26 +278,51 @@ def run(cfg: dict) -> dict:
         rand = torch.randn(normals.shape, generator=gen, device=device)
         s_random = torch.linalg.svdvals((rand / rand.norm(dim=1, keepdim=True)).double())
 
-        def draw(basis=None):  # draws of norm xi, uniform on the sphere of span(basis) (None: of all)
+        def draw(basis=None):  # unit draws, uniform on the sphere of span(basis) (None: of all)
             z = torch.randn(
                 cfg["draws"], normals.shape[1] if basis is None else len(basis), generator=gen, device=device
             )
             z = z if basis is None else z @ basis
-            return (xi["l2"] * z / z.norm(dim=1, keepdim=True)).view(cfg["draws"], *shape)
+            return (z / z.norm(dim=1, keepdim=True)).view(cfg["draws"], *shape)
+
+        inside, free = [draw(vh[:k]) for k in dims], draw()
 
         return {
             "singular_normals": s_normals.cpu(),
             "singular_random": s_random.cpu(),
             "kept": len(normals),
             "median_length": lengths.median().item(),  # the typical per-image minimal l2 perturbation
-            "subspace": torch.stack([fooling(draw(vh[:k])) for k in dims]),  # [dims, draws]
-            "unconstrained": fooling(draw()),
+            "subspace": torch.stack(
+                [torch.stack([fooling(a * d) for d in inside]) for a in f7_radii]
+            ),  # [radii, dims, draws]
+            "unconstrained": torch.stack([fooling(a * free) for a in f7_radii]),  # [radii, draws]
             "top": vh[:N_TOP].reshape(-1, *shape).cpu(),
         }
 
     f7_out = store.fetch("uap-normals", f7_params, f7)
 
     s_n, s_r = f7_out["singular_normals"], f7_out["singular_random"]
+    picked = {"xi": chosen, "rule": uaps.RULE, "f5": None, "t6": None, "f7": None}
+    if rounds_picked is not None:
+        radius = chosen[norm]
+        noise = store.fetch(  # II-F5's draws at the picked radius, on the model before fine-tuning
+            "uap-random-picked",
+            {**base, "norm": norm, "xi": radius, "draws": cfg["draws"]},
+            lambda _w: {
+                "random": fooling(
+                    radius * uaps.random_direction(norm, 1.0, (cfg["draws"], *shape), generator(cfg["uap_seed"]))
+                )
+            },
+        )["random"]
+        picked["f5"] = {
+            "scales": [1.0],
+            "radii": [radius],
+            "random": [[d] for d in noise.tolist()],
+            "scaled": [rounds_picked[0]["fooling"]],
+        }
+        picked["t6"] = {"rounds": [{k: d[k] for k in ("fooling", "fooling_first", "clean_acc")} for d in rounds_picked]}
+    if chosen["l2"] is not None:
+        picked["f7"] = {"dims": dims, "subspace": f7_out["subspace"][1], "unconstrained": f7_out["unconstrained"][1]}
     results = {
         "classes": list(train_data.classes),
         "norm": norm,
@@ -308,11 +349,12 @@ def run(cfg: dict) -> dict:
             "dims": dims,
             "kept": f7_out["kept"],
             "median_length": f7_out["median_length"],
-            "subspace": f7_out["subspace"],
-            "unconstrained": f7_out["unconstrained"],
+            "subspace": f7_out["subspace"][0],
+            "unconstrained": f7_out["unconstrained"][0],
             "rank90_normals": energy_rank(s_n),
             "rank90_random": energy_rank(s_r),
         },
+        "picked": picked,
     }
     tensors = {
         "universal": found["v"].float(),
@@ -375,7 +417,40 @@ def verdicts(rec: dict) -> list[claims.Verdict]:
     """II-F5 (universal beats random noise of its norm), II-T6 (fine-tuning lowers the fooling
     rate but does not remove it), II-F7 (the normals span few directions; random vectors there fool)."""
     r = rec["results"]
-    return [_f5(r), _t6(r), _f7_spectrum(r), _f7_subspace(r)]
+    return [_f5(r), _t6(r), _f7_spectrum(r), _f7_subspace(r), *_at_picked(r)]
+
+
+AT_PICKED = " (at the picked radius)"  # the claims again at uaps.RULE's radius, named apart
+
+
+def _at_picked(r: dict) -> list[claims.Verdict]:
+    """II-F5, II-T6 and II-F7's subspace claim at the radius uaps.RULE picked (the record's
+    "picked"), named with AT_PICKED; "cannot be tested" where no swept radius qualifies."""
+    p = r["picked"]
+    out = []
+    for check, part in ((_f5, "f5"), (_t6, "t6"), (_f7_subspace, "f7")):
+        v = check(r)  # the claim's wording, and the verdict where nothing is picked
+        if part == "f7":
+            norm, ready = "l2", p["f7"] is not None
+        else:
+            norm, ready = r["norm"], p["f5"] is not None
+        if not ready:
+            out.append(
+                dataclasses.replace(
+                    v,
+                    claim=v.claim + AT_PICKED,
+                    effect=None,
+                    spread=None,
+                    status="cannot be tested",
+                    detail=f"cannot be tested at these radii: no radius of the sweep meets the rule ({p['rule']})",
+                )
+            )
+            continue
+        view = {**r, "f5": p["f5"] or r["f5"], "t6": p["t6"] or r["t6"], "f7": p["f7"] or r["f7"]}
+        v = check(view)
+        where = uaps.radius_text(norm, p["xi"][norm])
+        out.append(dataclasses.replace(v, claim=v.claim + AT_PICKED, detail=f"at {norm} xi {where}: {v.detail}"))
+    return out
 
 
 def _f5(r: dict) -> claims.Verdict:
