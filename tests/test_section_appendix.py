@@ -277,11 +277,6 @@ def test_verdicts_fail_or_cannot_be_tested():
         d = few["results"]["diverse"][run]
         d.update(asr=d["asr"][:2], **{k: [row[:2] for row in d[k][:2]] for k in ("pixel", "spectrum")})
     assert statuses(few)[4] == "cannot be tested"  # one pair: no standard error
-    old = made()
-    for run in ("plain", "penalised"):
-        del old["results"]["diverse"][run]["spectrum"]
-    stale = appendix.verdicts(old)[4]  # a record computed before the band spectra were measured
-    assert stale.status == "cannot be tested" and "recompute" in stale.detail
     one = made()
     one["results"]["targets"] = [0]
     assert statuses(one)[:2] == ["cannot be tested"] * 2

@@ -784,14 +784,6 @@ def _f17_similar(r: dict) -> claims.Verdict:
         )
     if no_signal := _no_signal(r):
         return claims.Verdict(**common, effect=None, spread=None, status="cannot be tested", detail=no_signal)
-    if "spectrum" not in plain:  # a record of the code before the band spectra were measured
-        return claims.Verdict(
-            **common,
-            effect=None,
-            spread=None,
-            status="cannot be tested",
-            detail="the record has no band spectra (computed before they were measured): recompute it",
-        )
     spectrum_fall, spectrum_se = (100 * v for v in pair_difference(plain["spectrum"], pen["spectrum"]))
     pixel_fall, pixel_se = (100 * v for v in pair_difference(plain["pixel"], pen["pixel"]))
     similar, moved = _f17_tests(spectrum_fall, spectrum_se, pixel_fall, pixel_se)
