@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nrf import contents, reported
+from nrf import contents, records, reported
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO.parent / "shared" / "PAPER.md"
@@ -63,11 +63,15 @@ def test_the_id_list_is_paper_md():
 
 
 def test_every_verdict_the_papers_report_on_has_an_entry():
-    """Each committed record's verdicts: every test id among PAPER_IDS (or a part of one, I-F5a)
-    resolves to an entry, so every claim row can show the paper's number."""
+    """Each committed record's verdicts that the book shows: every test id among PAPER_IDS (or a
+    part of one, I-F5a) resolves to an entry, so every claim row can show the paper's number. A
+    record of other options (one the code's new options have left behind, awaiting its recompute)
+    is not shown (records.default_profile), and may be in an older format."""
     seen = set()
     for path in sorted((REPO / "results").glob("*/*.json")):
-        if path.stem not in contents.PAGES:
+        if path.stem not in contents.PAGES or not records.published(
+            contents.PAGES[path.stem], {"profile": path.parent.name}
+        ):
             continue
         for verdict in contents.PAGES[path.stem].verdicts(json.loads(path.read_text())):  # verdicts read numbers only
             for test_id in (i.strip() for i in verdict.test.split(",")):
