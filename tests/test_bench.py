@@ -126,3 +126,14 @@ def test_readme_quotes_the_latest_table(name):
     assert quote is not None, f"README.md has no quote of bench/results/{name}.md"
     path = common.RESULTS / f"{name}.md"
     assert quote == (path.read_text() if path.exists() else common.NOT_MEASURED)
+
+
+def test_constructed_schedule_has_every_row(tiny, tmp_path):
+    """One row per (size, epochs) asked, each a balanced D_adv subsample trained that long."""
+    rows = run_quick("constructed_schedule", tmp_path / "schedule.md")
+    assert [r[0] for r in rows] == ["adv"] * 4
+    sizes, epochs = [int(r[2]) for r in rows], [int(r[3]) for r in rows]
+    assert epochs == [1, 2, 1, 2] and sizes[0] == sizes[1] <= 100 < sizes[2] == sizes[3] <= 200
+    for r in rows:
+        final_test, best = float(r[8]), float(r[9])
+        assert 0 <= final_test <= best <= 100 and 0 <= float(r[7]) <= 100

@@ -52,6 +52,20 @@ def test_point_is_the_pages_grid_point(tiny, forbid):
     assert records.get(section, other)["results"]["history"]["lr"] == [0.07, 0.07]
 
 
+def test_train_seed_is_the_pages_next_seed(tiny, forbid):
+    """A sweep over train_seed fills the store with the seeds a page trains (seed, seed + 1):
+    the catalogue stays the one of `seed`."""
+    point = {**TINY, "train_epochs": 1, "decay": "none", "seed": 3}
+    runs = [records.get(section, {**point, "train_seed": s})["results"] for s in (3, 4)]
+    assert [r["seed"] for r in runs] == [3, 4] and runs[0]["history"]["train_loss"] != runs[1]["history"]["train_loss"]
+    assert records.get(section, point)["results"]["history"] == runs[0]["history"]  # null: seed
+    forbid(grid.training, "train", "trained a seed that the sweep points stored")
+    cfg = {**grid_of(point), "seeds": 2}
+    cat = constructed.Catalogue(cfg).build()
+    row = grid.run(cat, ["univ-K2"], cfg)["points"][0]
+    assert row["seeds"] == [3, 4] and row["final_accs"] == [r["final_acc"] for r in runs]
+
+
 def test_sweep_notebook_fills_the_store(tiny, tmp_path, forbid):
     fixed = {**TINY, "train_epochs": 1, "dataset": "adv", "decay": "none"}
     del fixed["train_lr"]
@@ -71,6 +85,7 @@ def test_sweep_notebook_fills_the_store(tiny, tmp_path, forbid):
         ({"train_batch_size": 0}, "option train_batch_size"),
         ({"decay": "cosine"}, "option decay"),
         ({"decay": "step", "train_epochs": 1}, "option decay"),
+        ({"train_seed": -1}, "option train_seed"),
         ({"train_epochs": 0}, "option train_epochs"),
         ({"model_width": 1.5}, "option model_width"),
         ({"Ks": []}, "option Ks"),

@@ -7,7 +7,11 @@ runs it once per point, points in parallel. Its training run is the same store a
 (nrf.grid.train) as the one the Generalisation, Interpolation and Leakage pages train for that
 data set and setting, so a sweep fills the store for them and they train only what is missing.
 Its options are theirs, with one point (`dataset`, `train_lr`, `train_batch_size`, `decay`) in
-place of the grid's lists; `lr` and `batch_size` are the natural model's (options.MODELS).
+place of the grid's lists, and `train_seed` for the fresh model's seed (the pages train seeds
+seed, seed + 1, ...; `seed` itself also seeds the catalogue, so sweeping it would build
+another); `lr` and `batch_size` are the natural model's (options.MODELS).
+
+    nrf sweep constructed_training -p profile medium --grid dataset=adv,univ --grid train_seed=0,1,2
 """
 
 from .. import claims, constructed, grid, options, records
@@ -30,6 +34,14 @@ OPTIONS = (
         Option(
             "decay", "none", "its schedule: none, or step (one x0.1 drop half-way)", kind="str", choices=grid.DECAYS
         ),
+        Option(
+            "train_seed",
+            None,
+            "its seed (null: seed); a page trains seeds seed, seed + 1, ... (seeds, seeds_main)",
+            kind="int",
+            low=0,
+            optional=True,
+        ),
     ]
 )
 
@@ -41,9 +53,11 @@ def run(cfg: dict) -> dict:
     cat = constructed.Catalogue(cfg)
     cat.check(cfg["dataset"])  # the name, before any training
     cat.build()
-    out = grid.train(cat, cfg["dataset"], point, cfg["model_width"], cfg["seed"])
+    seed = cfg["seed"] if cfg["train_seed"] is None else cfg["train_seed"]
+    out = grid.train(cat, cfg["dataset"], point, cfg["model_width"], seed)
     results = {
         **out,
+        "seed": seed,
         "chance": cat.chance,
         "n_test": len(cat.test),
         "classes": cat.classes,
