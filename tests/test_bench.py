@@ -118,7 +118,7 @@ def test_a_full_run_refreshes_its_quote_in_the_readme(tmp_path, monkeypatch, cap
         common.publish("bench_uap", "T", "", torch.device("cpu"), str(tmp_path / "results" / "bench_uap.md"))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, "uap_convergence", "constructed_schedule"])
 def test_readme_quotes_the_latest_table(name):
     """Measured, not typed: the README shows bench/results/NAME.md as the benchmark wrote it (or
     says it is not measured yet)."""
