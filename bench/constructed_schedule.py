@@ -22,7 +22,6 @@ from nrf.data import Data
 from nrf.runtime import default_device, precision
 from nrf.sections import constructed_training
 
-LR, BATCH = 0.1, 128  # the book's medium point (grid.GRID)
 VARIANTS = ("adv", "adv-half")
 
 
@@ -69,8 +68,8 @@ def main(argv=None):
                         "adv": store.key("constructed-raw", cat._raw_params(variant)),
                         "size": len(keep),
                         "epochs": epochs,
-                        "lr": LR,
-                        "batch_size": BATCH,
+                        "lr": cfg["train_lr"],
+                        "batch_size": cfg["train_batch_size"],
                         "seed": args.seed,
                         "test": cat.test.identity,
                     }
@@ -97,8 +96,8 @@ def main(argv=None):
     body += (
         f"\n\nProfile {args.profile}: D_adv made by the natural ResNet-18 (clean accuracy "
         f"{100 * cat.meta['clean_acc']:.1f}%) on {len(cat.source)} training images, up to {cfg['draws']} targets per "
-        f"image; {'; '.join(notes)}. Fresh ResNet-18 of width {cfg['model_width']}, SGD lr {LR} (one-cycle), batch "
-        f"{BATCH}, crop and flip, weight decay 5e-4, seed {args.seed}, {options.precision(args.profile)}; test "
+        f"image; {'; '.join(notes)}. Fresh ResNet-18 of width {cfg['model_width']}, SGD lr {cfg['train_lr']:g} (one-cycle), batch "
+        f"{cfg['train_batch_size']}, crop and flip, weight decay 5e-4, seed {args.seed}, {options.precision(args.profile)}; test "
         f"accuracy on the {len(cat.test)} clean test images (chance {100 * cat.chance:.0f}%)."
     )
     common.publish(
@@ -115,8 +114,8 @@ def fit(cfg: dict, cat, data: Data, epochs: int, seed: int, workdir) -> dict:
         data,
         cat.test,
         epochs=epochs,
-        lr=LR,
-        batch_size=BATCH,
+        lr=cfg["train_lr"],
+        batch_size=cfg["train_batch_size"],
         schedule="onecycle",
         seed=seed,
         checkpoint=workdir / "checkpoint.pt",
