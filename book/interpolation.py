@@ -25,7 +25,8 @@
 # fresh ResNet-18 is trained on each over the hyperparameter grid (the same grid as the
 # Generalisation page, whose points are shared through the artifact store) and tested on the
 # clean test set (I-T1). I-T5 asks whether splitting the budget explains the K effect: D_univ
-# with K = 2 at eps against D_adv at eps/2. I-F7 shows the perturbation toward one target at
+# with K = 2 at eps against D_adv at eps/2, decided only where K = 2 falls below K = 1 (an effect
+# for the budget to explain). I-F7 shows the perturbation toward one target at
 # each K. I-T2 restricts the base sets to a single source class (random base sets of the same
 # size beside it); single-subclass base sets need fine-grained labels.
 
